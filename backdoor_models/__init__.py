@@ -1,0 +1,1 @@
+"""Model organisms: the synthetic chat world, backdoors, model presets, training and evaluation."""

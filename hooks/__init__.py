@@ -1,0 +1,1 @@
+"""Reaching into running models through TransformerLens hook points: activation caching."""

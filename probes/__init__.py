@@ -1,0 +1,1 @@
+"""Detectors over arrays (no model code): batched probes, metrics, controls."""
