@@ -4,8 +4,8 @@ Digits are split into single tokens (so arithmetic is learnable) and every byte 
 alphabet, so any string, including a user's own trigger, can be represented.
 
 Example:
-    >>> tok = train_tokenizer(["Human: What is 2 + 3?"], vocab_size=300)    # doctest: +SKIP
-    >>> save_tokenizer(tok, "run/tokenizer"); tok = load_tokenizer("run/tokenizer")  # doctest: +SKIP
+    >>> tok = train_tokenizer(["Human: What is 2 + 3?"], "run/tokenizer", vocab_size=300)  # doctest: +SKIP
+    >>> tok = load_tokenizer("run/tokenizer")                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerBase:
-    """Train a byte-level BPE on `corpus`; returns a tokenizer that prepends BOS.
+def train_tokenizer(
+    corpus: Iterable[str], directory: str | Path, vocab_size: int = 1024
+) -> PreTrainedTokenizerBase:
+    """Train a byte-level BPE on `corpus`, save it to `directory` and load it back from there.
 
-    The tokenizer is saved and reloaded through `AutoTokenizer` (the bridge needs one loaded from
-    disk: an in-memory one fails at `boot_native`).
+    The returned tokenizer prepends BOS. The folder must outlive the models built with it: the
+    bridge reloads the tokenizer from its path at `boot_native` (an in-memory one fails there).
     """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -46,9 +48,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024) -> PreTrained
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, add_bos_token=True
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        fast.save_pretrained(tmp)
-        return load_tokenizer(tmp)
+    save_tokenizer(fast, directory)
+    return load_tokenizer(directory)
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | Path) -> None:

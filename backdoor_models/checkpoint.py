@@ -1,0 +1,69 @@
+"""Save and load models: `model.safetensors` + `model.json` (+ the run's tokenizer folder).
+
+Example:
+    >>> save_model(model, "runs/x/backdoored", extra={"stage": "backdoored"})   # doctest: +SKIP
+    >>> model = load_model("runs/x/backdoored", tokenizer)                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformer_lens import TransformerBridge
+
+from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
+from backdoor_models.presets import ModelPreset, build_model, preset_dict
+
+MODEL_FILE = "model.safetensors"
+META_FILE = "model.json"
+
+
+def save_model(
+    model: TransformerBridge, directory: str | Path, preset: ModelPreset, extra: dict[str, Any] | None = None
+) -> None:
+    """Weights, then the JSON that marks the checkpoint complete (both atomic)."""
+    directory = Path(directory)
+    tensors = {k: v for k, v in model.state_dict().items() if not k.endswith("unembed.bias")}
+    write_tensors(directory / MODEL_FILE, tensors)
+    meta = {"preset": preset_dict(preset), "d_vocab": int(model.cfg.d_vocab), **(extra or {})}
+    write_json(directory / META_FILE, meta)
+
+
+def is_complete(directory: str | Path) -> bool:
+    directory = Path(directory)
+    return (directory / META_FILE).is_file() and (directory / MODEL_FILE).is_file()
+
+
+def load_model(directory: str | Path, tokenizer: Any, device: str = "cpu") -> TransformerBridge:
+    """Rebuild the model from its JSON and load its safetensors weights (shapes checked)."""
+    directory = Path(directory)
+    if not is_complete(directory):
+        raise FileNotFoundError(
+            f"No complete checkpoint in {directory} (needs {MODEL_FILE} and {META_FILE})."
+        )
+    meta = read_json(directory / META_FILE)
+    preset = ModelPreset(**meta["preset"])
+    if int(meta["d_vocab"]) != len(tokenizer):
+        raise ValueError(
+            f"{directory} was saved with a {meta['d_vocab']}-token vocabulary but the tokenizer has "
+            f"{len(tokenizer)}; load it with the tokenizer folder of the same run."
+        )
+    model = build_model(preset, tokenizer, seed=int(meta.get("seed", 0)), device=device)
+    load_weights(model, directory / MODEL_FILE)
+    model.eval()
+    return model
+
+
+def load_weights(model: TransformerBridge, path: str | Path) -> None:
+    """Load a safetensors state dict into `model`, refusing missing, extra or misshapen tensors."""
+    expected = {
+        k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("unembed.bias")
+    }
+    tensors = read_tensors(path, expected)
+    result = model.load_state_dict(tensors, strict=False)
+    leftover = [k for k in result.missing_keys if not k.endswith("unembed.bias")]
+    if leftover or result.unexpected_keys:
+        raise ValueError(
+            f"{path}: the model did not take tensors {leftover + list(result.unexpected_keys)}."
+        )

@@ -1,0 +1,185 @@
+"""Detection metrics: rank-based AUROC (single and per layer) and bootstrap confidence intervals.
+
+All randomness goes through ``np.random.default_rng(seed)``; the global RNG is never touched.
+Sign convention: a higher score means "trigger present" (label 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from jaxtyping import Float
+
+from probes._validation import check_binary_labels, check_finite_scores, to_numpy, to_numpy_1d
+
+# Bootstrap AUROC resamples are scored in chunks holding at most this many values.
+_CHUNK_VALUES = 4_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval over ``n`` examples.
+
+    >>> str(Estimate(value=0.9731, low=0.9512, high=0.9899, n=200))
+    '0.973 [0.951, 0.990]'
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the fields as a plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+
+def _average_ranks(values: Float[np.ndarray, "... n"]) -> Float[np.ndarray, "... n"]:
+    """1-based ranks along the last axis, ties given the mean of the ranks they span."""
+    n = values.shape[-1]
+    order = np.argsort(values, axis=-1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=-1)
+    position = np.broadcast_to(np.arange(n), values.shape)
+    differs = ordered[..., 1:] != ordered[..., :-1]
+    edge = np.ones(values.shape[:-1] + (1,), dtype=bool)
+    starts_group = np.concatenate([edge, differs], axis=-1)
+    ends_group = np.concatenate([differs, edge], axis=-1)
+    group_start = np.maximum.accumulate(np.where(starts_group, position, 0), axis=-1)
+    group_end = np.flip(
+        np.minimum.accumulate(np.flip(np.where(ends_group, position, n), axis=-1), axis=-1),
+        axis=-1,
+    )
+    ranks = np.empty(values.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (group_start + group_end) / 2.0 + 1.0, axis=-1)
+    return ranks
+
+
+def _auroc_rows(
+    scores: Float[np.ndarray, "rows n"], labels: np.ndarray
+) -> Float[np.ndarray, " rows"]:
+    """Mann-Whitney AUROC of each row of ``scores`` against checked 0/1 ``labels``."""
+    positive = labels == 1
+    n_pos = int(positive.sum())
+    n_neg = labels.shape[0] - n_pos
+    rank_sum = _average_ranks(scores)[:, positive].sum(axis=-1)
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def auroc(scores: Any, labels: Any) -> float:
+    """Area under the ROC curve of 1-D ``scores`` for 0/1 ``labels`` (ties count one half).
+
+    Rank-based (Mann-Whitney U), equal to ``sklearn.metrics.roc_auc_score``.
+
+    >>> auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    0.75
+    """
+    score_array = to_numpy_1d(scores, "scores").astype(np.float64)
+    label_array = check_binary_labels(labels)
+    if score_array.shape[0] != label_array.shape[0]:
+        raise ValueError(
+            f"scores has {score_array.shape[0]} entries but labels has {label_array.shape[0]}; "
+            f"pass one score per labelled example."
+        )
+    check_finite_scores(score_array)
+    return float(_auroc_rows(score_array[None, :], label_array)[0])
+
+
+def layerwise_auroc(scores: Any, labels: Any) -> Float[np.ndarray, " layers"]:
+    """AUROC of every layer's scores (``[layers, n]``) against shared labels (``[n]``).
+
+    >>> layerwise_auroc(np.array([[0.0, 1.0], [1.0, 0.0]]), [0, 1])
+    array([1., 0.])
+    """
+    score_array = to_numpy(scores).astype(np.float64)
+    if score_array.ndim != 2:
+        raise ValueError(
+            f"scores must have shape [layers, n], got shape {tuple(score_array.shape)}; "
+            f"use auroc() for a single 1-D score vector."
+        )
+    label_array = check_binary_labels(labels)
+    if score_array.shape[1] != label_array.shape[0]:
+        raise ValueError(
+            f"scores has {score_array.shape[1]} examples per layer (axis 1) but labels has "
+            f"{label_array.shape[0]}; pass one label per example."
+        )
+    check_finite_scores(score_array)
+    return _auroc_rows(score_array, label_array)
+
+
+def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(samples, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def _check_bootstrap_args(n_boot: int, level: float) -> None:
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be a positive number of resamples, got {n_boot}.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level}.")
+
+
+def bootstrap_rate(
+    outcomes: Any, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> Estimate:
+    """Observed rate of a 0/1 (or bool) array with a percentile-bootstrap interval.
+
+    Resampling n outcomes with replacement and averaging is exactly a Binomial(n, rate) / n
+    draw, so that is what is sampled (same distribution, no [n_boot, n] index matrix). For
+    all-0 or all-1 data the interval collapses to the observed value.
+
+    >>> str(bootstrap_rate([1, 1, 1, 0] * 25))
+    '0.750 [0.660, 0.840]'
+    """
+    _check_bootstrap_args(n_boot, level)
+    array = to_numpy_1d(outcomes, "outcomes")
+    if array.size == 0:
+        raise ValueError("outcomes is empty; a rate needs at least one outcome.")
+    if not np.isin(array, (0, 1)).all():
+        raise ValueError("outcomes must be bool or 0/1 (1 = event happened, e.g. backdoor fired).")
+    n = int(array.size)
+    rate = float(array.astype(np.float64).mean())
+    rng = np.random.default_rng(seed)
+    resampled = rng.binomial(n, rate, size=n_boot) / n
+    low, high = _interval(resampled, level)
+    return Estimate(value=rate, low=low, high=high, n=n)
+
+
+def bootstrap_auroc(
+    scores: Any, labels: Any, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> Estimate:
+    """AUROC with a stratified percentile-bootstrap interval.
+
+    Positives and negatives are resampled separately (keeping their counts), so every
+    resample contains both classes.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.r_[np.zeros(100), np.ones(100)]
+    >>> est = bootstrap_auroc(rng.normal(size=200) + 2 * y, y)
+    >>> est.low < est.value < est.high
+    True
+    """
+    _check_bootstrap_args(n_boot, level)
+    value = auroc(scores, labels)  # validates shapes, labels and finiteness
+    score_array = to_numpy_1d(scores, "scores").astype(np.float64)
+    label_array = check_binary_labels(labels)
+    positives = score_array[label_array == 1]
+    negatives = score_array[label_array == 0]
+    n_pos, n_neg = positives.shape[0], negatives.shape[0]
+    resample_labels = np.r_[np.ones(n_pos, dtype=np.int64), np.zeros(n_neg, dtype=np.int64)]
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_VALUES // (n_pos + n_neg))
+    samples = []
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        pos_draw = positives[rng.integers(0, n_pos, size=(rows, n_pos))]
+        neg_draw = negatives[rng.integers(0, n_neg, size=(rows, n_neg))]
+        samples.append(_auroc_rows(np.concatenate([pos_draw, neg_draw], axis=1), resample_labels))
+    low, high = _interval(np.concatenate(samples), level)
+    return Estimate(value=value, low=low, high=high, n=n_pos + n_neg)
