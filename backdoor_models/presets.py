@@ -32,9 +32,15 @@ class ModelPreset:
     def d_head(self) -> int:
         return self.d_model // self.n_heads
 
+    def n_params(self, d_vocab: int) -> int:
+        """Trainable parameters with a `d_vocab`-token vocabulary (embedding and unembedding untied)."""
+        d, m = self.d_model, self.d_mlp
+        per_layer = 4 * d * d + 4 * d + 2 * d * m + m + d + 4 * d  # attention, MLP, two LayerNorms
+        return 2 * d_vocab * d + self.n_ctx * d + self.n_layers * per_layer + 2 * d
 
-# Parameter counts with a 1,024-token vocabulary: tiny 0.24M, small 1.1M, base 2.1M,
-# medium 11.5M, large 26.3M (about 110x from tiny to large).
+
+# Parameter counts with a 1,024-token vocabulary: tiny 0.24M, small 1.07M, base 2.20M,
+# medium 11.5M, large 26.3M (110x from tiny to large).
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in [

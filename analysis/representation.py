@@ -1,0 +1,77 @@
+"""What the activations show: a logistic probe per layer for "trigger present", scored on held-out
+questions, beside two controls (shuffled labels; the prompt's length alone).
+
+The split is by question: the triggered and clean versions of a question are always in the same
+split, so the probe cannot pass by recognising a question it has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_auroc
+from probes.metrics import auroc
+
+
+def split_by_group(groups: Sequence[int], train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the train and test examples; every group lands wholly in one split."""
+    unique = np.unique(np.asarray(groups))
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(unique)
+    n_train = int(round(train_fraction * len(unique)))
+    if n_train < 1 or n_train >= len(unique):
+        raise ValueError(
+            f"{len(unique)} questions cannot be split {train_fraction:.0%}/{1 - train_fraction:.0%} "
+            "with both splits non-empty; use more evaluation questions."
+        )
+    train_groups = set(shuffled[:n_train].tolist())
+    in_train = np.array([g in train_groups for g in groups])
+    return np.flatnonzero(in_train), np.flatnonzero(~in_train)
+
+
+def probe_layers(
+    activations: Mapping[str, Float[Tensor, "n d"]],
+    labels: Sequence[bool],
+    groups: Sequence[int],
+    prompt_lengths: Sequence[int],
+    train_fraction: float = 0.5,
+    C: float = 1.0,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Fit one probe per activation site at once; AUROC on the held-out split with intervals."""
+    names = list(activations)
+    X = torch.stack([activations[n] for n in names]).double()  # [layers, n, d]
+    y = np.asarray(labels, dtype=int)
+    train, test = split_by_group(groups, train_fraction, seed)
+    for split, idx in (("train", train), ("test", test)):
+        if len(np.unique(y[idx])) < 2:
+            raise ValueError(f"The {split} split has only one class; use more evaluation questions.")
+    probe = LayerwiseLogisticProbe(C=C).fit(X[:, train], y[train])
+    scores = probe.decision_function(X[:, test]).cpu().numpy()  # [layers, n_test]
+    point = layerwise_auroc(scores, y[test])
+    intervals = [
+        bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i).to_dict() for i in range(len(names))
+    ]
+    shuffled = shuffled_label_auroc(X[:, train], y[train], X[:, test], y[test], seed=seed, C=C)
+    lengths = np.asarray(prompt_lengths, dtype=float)
+    best = int(np.argmax(point))
+    return {
+        "sites": names,
+        "auroc": intervals,
+        "auroc_point": point.tolist(),
+        "shuffled_label_auroc": np.asarray(shuffled).tolist(),
+        "length_only_auroc": auroc(lengths[test], y[test]),
+        "best_site": names[best],
+        "best_auroc": intervals[best],
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "best_site_test_scores": scores[best].tolist(),
+        "test_labels": y[test].tolist(),
+    }

