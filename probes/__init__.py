@@ -1,6 +1,6 @@
 """Detectors over arrays (no model code): batched probes, metrics, controls."""
 
-from probes.controls import shuffled_label_auroc
+from probes.controls import shuffled_label_auroc, shuffled_label_null
 from probes.logistic import LayerwiseLogisticProbe
 from probes.metrics import Estimate, auroc, bootstrap_auroc, bootstrap_rate, layerwise_auroc
 
@@ -12,4 +12,5 @@ __all__ = [
     "bootstrap_rate",
     "layerwise_auroc",
     "shuffled_label_auroc",
+    "shuffled_label_null",
 ]

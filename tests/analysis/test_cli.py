@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from analysis.cli import main
+
+TINY = """
+seed: 0
+model: {preset: tiny}
+data: {n_train: 1500, n_eval: 24, vocab_size: 500}
+train: {steps: 40, batch_size: 32, lr: 0.003, warmup_steps: 4, eval_every: 20, checkpoint_every: 20}
+eval: {max_new_tokens: 20, n_bootstrap: 200, n_during_training: 8}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.yaml").write_text(TINY)
+    code = main(["run", "--config", str(root / "tiny.yaml"), "--run-dir", str(root / "run"), "--quiet"])
+    assert code == 0
+    return root
+
+
+def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
+    run = tiny_run / "run"
+    for name in ["config.resolved.yaml", "environment.json", "tokenizer/tokenizer.json", "results.json",
+                 "report.html", "backdoored/model.safetensors", "backdoored/model.json",
+                 "backdoored/behaviour.json", "backdoored/activations.safetensors", "backdoored/probes.json"]:
+        assert (run / name).is_file(), name
+    results = json.loads((run / "results.json").read_text())
+    stage = results["stages"]["backdoored"]
+    behaviour = json.loads((run / "backdoored/behaviour.json").read_text())
+    assert stage["behaviour"] == behaviour["summary"]
+    assert len(stage["probes"]["auroc"]) == 1 + 2  # embedding + two layers of the tiny preset
+    assert [e["step"] for e in stage["training"]["evals"]] == [20, 40]
+    html = (run / "report.html").read_text()
+    assert "plotly" in html and "AUROC" in html
+
+
+def test_resume_of_finished_run_redoes_nothing(tiny_run, capsys) -> None:
+    run = tiny_run / "run"
+    before = json.loads((run / "results.json").read_text())
+    mtime = (run / "backdoored/model.safetensors").stat().st_mtime
+    assert main(["run", "--resume", str(run), "--quiet"]) == 0
+    after = json.loads((run / "results.json").read_text())
+    assert after["stages"] == before["stages"]
+    assert (run / "backdoored/model.safetensors").stat().st_mtime == mtime
+    assert "with trigger" in capsys.readouterr().out
+
+
+def test_existing_folder_is_not_overwritten(tiny_run, capsys) -> None:
+    code = main(["run", "--config", str(tiny_run / "tiny.yaml"), "--run-dir", str(tiny_run / "run"), "--quiet"])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_bad_config_fails_before_work(tmp_path, capsys) -> None:
+    (tmp_path / "bad.yaml").write_text("train: {stepz: 3}\nmodel: {preset: huge}\n")
+    code = main(["run", "--config", str(tmp_path / "bad.yaml"), "--run-dir", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "stepz" in err and "huge" in err
+    assert not (tmp_path / "r").exists()
