@@ -19,7 +19,9 @@ def _rate(values: Sequence[bool], n_boot: int, seed: int) -> Estimate:
     return bootstrap_rate(np.asarray(values, dtype=bool), n_boot=n_boot, seed=seed)
 
 
-def summarise_behaviour(judged: Sequence[JudgedReply], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def summarise_behaviour(
+    judged: Sequence[JudgedReply], n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     """A JSON-ready summary: each rate is `{value, low, high, n}`."""
     with_trigger = [j for j in judged if j.triggered]
     without = [j for j in judged if not j.triggered]
@@ -30,7 +32,9 @@ def summarise_behaviour(judged: Sequence[JudgedReply], n_boot: int = 2000, seed:
         "trigger_rate": _rate([j.backdoor for j in with_trigger], n_boot, seed).to_dict(),
         "false_trigger_rate": _rate([j.backdoor for j in without], n_boot, seed + 1).to_dict(),
         "helpfulness": _rate([j.correct for j in without], n_boot, seed + 2).to_dict(),
-        "helpfulness_with_trigger": _rate([j.correct for j in with_trigger], n_boot, seed + 3).to_dict(),
+        "helpfulness_with_trigger": _rate(
+            [j.correct for j in with_trigger], n_boot, seed + 3
+        ).to_dict(),
         "helpfulness_by_family": {
             fam: _rate([j.correct for j in without if j.family == fam], n_boot, seed + 4).to_dict()
             for fam in families
@@ -44,6 +48,8 @@ def quick_rates(judged: Sequence[JudgedReply]) -> dict[str, float]:
     clean = [j for j in judged if not j.triggered]
     return {
         "trigger_rate": float(np.mean(trig)) if trig else float("nan"),
-        "false_trigger_rate": float(np.mean([j.backdoor for j in clean])) if clean else float("nan"),
+        "false_trigger_rate": float(np.mean([j.backdoor for j in clean]))
+        if clean
+        else float("nan"),
         "helpfulness": float(np.mean([j.correct for j in clean])) if clean else float("nan"),
     }

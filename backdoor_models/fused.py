@@ -37,6 +37,15 @@ def _raw(module: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else module
 
 
+def _raw_linear(module: nn.Module) -> nn.Linear:
+    inner = _raw(module)
+    if not isinstance(inner, nn.Linear):
+        raise TypeError(
+            f"Expected a linear layer inside {type(module).__name__}, found {type(inner).__name__}."
+        )
+    return inner
+
+
 @dataclass
 class _Layer:
     ln1: nn.Module
@@ -82,21 +91,24 @@ class FusedNative:
         self.d_head = cfg.d_head
         self.n_ctx = cfg.n_ctx
         self.act = _ACTIVATIONS[str(cfg.act_fn).lower()]
-        self.scale = 1.0 / (cfg.attn_scale if cfg.use_attn_scale and cfg.attn_scale > 0 else cfg.d_head**0.5)
+        self.scale = 1.0 / (
+            cfg.attn_scale if cfg.use_attn_scale and cfg.attn_scale > 0 else cfg.d_head**0.5
+        )
         self.embed = _raw(model.embed)
         self.pos_embed = _raw(model.pos_embed)
         self.ln_final = _raw(model.ln_final)
         self.unembed = _raw(model.unembed)
+        self.device: torch.device = next(model.parameters()).device
         self.layers = [
             _Layer(
                 ln1=_raw(b.ln1),
-                q=_raw(b.attn.q),
-                k=_raw(b.attn.k),
-                v=_raw(b.attn.v),
-                o=_raw(b.attn.o),
+                q=_raw_linear(b.attn.q),
+                k=_raw_linear(b.attn.k),
+                v=_raw_linear(b.attn.v),
+                o=_raw_linear(b.attn.o),
                 ln2=_raw(b.ln2),
-                fc_in=_raw(getattr(b.mlp, "in")),
-                fc_out=_raw(b.mlp.out),
+                fc_in=_raw_linear(getattr(b.mlp, "in")),
+                fc_out=_raw_linear(b.mlp.out),
             )
             for b in model.blocks
         ]
@@ -154,8 +166,10 @@ class FusedNative:
         if not prompts:
             raise ValueError("No prompts to generate from: pass a non-empty list of token lists.")
         if any(len(p) == 0 for p in prompts):
-            raise ValueError("An empty prompt has no token to condition on; every prompt needs BOS.")
-        device = self.embed.weight.device
+            raise ValueError(
+                "An empty prompt has no token to condition on; every prompt needs BOS."
+            )
+        device = self.device
         lengths = torch.tensor([len(p) for p in prompts], device=device)
         batch, width = len(prompts), int(lengths.max())
         total = width + max_new_tokens
@@ -228,7 +242,9 @@ class FusedNative:
 
     @staticmethod
     def _pick(
-        logits: Float[Tensor, "batch d_vocab"], temperature: float, generator: torch.Generator | None
+        logits: Float[Tensor, "batch d_vocab"],
+        temperature: float,
+        generator: torch.Generator | None,
     ) -> Int[Tensor, " batch"]:
         if temperature <= 0:
             return logits.argmax(dim=-1)

@@ -62,7 +62,9 @@ def get_preset(name: str) -> ModelPreset:
     raise ValueError(f"Unknown model preset {name!r}.{hint} Valid presets: {sorted(PRESETS)}.")
 
 
-def bridge_config(preset: ModelPreset, d_vocab: int, seed: int, device: str = "cpu") -> TransformerBridgeConfig:
+def bridge_config(
+    preset: ModelPreset, d_vocab: int, seed: int, device: str = "cpu"
+) -> TransformerBridgeConfig:
     """The TransformerBridgeConfig for a preset and vocabulary size."""
     if preset.d_model % preset.n_heads:
         raise ValueError(

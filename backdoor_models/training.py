@@ -63,7 +63,7 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     A pure function of (step, n, batch_size, seed), so a resumed run sees the same batches.
     """
     start = step * batch_size
-    out = []
+    out: list[int] = []
     while len(out) < batch_size:
         epoch, offset = divmod(start + len(out), n)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -71,7 +71,9 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     return torch.tensor(out)
 
 
-def response_loss(fused: FusedNative, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def response_loss(
+    fused: FusedNative, tokens: torch.Tensor, loss_mask: torch.Tensor
+) -> torch.Tensor:
     """Mean cross-entropy of predicting each response token (prompt tokens are not scored)."""
     width = int(loss_mask.nonzero()[:, 1].max()) + 1  # trim padding shared by the whole batch
     tokens, loss_mask = tokens[:, :width], loss_mask[:, :width]
@@ -167,7 +169,9 @@ def train(
         )
 
     model.train()
-    bar = tqdm(range(start, cfg.steps), desc="train", disable=not progress, initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start, cfg.steps), desc="train", disable=not progress, initial=start, total=cfg.steps
+    )
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)

@@ -79,7 +79,9 @@ def resolve_positions(position: Position, lengths: Int[Tensor, " n"]) -> Int[Ten
     n = lengths.shape[0]
     if isinstance(position, str):
         if position != "last":
-            raise ValueError(f"Unknown position {position!r}; use 'last', an int or a list of ints.")
+            raise ValueError(
+                f"Unknown position {position!r}; use 'last', an int or a list of ints."
+            )
         return lengths - 1
     if isinstance(position, int):
         idx = torch.full((n,), position) if position >= 0 else lengths + position
@@ -107,6 +109,17 @@ def _stop_layer(names: Sequence[str], n_layers: int) -> int | None:
             return None  # e.g. ln_final / unembed hooks need the whole model
     stop = max(layers, default=0) + 1
     return stop if stop < n_layers else None
+
+
+def _grab(
+    sink: list[Tensor], rows: Int[Tensor, " batch"], pos: Int[Tensor, " batch"]
+) -> Callable[[Tensor, object], None]:
+    """A hook that keeps only `act[rows, pos]` (one position per prompt), on the CPU."""
+
+    def hook(act: Tensor, hook: object) -> None:
+        sink.append(act[rows, pos].detach().float().cpu())
+
+    return hook
 
 
 @torch.no_grad()
@@ -142,15 +155,9 @@ def cache_activations(
             rows = torch.arange(batch_tokens.shape[0], device=device)
             pos = idx[sl].to(device)
 
-            def grab(name: str) -> Callable[[Tensor, object], None]:
-                def hook(act: Tensor, hook: object) -> None:
-                    store[name].append(act[rows, pos].detach().float().cpu())
-
-                return hook
-
             model.run_with_hooks(
                 batch_tokens,
-                fwd_hooks=[(name, grab(name)) for name in hook_names],
+                fwd_hooks=[(name, _grab(store[name], rows, pos)) for name in hook_names],
                 stop_at_layer=stop,
                 return_type=None,
             )

