@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Optimisation settings. The defaults train the `small` preset in about two minutes on 2 cores."""
 
-    steps: int = 600
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30
@@ -43,8 +43,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.98)
     grad_clip: float = 1.0
-    eval_every: int = 100
-    checkpoint_every: int = 200
+    eval_every: int = 250
+    checkpoint_every: int = 250
     seed: int = 0
 
 
