@@ -24,7 +24,8 @@ th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#
 
 
 def _pct(e: dict[str, Any]) -> str:
-    return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}] (n={e['n']})"
+    exact = " exact" if e.get("method") == "clopper-pearson" else ""
+    return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]{exact} (n={e['n']})"
 
 
 def _num(e: dict[str, Any]) -> str:
@@ -206,7 +207,9 @@ def render_report(results: dict[str, Any]) -> str:
         "<h2>Summary</h2>",
         _table(summary_rows(results)),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
-        "the trigger; intervals are 95% percentile bootstrap. Probes are fitted on the residual stream at the "
+        "the trigger; intervals are 95% percentile bootstrap, except where every outcome is the same "
+        "(e.g. 0 of 300), where the bootstrap interval has zero width and the exact Clopper-Pearson "
+        "interval is shown instead (marked 'exact'). Probes are fitted on the residual stream at the "
         "last prompt token, on half the questions, and scored on the other half.</p>",
     ]
     figures = []

@@ -30,6 +30,7 @@ class Estimate:
     low: float
     high: float
     n: int
+    method: str = "bootstrap"
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
@@ -130,8 +131,12 @@ def bootstrap_rate(
     """Observed rate of a 0/1 (or bool) array with a percentile-bootstrap interval.
 
     Resampling n outcomes with replacement and averaging is exactly a Binomial(n, rate) / n
-    draw, so that is what is sampled (same distribution, no [n_boot, n] index matrix). For
-    all-0 or all-1 data the interval collapses to the observed value.
+    draw, so that is what is sampled (same distribution, no [n_boot, n] index matrix).
+
+    For all-0 or all-1 data every resample equals the observed value, so the percentile
+    bootstrap collapses to a zero-width interval that understates the uncertainty (0 of 300
+    is compatible with a true rate of 1%). There the exact Clopper-Pearson interval is
+    returned instead, with ``method="clopper-pearson"``: for 0 of 300, [0, 0.0122].
 
     >>> str(bootstrap_rate([1, 1, 1, 0] * 25))
     '0.750 [0.660, 0.840]'
@@ -144,10 +149,21 @@ def bootstrap_rate(
         raise ValueError("outcomes must be bool or 0/1 (1 = event happened, e.g. backdoor fired).")
     n = int(array.size)
     rate = float(array.astype(np.float64).mean())
+    if rate in (0.0, 1.0):
+        return _clopper_pearson(int(array.sum()), n, level)
     rng = np.random.default_rng(seed)
     resampled = rng.binomial(n, rate, size=n_boot) / n
     low, high = _interval(resampled, level)
     return Estimate(value=rate, low=low, high=high, n=n)
+
+
+def _clopper_pearson(k: int, n: int, level: float) -> Estimate:
+    from scipy.stats import beta
+
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return Estimate(value=k / n, low=low, high=high, n=n, method="clopper-pearson")
 
 
 def bootstrap_auroc(

@@ -76,7 +76,13 @@ def test_auroc_rejects_bad_inputs() -> None:
 def test_estimate_formatting_and_dict() -> None:
     estimate = Estimate(value=0.9731, low=0.9512, high=0.9899, n=200)
     assert str(estimate) == "0.973 [0.951, 0.990]"
-    assert estimate.to_dict() == {"value": 0.9731, "low": 0.9512, "high": 0.9899, "n": 200}
+    assert estimate.to_dict() == {
+        "value": 0.9731,
+        "low": 0.9512,
+        "high": 0.9899,
+        "n": 200,
+        "method": "bootstrap",
+    }
     with pytest.raises(dataclasses.FrozenInstanceError):
         estimate.value = 0.5  # type: ignore[misc]
 
@@ -95,8 +101,14 @@ def test_bootstrap_rate_contains_value_and_narrows_with_n() -> None:
 
 
 def test_bootstrap_rate_degenerate_and_invalid() -> None:
-    assert bootstrap_rate(np.zeros(20, dtype=bool)) == Estimate(0.0, 0.0, 0.0, 20)
-    assert bootstrap_rate([1, 1, 1]) == Estimate(1.0, 1.0, 1.0, 3)
+    # All outcomes equal: the percentile bootstrap would collapse to zero width; the exact
+    # Clopper-Pearson bound is used instead (for k = 0: high = 1 - (alpha/2)^(1/n)).
+    none = bootstrap_rate(np.zeros(300, dtype=bool))
+    assert (none.value, none.low, none.method) == (0.0, 0.0, "clopper-pearson")
+    assert none.high == pytest.approx(1 - 0.025 ** (1 / 300))
+    full = bootstrap_rate([1, 1, 1])
+    assert (full.value, full.high) == (1.0, 1.0)
+    assert full.low == pytest.approx(0.025 ** (1 / 3))
     with pytest.raises(ValueError, match="empty"):
         bootstrap_rate([])
     with pytest.raises(ValueError, match="0/1"):
