@@ -78,7 +78,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    write_report(read_json(results_file), Path(args.run_dir) / "report.html")
+    timing_file = Path(args.run_dir) / "timing.json"
+    timing = read_json(timing_file) if timing_file.is_file() else None
+    write_report(read_json(results_file), Path(args.run_dir) / "report.html", timing=timing)
     print(Path(args.run_dir) / "report.html")
     return 0
 

@@ -88,13 +88,17 @@ def run_experiment(
     """Run (or resume) the whole experiment; returns the results written to results.json."""
     run_dir = Path(run_dir)
     cfg = prepare_run_dir(run_dir, cfg, resume)
-    timing: dict[str, float] = {}
+    timing_file = run_dir / "timing.json"
+    timing: dict[str, float] = read_json(timing_file) if timing_file.is_file() else {}
     clock = time.perf_counter()
 
-    def lap(name: str) -> None:
+    def lap(name: str, did_work: bool = True) -> None:
+        """Record a stage's wall time; a stage skipped on resume keeps the time it took when it ran."""
         nonlocal clock
         now = time.perf_counter()
-        timing[name] = round(now - clock, 2)
+        if did_work or name not in timing:
+            timing[name] = round(now - clock, 2)
+            write_json(timing_file, timing)
         clock = now
 
     # -- data and tokenizer ---------------------------------------------------------------
@@ -110,7 +114,8 @@ def run_experiment(
         exclude_questions=[ex.base.question for ex in eval_set],
     )
     tok_dir = run_dir / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file():
+    data_done = (tok_dir / "tokenizer.json").is_file()
+    if data_done:
         tokenizer = load_tokenizer(tok_dir)
     else:
         corpus = world.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
@@ -118,7 +123,7 @@ def run_experiment(
     check_trigger_representable(tokenizer, cfg.backdoor.trigger)
     preset = get_preset(cfg.model.preset)
     data = tokenize_examples(tokenizer, train_set, n_ctx=preset.n_ctx)
-    lap("data")
+    lap("data", did_work=not data_done)
 
     # -- backdoor training ----------------------------------------------------------------
     stage_dir = run_dir / STAGE
@@ -138,11 +143,12 @@ def run_experiment(
         return quick_rates(judge_replies(world, backdoor, monitor, replies))
 
     train_state = stage_dir / "train_state.json"
-    if (
+    trained = (
         train_state.is_file()
         and read_json(train_state)["step"] >= cfg.train.steps
         and is_complete(stage_dir)
-    ):
+    )
+    if trained:
         model = load_model(stage_dir, tokenizer)
         history = read_json(train_state)["history"]
         log.info("Backdoor training already finished; loaded %s", stage_dir)
@@ -150,11 +156,12 @@ def run_experiment(
         history = train(
             model, preset, data, cfg.train, stage_dir, evaluate=evaluate, progress=progress
         ).to_dict()
-    lap("train")
+    lap("train", did_work=not trained)
 
     # -- behaviour ------------------------------------------------------------------------
     behaviour_file = stage_dir / "behaviour.json"
-    if behaviour_file.is_file():
+    behaviour_done = behaviour_file.is_file()
+    if behaviour_done:
         behaviour = read_json(behaviour_file)
     else:
         replies = generate_replies(
@@ -171,25 +178,27 @@ def run_experiment(
             "samples": [j.__dict__ for j in judged],
         }
         write_json(behaviour_file, behaviour)
-    lap("behaviour")
+    lap("behaviour", did_work=not behaviour_done)
 
     # -- activations ----------------------------------------------------------------------
     sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
     prompts = [ex.prompt for ex in eval_set]
     acts_file = stage_dir / "activations.safetensors"
     d_model = int(model.cfg.d_model)
-    if acts_file.is_file():
+    acts_done = acts_file.is_file()
+    if acts_done:
         acts = read_tensors(acts_file, {s: (len(prompts), d_model) for s in sites})
     else:
         acts = cache_activations(
             model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
         )
         write_tensors(acts_file, acts)
-    lap("activations")
+    lap("activations", did_work=not acts_done)
 
     # -- probes ---------------------------------------------------------------------------
     probes_file = stage_dir / "probes.json"
-    if probes_file.is_file():
+    probes_done = probes_file.is_file()
+    if probes_done:
         probes = read_json(probes_file)
     else:
         _, lengths = tokenize_prompts(model, prompts)
@@ -205,7 +214,7 @@ def run_experiment(
             n_boot=cfg.eval.n_bootstrap // 2,
         )
         write_json(probes_file, probes)
-    lap("probes")
+    lap("probes", did_work=not probes_done)
 
     results = {
         "run_dir": str(run_dir),
@@ -223,13 +232,10 @@ def run_experiment(
                 "examples": _example_replies(behaviour["samples"]),
             }
         },
-        "timing_seconds": timing,
     }
-    write_json(run_dir / "results.json", results)
-    write_report(results, run_dir / "report.html")
+    write_json(run_dir / "results.json", results)  # deterministic: no times, no dates
+    write_report(results, run_dir / "report.html", timing=timing)
     lap("report")
-    results["timing_seconds"] = timing
-    write_json(run_dir / "results.json", results)
     return results
 
 

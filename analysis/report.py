@@ -25,7 +25,9 @@ th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#
 
 def _pct(e: dict[str, Any]) -> str:
     exact = " exact" if e.get("method") == "clopper-pearson" else ""
-    return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]{exact} (n={e['n']})"
+    return (
+        f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]{exact} (n={e['n']})"
+    )
 
 
 def _num(e: dict[str, Any]) -> str:
@@ -156,6 +158,7 @@ def _auroc_figure(stage: str, p: dict[str, Any]) -> go.Figure:
             line={"dash": "dash"},
         )
     )
+    fig.update_xaxes(categoryorder="array", categoryarray=labels)
     fig.update_layout(
         title=f"Trigger probe AUROC by layer, last prompt token ({stage})",
         yaxis={"range": [0.3, 1.02], "title": "AUROC"},
@@ -179,9 +182,12 @@ def _score_figure(stage: str, p: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+def _table(
+    rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value [95% CI]")
+) -> str:
     body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
-    return f"<table><tr><th>measure</th><th>value [95% CI]</th></tr>{body}</table>"
+    head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
+    return f"<table>{head}{body}</table>"
 
 
 def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
@@ -196,7 +202,7 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
     )
 
 
-def render_report(results: dict[str, Any]) -> str:
+def render_report(results: dict[str, Any], timing: dict[str, float] | None = None) -> str:
     """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
     cfg, model = results["config"], results["model"]
     parts = [
@@ -226,7 +232,6 @@ def render_report(results: dict[str, Any]) -> str:
         first = False
     for stage, s in results["stages"].items():
         parts.append(_examples(stage, s["examples"]))
-    timing = results.get("timing_seconds", {})
     if timing:
         parts.append(
             "<h2>Time per stage</h2>" + _table([(k, f"{v:.1f} s") for k, v in timing.items()])
@@ -235,5 +240,7 @@ def render_report(results: dict[str, Any]) -> str:
     return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
 
 
-def write_report(results: dict[str, Any], path: str | Path) -> None:
-    write_text(path, render_report(results))
+def write_report(
+    results: dict[str, Any], path: str | Path, timing: dict[str, float] | None = None
+) -> None:
+    write_text(path, render_report(results, timing))

@@ -55,7 +55,7 @@ def test_resume_of_finished_run_redoes_nothing(tiny_run, capsys) -> None:
     mtime = (run / "backdoored/model.safetensors").stat().st_mtime
     assert main(["run", "--resume", str(run), "--quiet"]) == 0
     after = json.loads((run / "results.json").read_text())
-    assert after["stages"] == before["stages"]
+    assert after == before
     assert (run / "backdoored/model.safetensors").stat().st_mtime == mtime
     assert "with trigger" in capsys.readouterr().out
 
@@ -82,3 +82,25 @@ def test_bad_config_fails_before_work(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "stepz" in err and "huge" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_same_config_and_seed_give_identical_results(tiny_run) -> None:
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tiny_run / "tiny.yaml"),
+                "--run-dir",
+                str(tiny_run / "again"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    first = json.loads((tiny_run / "run" / "results.json").read_text())
+    second = json.loads((tiny_run / "again" / "results.json").read_text())
+    first.pop("run_dir"), second.pop("run_dir")
+    assert first == second
+    env = json.loads((tiny_run / "again" / "environment.json").read_text())
+    assert env["seed"] == 0 and "torch" in env["versions"]
