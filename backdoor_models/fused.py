@@ -126,10 +126,10 @@ class FusedNative:
         return layer.fc_out(self.act(layer.fc_in(layer.ln2(x))))
 
     # -- full forward -----------------------------------------------------------------------
-    def logits(
+    def residual(
         self, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, "batch pos"] | None = None
-    ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Causal forward pass; positions default to 0..pos-1 (right padding needs no mask)."""
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """The final residual stream after `ln_final` (what the unembedding reads)."""
         if tokens.shape[1] > self.n_ctx:
             raise ValueError(
                 f"Sequence of {tokens.shape[1]} tokens exceeds the model's n_ctx={self.n_ctx}; "
@@ -144,7 +144,15 @@ class FusedNative:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
             x = x + layer.o(self._merge(a))
             x = x + self._mlp(layer, x)
-        return self.unembed(self.ln_final(x))
+        out: Tensor = self.ln_final(x)
+        return out
+
+    def logits(
+        self, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, "batch pos"] | None = None
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Causal forward pass; positions default to 0..pos-1 (right padding needs no mask)."""
+        out: Tensor = self.unembed(self.residual(tokens, positions))
+        return out
 
     # -- cached decoding --------------------------------------------------------------------
     @torch.no_grad()
