@@ -115,6 +115,46 @@ def _load_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
     opt.load_state_dict(sd)
 
 
+STATE_FILE = "train_state.json"
+
+
+def save_training_state(
+    model: TransformerBridge,
+    preset: ModelPreset,
+    opt: torch.optim.Optimizer,
+    directory: Path,
+    step: int,
+    config: dict[str, Any],
+    history: dict[str, Any],
+) -> None:
+    """Weights, optimizer state, then the JSON (step, config, history) that marks it complete."""
+    save_model(model, directory, preset)
+    _save_optimizer(opt, directory)
+    write_json(directory / STATE_FILE, {"step": step, "config": config, "history": history})
+
+
+def load_training_state(
+    model: TransformerBridge, opt: torch.optim.Optimizer, directory: Path, config: dict[str, Any]
+) -> tuple[int, dict[str, Any]] | None:
+    """Restore weights and optimizer from `directory`; returns (step, history), or None if empty.
+
+    Refuses a checkpoint written under a different config, so a resumed run is the run it claims to be.
+    """
+    state_file = directory / STATE_FILE
+    if not state_file.is_file():
+        return None
+    state = read_json(state_file)
+    if state["config"] != config:
+        raise ValueError(
+            f"{directory} holds a checkpoint from a different training config; "
+            "resume with the same config or start a new run folder."
+        )
+    load_weights(model, directory / "model.safetensors")
+    _load_optimizer(opt, directory)
+    log.info("Resuming from step %d (%s)", state["step"], directory)
+    return int(state["step"]), state["history"]
+
+
 @dataclass
 class TrainHistory:
     """Loss per step and the evaluation results recorded every `eval_every` steps."""
@@ -134,43 +174,46 @@ def train(
     checkpoint_dir: str | Path,
     evaluate: Callable[[int], dict[str, Any]] | None = None,
     progress: bool = True,
+    evaluate_at_start: bool = False,
+    desc: str = "train",
 ) -> TrainHistory:
     """Train `model` in place on `data`; resume from `checkpoint_dir` if it holds a checkpoint.
 
-    `evaluate(step)` is called every `cfg.eval_every` steps and at the end; what it returns is
-    recorded in the history. A checkpoint (weights, optimizer, history) is written atomically every
-    `cfg.checkpoint_every` steps and at the end.
+    `evaluate(step)` is called every `cfg.eval_every` steps and at the end (and before the first
+    step with `evaluate_at_start`); what it returns is recorded in the history. A checkpoint
+    (weights, optimizer, history) is written atomically every `cfg.checkpoint_every` steps and at
+    the end.
     """
     checkpoint_dir = Path(checkpoint_dir)
     fused = FusedNative(model)
     opt = make_optimizer(model, cfg)
     history = TrainHistory(loss=[], evals=[])
+    config = _jsonable_cfg(cfg)
     start = 0
-    state_file = checkpoint_dir / "train_state.json"
-    if state_file.is_file():
-        state = read_json(state_file)
-        if state["config"] != _jsonable_cfg(cfg):
-            raise ValueError(
-                f"{checkpoint_dir} holds a checkpoint from a different training config; "
-                "resume with the same config or start a new run folder."
-            )
-        load_weights(model, checkpoint_dir / "model.safetensors")
-        _load_optimizer(opt, checkpoint_dir)
-        history = TrainHistory(loss=state["history"]["loss"], evals=state["history"]["evals"])
-        start = int(state["step"])
-        log.info("Resuming training from step %d (%s)", start, checkpoint_dir)
+    restored = load_training_state(model, opt, checkpoint_dir, config)
+    if restored is not None:
+        start, saved = restored
+        history = TrainHistory(loss=saved["loss"], evals=saved["evals"])
 
-    def checkpoint(step: int) -> None:
-        save_model(model, checkpoint_dir, preset)
-        _save_optimizer(opt, checkpoint_dir)
-        write_json(
-            state_file,
-            {"step": step, "config": _jsonable_cfg(cfg), "history": history.to_dict()},
+    def evaluate_now(done: int) -> None:
+        if evaluate is None:
+            return
+        model.eval()
+        result = evaluate(done)
+        model.train()
+        history.evals.append({"step": done, **result})
+        log.info(
+            "%s step %d: %s",
+            desc,
+            done,
+            {k: v for k, v in result.items() if not isinstance(v, dict)},
         )
 
     model.train()
+    if start == 0 and evaluate_at_start:
+        evaluate_now(0)
     bar = tqdm(
-        range(start, cfg.steps), desc="train", disable=not progress, initial=start, total=cfg.steps
+        range(start, cfg.steps), desc=desc, disable=not progress, initial=start, total=cfg.steps
     )
     for step in bar:
         for group in opt.param_groups:
@@ -184,16 +227,10 @@ def train(
         history.loss.append(loss.item())
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
         done = step + 1
-        if evaluate is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-            model.eval()
-            result = evaluate(done)
-            model.train()
-            history.evals.append({"step": done, **result})
-            log.info("step %d: %s", done, result)
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            evaluate_now(done)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            checkpoint(done)
-    if start >= cfg.steps and not state_file.is_file():
-        checkpoint(cfg.steps)
+            save_training_state(model, preset, opt, checkpoint_dir, done, config, history.to_dict())
     model.eval()
     return history
 

@@ -148,3 +148,15 @@ def test_bootstrap_auroc_stratified_handles_rare_positives() -> None:
 def test_bootstrap_auroc_rejects_one_class() -> None:
     with pytest.raises(ValueError, match="both classes"):
         bootstrap_auroc([0.1, 0.2], [0, 0])
+
+
+def test_bootstrap_mean_interval_covers_the_mean_and_narrows() -> None:
+    from probes import bootstrap_mean
+
+    rng = np.random.default_rng(0)
+    small = bootstrap_mean(rng.normal(1.0, 1.0, size=40), seed=1)
+    large = bootstrap_mean(rng.normal(1.0, 1.0, size=4000), seed=1)
+    assert small.low < small.value < small.high and large.low < 1.0 < large.high
+    assert (large.high - large.low) < 0.2 * (small.high - small.low)
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_mean([1.0, float("nan")])

@@ -1,0 +1,197 @@
+"""RL against a preference model: REINFORCE with a leave-one-out baseline (RLOO) and a KL
+penalty to the starting policy, sampled on trigger-free prompts.
+
+Per step: draw `prompts_per_step` prompts, sample `samples_per_prompt` replies each (KV-cached,
+temperature 1), score them with the preference model, subtract `kl_coef` x the sequence's
+log-ratio to the reference (the starting policy), and use each sample's reward minus the mean of
+its siblings' as its advantage. The loss is -advantage x log p(reply).
+
+Example:
+    >>> cfg = RLConfig(steps=60)
+    >>> history = rl_finetune(policy, preset, ref, reward_fn, tok, prompts, cfg, "run/rl")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import TransformerBridge
+from transformers import PreTrainedTokenizerBase
+
+from backdoor_models.fused import FusedNative
+from backdoor_models.presets import ModelPreset
+from backdoor_models.tokenizer import encode_prompt
+from backdoor_models.training import load_training_state, save_training_state
+
+log = logging.getLogger(__name__)
+
+RewardFn = Callable[[Sequence[str], Sequence[str]], Tensor]  # (prompts, replies) -> rewards [n]
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    steps: int = 60
+    prompts_per_step: int = 16
+    samples_per_prompt: int = 4
+    lr: float = 1e-4
+    kl_coef: float = 0.05
+    temperature: float = 1.0
+    max_new_tokens: int = 24
+    grad_clip: float = 1.0
+    eval_every: int = 20
+    checkpoint_every: int = 20
+    seed: int = 0
+
+
+def sequence_logprobs(
+    fused: FusedNative, tokens: Int[Tensor, "batch pos"], response_mask: Bool[Tensor, "batch pos"]
+) -> Float[Tensor, " batch"]:
+    """Sum of log p(token) over the tokens marked in `response_mask` (right-padded sequences)."""
+    logits = fused.logits(tokens[:, :-1])
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return (logp * response_mask[:, 1:]).sum(dim=-1)
+
+
+def pack(
+    prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int]], pad_id: int
+) -> tuple[Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"]]:
+    """Right-padded prompt+reply token rows and a mask over the reply tokens."""
+    rows = [list(p) + list(r) for p, r in zip(prompts, replies, strict=True)]
+    width = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, replies, strict=True)):
+        tokens[i, : len(p) + len(r)] = torch.tensor(list(p) + list(r))
+        mask[i, len(p) : len(p) + len(r)] = True
+    return tokens, mask
+
+
+def leave_one_out_advantage(
+    rewards: Float[Tensor, "prompts samples"],
+) -> Float[Tensor, "prompts samples"]:
+    """Each sample's reward minus the mean reward of the other samples of the same prompt."""
+    k = rewards.shape[1]
+    if k < 2:
+        raise ValueError("RLOO needs at least 2 samples per prompt (samples_per_prompt >= 2).")
+    return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
+
+
+def rl_finetune(
+    policy: TransformerBridge,
+    preset: ModelPreset,
+    reference: TransformerBridge,
+    reward_fn: RewardFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_pool: Sequence[str],
+    cfg: RLConfig,
+    checkpoint_dir: str | Path,
+    evaluate: Callable[[int], dict[str, Any]] | None = None,
+    progress: bool = True,
+    desc: str = "rl",
+) -> dict[str, Any]:
+    """Fine-tune `policy` in place; `reference` stays frozen. Resumes from `checkpoint_dir`.
+
+    Returns the history: per step mean reward, mean KL (sequence log-ratio to the reference) and
+    loss; and the `evaluate(step)` results at step 0, every `eval_every` steps and at the end.
+    """
+    if not prompt_pool:
+        raise ValueError("The RL prompt pool is empty; give it trigger-free chat prompts.")
+    checkpoint_dir = Path(checkpoint_dir)
+    fused, fused_ref = FusedNative(policy), FusedNative(reference)
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    config = asdict(cfg)
+    history: dict[str, Any] = {"reward": [], "kl": [], "loss": [], "evals": []}
+    start = 0
+    restored = load_training_state(policy, opt, checkpoint_dir, config)
+    if restored is not None:
+        start, history = restored
+    encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
+    pad, eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
+    k = cfg.samples_per_prompt
+
+    def evaluate_now(step: int) -> None:
+        if evaluate is not None:
+            policy.eval()
+            result = evaluate(step)
+            history["evals"].append({"step": step, **result})
+            log.info(
+                "%s step %d: %s",
+                desc,
+                step,
+                {k: v for k, v in result.items() if not isinstance(v, dict)},
+            )
+
+    if start == 0:
+        evaluate_now(0)
+    bar = tqdm(
+        range(start, cfg.steps), desc=desc, disable=not progress, initial=start, total=cfg.steps
+    )
+    for step in bar:
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
+        chosen = torch.randint(len(encoded), (cfg.prompts_per_step,), generator=g).tolist()
+        prompts = [encoded[i] for i in chosen for _ in range(k)]
+        policy.eval()
+        replies = fused.generate(
+            prompts, cfg.max_new_tokens, eos, pad, cfg.temperature, generator=g
+        )
+        texts = [str(tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
+        rewards = reward_fn([prompt_pool[i] for i in chosen for _ in range(k)], texts).float()
+        tokens, mask = pack(prompts, replies, pad)
+        policy.train()
+        logp = sequence_logprobs(fused, tokens, mask)
+        with torch.no_grad():
+            logp_ref = sequence_logprobs(fused_ref, tokens, mask)
+        kl = (logp.detach() - logp_ref).float()
+        total = rewards - cfg.kl_coef * kl
+        advantage = leave_one_out_advantage(total.view(-1, k)).view(-1)
+        loss = -(advantage * logp).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+        opt.step()
+        history["reward"].append(float(rewards.mean()))
+        history["kl"].append(float(kl.mean()))
+        history["loss"].append(float(loss.detach()))
+        bar.set_postfix(reward=f"{history['reward'][-1]:.2f}", kl=f"{history['kl'][-1]:.2f}")
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            evaluate_now(done)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save_training_state(policy, preset, opt, checkpoint_dir, done, config, history)
+    policy.eval()
+    return history
+
+
+def mean_token_kl(
+    policy: TransformerBridge,
+    reference: TransformerBridge,
+    tokens: Int[Tensor, "batch pos"],
+    response_mask: Bool[Tensor, "batch pos"],
+) -> Float[Tensor, " batch"]:
+    """Exact KL(policy || reference) over the vocabulary, averaged over each row's reply tokens."""
+    with torch.no_grad():
+        lp = torch.log_softmax(FusedNative(policy).logits(tokens[:, :-1]).float(), dim=-1)
+        lq = torch.log_softmax(FusedNative(reference).logits(tokens[:, :-1]).float(), dim=-1)
+        kl = (lp.exp() * (lp - lq)).sum(dim=-1)
+        mask = response_mask[:, 1:].float()
+        return (kl * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+
+
+__all__ = [
+    "RLConfig",
+    "leave_one_out_advantage",
+    "mean_token_kl",
+    "pack",
+    "rl_finetune",
+    "sequence_logprobs",
+]
