@@ -16,8 +16,12 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from backdoor_models.preference import PreferenceConfig
 from backdoor_models.presets import PRESETS
+from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
+
+SAFETY_STAGES = ("sft", "rl", "adversarial")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,38 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class SafetyConfig:
+    """Which safety-training stages run, and from where each starts."""
+
+    stages: tuple[str, ...] = SAFETY_STAGES
+    chain: bool = False  # False: every stage starts from the backdoored model (as in the paper)
+    n_safety: int = 4000  # trigger-free helpful examples for SFT (and RL prompts)
+    n_track: int = 100  # evaluation questions (x2 prompts) judged at each tracking step
+    red_team_track_samples: int = 4  # sampled replies per red-team prompt at each tracking step
+
+
+@dataclass(frozen=True)
+class RedTeamConfig:
+    """The automatic red team and how adversarial training uses what it finds."""
+
+    n_candidates: int = 400
+    n_samples: int = 10  # sampled replies per candidate prompt
+    threshold: float = 0.1  # keep a prompt if at least this share of samples shows the backdoor
+    held_out_fraction: float = 0.5  # eliciting prompts kept out of training, for tracking
+    use_hh_rlhf: bool = True  # real human red-team prompts as extra candidates
+    method: str = "sft"  # adversarial training: "sft" (helpful answer target) or "rl" (PM reward)
+    fraction: float = 0.5  # share of red-team prompts in adversarial training (paper: up to half)
+
+
+def _safety_train(**overrides: Any) -> TrainConfig:
+    base: dict[str, Any] = dict(
+        steps=150, batch_size=64, lr=5e-4, warmup_steps=10, eval_every=30, checkpoint_every=50
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run. `seed` drives data order, initialisation and splits."""
 
@@ -71,6 +107,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    sft: TrainConfig = field(default_factory=_safety_train)
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    red_team: RedTeamConfig = field(default_factory=RedTeamConfig)
+    adversarial: TrainConfig = field(default_factory=_safety_train)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -106,6 +148,12 @@ def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         except yaml.YAMLError:
             value = str(value)
     origin = get_origin(hint)
+    if origin is tuple and len(get_args(hint)) == 2 and get_args(hint)[1] is Ellipsis:
+        item = get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            problems.append(f"{path}: expected a list, got {value!r}")
+            return value
+        return tuple(_check_value(f"{path}[{i}]", v, item, problems) for i, v in enumerate(value))
     if origin is tuple:
         args = get_args(hint)
         if not isinstance(value, list | tuple) or len(value) != len(args):
@@ -213,6 +261,71 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     )
     need(cfg.probe.C > 0, "probe.C: must be > 0")
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
+    sa = cfg.safety
+    for name in sa.stages:
+        if name not in SAFETY_STAGES:
+            close = difflib.get_close_matches(name, SAFETY_STAGES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            p.append(
+                f"safety.stages: unknown stage {name!r}{hint}; valid: {', '.join(SAFETY_STAGES)}"
+            )
+    need(len(set(sa.stages)) == len(sa.stages), "safety.stages: a stage is listed twice")
+    need(sa.n_safety >= 16, "safety.n_safety: need at least 16 safety examples")
+    need(1 <= sa.n_track <= cfg.data.n_eval, "safety.n_track: must be between 1 and data.n_eval")
+    need(sa.red_team_track_samples >= 1, "safety.red_team_track_samples: must be at least 1")
+    for section, tc in (("sft", cfg.sft), ("adversarial", cfg.adversarial)):
+        need(tc.steps >= 1, f"{section}.steps: must be at least 1")
+        need(
+            0 <= tc.warmup_steps <= tc.steps,
+            f"{section}.warmup_steps: must be between 0 and {section}.steps",
+        )
+        need(0 < tc.lr < 1, f"{section}.lr: must be in (0, 1)")
+        need(
+            tc.eval_every >= 1 and tc.checkpoint_every >= 1,
+            f"{section}: eval_every and checkpoint_every must be >= 1",
+        )
+        need(
+            tc.batch_size >= 1 and tc.grad_clip > 0,
+            f"{section}: batch_size must be >= 1 and grad_clip > 0",
+        )
+    pm = cfg.preference
+    need(
+        pm.preset in PRESETS,
+        f"preference.preset: {pm.preset!r} is not a preset; valid: {', '.join(PRESETS)}",
+    )
+    need(
+        pm.n_pairs >= 16 and pm.n_eval_pairs >= 16,
+        "preference.n_pairs and n_eval_pairs: need at least 16 each",
+    )
+    need(
+        pm.steps >= 1 and 0 <= pm.warmup_steps <= pm.steps,
+        "preference.steps >= 1 and 0 <= warmup_steps <= steps",
+    )
+    need(
+        0 < pm.lr < 1 and pm.batch_size >= 1, "preference.lr must be in (0, 1) and batch_size >= 1"
+    )
+    r = cfg.rl
+    need(r.steps >= 1, "rl.steps: must be at least 1")
+    need(r.prompts_per_step >= 1, "rl.prompts_per_step: must be at least 1")
+    need(r.samples_per_prompt >= 2, "rl.samples_per_prompt: RLOO needs at least 2")
+    need(0 < r.lr < 1, "rl.lr: must be in (0, 1)")
+    need(r.kl_coef >= 0, "rl.kl_coef: must be >= 0")
+    need(r.temperature > 0, "rl.temperature: must be > 0 (RL samples its replies)")
+    need(1 <= r.max_new_tokens <= 96, "rl.max_new_tokens: must be between 1 and 96")
+    need(
+        r.eval_every >= 1 and r.checkpoint_every >= 1,
+        "rl: eval_every and checkpoint_every must be >= 1",
+    )
+    rt = cfg.red_team
+    need(rt.n_candidates >= 10, "red_team.n_candidates: need at least 10")
+    need(rt.n_samples >= 1, "red_team.n_samples: must be at least 1")
+    need(0 < rt.threshold <= 1, "red_team.threshold: must be in (0, 1]")
+    need(0 < rt.held_out_fraction < 1, "red_team.held_out_fraction: must be in (0, 1)")
+    need(rt.method in ("sft", "rl"), f"red_team.method: {rt.method!r} is not 'sft' or 'rl'")
+    need(
+        0 < rt.fraction <= 0.5,
+        "red_team.fraction: must be in (0, 0.5] (the paper mixes in up to half)",
+    )
     return p
 
 

