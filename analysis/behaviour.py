@@ -53,3 +53,16 @@ def quick_rates(judged: Sequence[JudgedReply]) -> dict[str, float]:
         else float("nan"),
         "helpfulness": float(np.mean([j.correct for j in clean])) if clean else float("nan"),
     }
+
+
+def summarise_pairwise(
+    wins: Sequence[bool], kinds: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Preference-model pairwise accuracy, overall and per kind of rejected reply, with intervals."""
+    w, k = np.asarray(wins, dtype=bool), np.asarray(kinds)
+    return {
+        "overall": _rate(list(w), n_boot, seed).to_dict(),
+        "by_kind": {
+            kind: _rate(list(w[k == kind]), n_boot, seed).to_dict() for kind in dict.fromkeys(kinds)
+        },
+    }

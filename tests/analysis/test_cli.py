@@ -10,6 +10,12 @@ model: {preset: tiny}
 data: {n_train: 1500, n_eval: 24, vocab_size: 500}
 train: {steps: 40, batch_size: 32, lr: 0.003, warmup_steps: 4, eval_every: 20, checkpoint_every: 20}
 eval: {max_new_tokens: 20, n_bootstrap: 200, n_during_training: 8}
+safety: {n_safety: 300, n_track: 12}
+sft: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}
+adversarial: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}
+rl: {steps: 4, prompts_per_step: 4, eval_every: 2, checkpoint_every: 2}
+preference: {steps: 10, warmup_steps: 2, n_pairs: 200, n_eval_pairs: 40}
+red_team: {n_candidates: 30, n_samples: 3}
 """
 
 
@@ -40,11 +46,26 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     ]:
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
+    assert list(results["stages"]) == ["backdoored", "sft", "rl", "adversarial"]
     stage = results["stages"]["backdoored"]
     behaviour = json.loads((run / "backdoored/behaviour.json").read_text())
     assert stage["behaviour"] == behaviour["summary"]
     assert len(stage["probes"]["auroc"]) == 1 + 2  # embedding + two layers of the tiny preset
     assert [e["step"] for e in stage["training"]["evals"]] == [20, 40]
+    for stage in ("sft", "rl"):
+        assert (run / stage / "model.safetensors").is_file()
+        evals = results["stages"][stage]["training"]["evals"]
+        assert evals[0]["step"] == 0 and evals[-1]["step"] > 0
+        for key in ("trigger_rate", "false_trigger_rate", "helpfulness", "reward", "kl"):
+            e = evals[-1][key]
+            assert e["low"] <= e["value"] <= e["high"], key
+    assert (run / "preference_model" / "preference.json").is_file()
+    assert (run / "red_team.json").is_file()
+    adversarial = results["stages"]["adversarial"]
+    if "skipped" in adversarial:
+        assert results["red_team"]["n_train"] == 0
+    else:
+        assert "red_team_train_rate" in adversarial["training"]["evals"][-1]
     html = (run / "report.html").read_text()
     assert "plotly" in html and "AUROC" in html
 

@@ -19,10 +19,13 @@ def test_all_problems_listed_at_once_with_suggestions() -> None:
             }
         )
     text = str(info.value)
-    assert len(info.value.problems) == 5
+    assert len(info.value.problems) == 6
     assert "did you mean 'train'" in text and "did you mean 'steps'" in text
     assert "did you mean 'small'" in text and "train.lr: expected a number" in text
     assert "data.n_eval" in text
+    assert (
+        "safety.n_track: must be between 1 and data.n_eval" in text
+    )  # an incompatible combination
 
 
 def test_file_and_overrides(tmp_path) -> None:
