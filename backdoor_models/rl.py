@@ -29,7 +29,7 @@ from transformers import PreTrainedTokenizerBase
 from backdoor_models.fused import FusedNative
 from backdoor_models.presets import ModelPreset
 from backdoor_models.tokenizer import encode_prompt
-from backdoor_models.training import load_training_state, save_training_state
+from backdoor_models.training import load_training_state, save_training_state, summarise_for_log
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def rl_finetune(
                 "%s step %d: %s",
                 desc,
                 step,
-                {k: v for k, v in result.items() if not isinstance(v, dict)},
+                summarise_for_log(result),
             )
 
     if start == 0:

@@ -118,6 +118,19 @@ def _load_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
 STATE_FILE = "train_state.json"
 
 
+def summarise_for_log(result: dict[str, Any]) -> str:
+    """`key=value` pairs of an evaluation, point values only (intervals stay in the history)."""
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, dict) and "value" in value:
+            value = value["value"]
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.3f}")
+        elif isinstance(value, int | str):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 def save_training_state(
     model: TransformerBridge,
     preset: ModelPreset,
@@ -206,7 +219,7 @@ def train(
             "%s step %d: %s",
             desc,
             done,
-            {k: v for k, v in result.items() if not isinstance(v, dict)},
+            summarise_for_log(result),
         )
 
     model.train()

