@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerBase
 from analysis.behaviour import quick_rates, summarise_behaviour, summarise_pairwise
 from analysis.config import RunConfig, config_from_dict, save_config
 from analysis.report import write_report
-from analysis.representation import probe_layers
+from analysis.representation import probe_layers, transfer_auroc
 from analysis.tracking import Tracker
 from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
 from backdoor_models.backdoor import (
@@ -542,12 +542,53 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
         return probes
 
     probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
+    probes = {**probes, **_controls(run, stage, acts, model)}
     return {
         "training": history,
         "behaviour": behaviour["summary"],
         "probes": probes,
         "examples": _example_replies(behaviour["samples"]),
     }
+
+
+def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
+    questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))}
+    return [ex.triggered for ex in run.eval_set], [
+        questions[ex.base.question] for ex in run.eval_set
+    ]
+
+
+def _controls(
+    run: Run, stage: str, acts: dict[str, torch.Tensor], model: TransformerBridge
+) -> dict[str, Any]:
+    """Controls for reading the trigger probe: the same probe on an untrained model of the same
+    architecture (trigger presence is decodable from the input alone), and, for a safety stage,
+    the backdoored model's probe scored unchanged on this stage's activations (transfer)."""
+    cfg = run.cfg
+    labels, groups = _probe_inputs(run)
+    prompts = [ex.prompt for ex in run.eval_set]
+    if stage == BACKDOORED:
+        path = run.run_dir / "untrained_control.json"
+
+        def work() -> dict[str, Any]:
+            if path.is_file():
+                return dict(read_json(path))
+            untrained = build_model(run.preset, run.tokenizer, seed=cfg.seed)
+            sites = list(acts)
+            control = cache_activations(untrained, prompts, sites, batch_size=cfg.probe.batch_size)
+            out = transfer_auroc(
+                control, control, labels, groups, cfg.probe.train_fraction, cfg.probe.C, cfg.seed
+            )
+            result = {"untrained_model_auroc": out}
+            write_json(path, result)
+            return result
+
+        return dict(run.timed("untrained control", path.is_file(), work))
+    source = read_tensors(run.run_dir / BACKDOORED / "activations.safetensors")
+    transfer = transfer_auroc(
+        source, acts, labels, groups, cfg.probe.train_fraction, cfg.probe.C, cfg.seed
+    )
+    return {"transfer_from_backdoored_auroc": transfer}
 
 
 def _example_replies(samples: list[dict[str, Any]], n: int = 6) -> list[dict[str, Any]]:

@@ -121,14 +121,19 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
 def representation_rows(results: dict[str, Any]) -> list[list[str]]:
     """Per stage: what the model does (trigger and red-team rates) next to what a probe reads."""
     rows = []
+    untrained = results["stages"]["backdoored"]["probes"].get("untrained_model_auroc")
     for stage, s in _analysed(results).items():
         b, p = s["behaviour"], s["probes"]
+        best = p["sites"].index(p["best_site"])
+        transfer = p.get("transfer_from_backdoored_auroc")
         rows.append(
             [
                 stage,
                 _short(b["trigger_rate"]),
                 _short(b.get("red_team_rate")),
                 f"{_num(p['best_auroc'])} ({_site_label(p['best_site'])})",
+                f"{transfer[best]:.3f}" if transfer else "(fitted here)",
+                f"{untrained[best]:.3f}" if untrained else "—",
             ]
         )
     return rows

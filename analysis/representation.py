@@ -90,3 +90,28 @@ def probe_layers(
         "best_site_test_scores": scores[best].tolist(),
         "test_labels": y[test].tolist(),
     }
+
+
+def transfer_auroc(
+    source: Mapping[str, Float[Tensor, "n d"]],
+    target: Mapping[str, Float[Tensor, "n d"]],
+    labels: Sequence[bool],
+    groups: Sequence[int],
+    train_fraction: float = 0.5,
+    C: float = 1.0,
+    seed: int = 0,
+) -> list[float]:
+    """Fit the probe on `source` activations (train split), score it unchanged on `target`
+    activations of the same prompts (test split): does one model's trigger direction still
+    separate the classes in another (e.g. the backdoored model's probe after safety training)?"""
+    names = list(source)
+    if set(target) != set(names):
+        raise ValueError(
+            f"Source and target have different sites: {sorted(names)} vs {sorted(target)}."
+        )
+    y = np.asarray(labels, dtype=int)
+    train, test = split_by_group(groups, train_fraction, seed)
+    X_src = torch.stack([source[n] for n in names]).double()
+    X_tgt = torch.stack([target[n] for n in names]).double()
+    probe = LayerwiseLogisticProbe(C=C).fit(X_src[:, train], y[train])
+    return layerwise_auroc(probe.decision_function(X_tgt[:, test]).cpu().numpy(), y[test]).tolist()

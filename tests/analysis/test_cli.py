@@ -43,6 +43,7 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
         "backdoored/behaviour.json",
         "backdoored/activations.safetensors",
         "backdoored/probes.json",
+        "untrained_control.json",
     ]:
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
@@ -51,6 +52,8 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     behaviour = json.loads((run / "backdoored/behaviour.json").read_text())
     assert stage["behaviour"] == behaviour["summary"]
     assert len(stage["probes"]["auroc"]) == 1 + 2  # embedding + two layers of the tiny preset
+    assert len(stage["probes"]["untrained_model_auroc"]) == 3
+    assert len(results["stages"]["sft"]["probes"]["transfer_from_backdoored_auroc"]) == 3
     assert [e["step"] for e in stage["training"]["evals"]] == [20, 40]
     for stage in ("sft", "rl"):
         assert (run / stage / "model.safetensors").is_file()

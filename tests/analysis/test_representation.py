@@ -37,3 +37,21 @@ def test_one_class_split_raises() -> None:
 
     with pytest.raises(ValueError, match="one class"):
         probe_layers({"a": torch.tensor(acts["a"])}, [True] * 20, list(range(20)), [5] * 20)
+
+
+def test_transfer_of_a_probe_to_itself_equals_its_fit(trained: Trained) -> None:
+    from analysis.representation import transfer_auroc
+
+    prompts = [e.prompt for e in trained.eval_set]
+    acts = cache_activations(trained.model, prompts, resid_post_names(trained.model))
+    labels, groups = [e.triggered for e in trained.eval_set], [i // 2 for i in range(len(prompts))]
+    _, lengths = tokenize_prompts(trained.model, prompts)
+    fitted = probe_layers(acts, labels, groups, lengths.tolist(), seed=0, n_boot=100)
+    assert transfer_auroc(acts, acts, labels, groups, seed=0) == pytest.approx(
+        fitted["auroc_point"]
+    )
+    # scored on activations with the trigger direction destroyed (labels shuffled in the rows), the
+    # transferred probe falls to chance
+    rng = np.random.default_rng(0)
+    shuffled = {k: v[rng.permutation(len(prompts))] for k, v in acts.items()}
+    assert max(transfer_auroc(acts, shuffled, labels, groups, seed=0)) < 0.75
