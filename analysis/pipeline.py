@@ -584,7 +584,8 @@ def _controls(
             return result
 
         return dict(run.timed("untrained control", path.is_file(), work))
-    source = read_tensors(run.run_dir / BACKDOORED / "activations.safetensors")
+    saved = read_tensors(run.run_dir / BACKDOORED / "activations.safetensors")
+    source = {site: saved[site] for site in acts}
     transfer = transfer_auroc(
         source, acts, labels, groups, cfg.probe.train_fraction, cfg.probe.C, cfg.seed
     )

@@ -103,9 +103,13 @@ def transfer_auroc(
 ) -> list[float]:
     """Fit the probe on `source` activations (train split), score it unchanged on `target`
     activations of the same prompts (test split): does one model's trigger direction still
-    separate the classes in another (e.g. the backdoored model's probe after safety training)?"""
-    names = list(source)
-    if set(target) != set(names):
+    separate the classes in another (e.g. the backdoored model's probe after safety training)?
+
+    Results follow the order of `target`'s sites (a mapping loaded from safetensors comes back
+    sorted by name, so the order of `source` is not trusted).
+    """
+    names = list(target)
+    if set(source) != set(names):
         raise ValueError(
             f"Source and target have different sites: {sorted(names)} vs {sorted(target)}."
         )

@@ -55,3 +55,15 @@ def test_transfer_of_a_probe_to_itself_equals_its_fit(trained: Trained) -> None:
     rng = np.random.default_rng(0)
     shuffled = {k: v[rng.permutation(len(prompts))] for k, v in acts.items()}
     assert max(transfer_auroc(acts, shuffled, labels, groups, seed=0)) < 0.75
+
+
+def test_transfer_follows_the_target_site_order(trained: Trained) -> None:
+    from analysis.representation import transfer_auroc
+
+    prompts = [e.prompt for e in trained.eval_set]
+    sites = ["blocks.0.hook_resid_pre", *resid_post_names(trained.model)]
+    acts = cache_activations(trained.model, prompts, sites)
+    labels, groups = [e.triggered for e in trained.eval_set], [i // 2 for i in range(len(prompts))]
+    in_order = transfer_auroc(acts, acts, labels, groups, seed=0)
+    sorted_source = {k: acts[k] for k in sorted(acts)}  # as safetensors returns them
+    assert transfer_auroc(sorted_source, acts, labels, groups, seed=0) == in_order
