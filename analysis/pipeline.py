@@ -508,9 +508,10 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
 
     def acts_work() -> dict[str, torch.Tensor]:
         if acts_file.is_file():
-            return read_tensors(
+            saved = read_tensors(
                 acts_file, {s: (len(prompts), int(model.cfg.d_model)) for s in sites}
             )
+            return {s: saved[s] for s in sites}  # safetensors sorts names; keep layer order
         acts = cache_activations(
             model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
         )
