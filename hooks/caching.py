@@ -38,8 +38,15 @@ def check_hook_names(model: TransformerBridge, names: Sequence[str]) -> None:
         raise ValueError("No hook names given; pass e.g. resid_post_names(model).")
     valid = set(model.hook_dict)
     problems = []
+    n_layers = int(model.cfg.n_layers)
     for name in names:
-        if name not in valid:
+        layer = _BLOCK.match(name)
+        if layer and int(layer.group(1)) >= n_layers:
+            problems.append(
+                f"{name!r}: layer {layer.group(1)} is out of range (the model has {n_layers} layers, "
+                f"blocks.0 to blocks.{n_layers - 1})"
+            )
+        elif name not in valid:
             close = difflib.get_close_matches(name, valid, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             problems.append(f"{name!r}{hint}")

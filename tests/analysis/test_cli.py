@@ -72,7 +72,9 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     html = (run / "report.html").read_text()
     assert "plotly" in html and "AUROC" in html
     assert "same probe on an untrained model" in html and "How to read this" in html
-    assert "Safety training: before" in html and "100% → 94%" in html  # the paper's numbers beside ours
+    assert (
+        "Safety training: before" in html and "100% → 94%" in html
+    )  # the paper's numbers beside ours
 
 
 def test_resume_of_finished_run_redoes_nothing(tiny_run, capsys) -> None:
