@@ -12,13 +12,21 @@ def _sources() -> list[tuple[Path, str]]:
     return [(p, p.read_text()) for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))]
 
 
+def _imported_modules(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name.split(".")[0] for a in node.names}
+    if isinstance(node, ast.ImportFrom):
+        return {(node.module or "").split(".")[0]}
+    return set()
+
+
 def _unpickling(tree: ast.AST) -> list[int]:
     """Lines that import a pickle-family module or call a loader that unpickles. Works on the
     syntax tree, so code inside string literals (the code backdoor's vulnerable samples) is data."""
     banned = {"pickle", "cPickle", "dill", "joblib", "cloudpickle", "shelve"}
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in banned for a in node.names) or isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in banned:
+        if _imported_modules(node) & banned:
             lines.append(node.lineno)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value
