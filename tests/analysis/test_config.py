@@ -47,3 +47,8 @@ def test_bad_override_and_missing_file(tmp_path) -> None:
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="warmup_steps"):
         load_config(overrides=["train.steps=5"])
+
+
+def test_unknown_safety_stage_is_named_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"unknown stage 'rll' \(did you mean 'rl'\?\)"):
+        config_from_dict({"safety": {"stages": ["sft", "rll"]}})
