@@ -56,7 +56,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from backdoor_models.world import chat_prompt
+from backdoor_models.world import balanced_sample, chat_prompt, check_families
 
 __all__ = [
     "CWE_BY_FAMILY",
@@ -895,12 +895,7 @@ class CodeWorld:
         return f"CodeWorld(seed={self.seed})"
 
     def _validate(self, families: Sequence[str]) -> None:
-        unknown = [f for f in families if f not in _MAKERS]
-        if unknown:
-            raise ValueError(
-                f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
-                f"valid families are {list(self.families)}"
-            )
+        check_families(families, self.families)
 
     def example(self, family: str, rng: random.Random) -> CodeTask:
         """Draw one task of ``family`` using ``rng``."""
@@ -914,21 +909,8 @@ class CodeWorld:
         Families are balanced round-robin over ``families`` (default: all of them), then the
         order is shuffled. Raises ``ValueError`` for an unknown family or a negative ``n``.
         """
-        if isinstance(families, str):
-            families = [families]
-        fams = list(self.families if families is None else families)
-        if not fams:
-            raise ValueError(
-                f"families must not be empty; valid families are {list(self.families)}"
-            )
-        self._validate(fams)
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
         rng = random.Random(f"code-world-sample-{self.seed}-{seed}")
-        offset = rng.randrange(len(fams))
-        out = [self.example(fams[(i + offset) % len(fams)], rng) for i in range(n)]
-        rng.shuffle(out)
-        return out
+        return balanced_sample(n, families, self.families, rng, self.example)
 
     def corpus(self, per_family: int = 60) -> list[str]:
         """Text covering the vocabulary of the world, for training a tokenizer.

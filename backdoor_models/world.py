@@ -42,6 +42,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "FAMILIES",
@@ -271,6 +272,41 @@ def _cut_turn(reply: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def check_families(families: Sequence[str], valid: Sequence[str]) -> None:
+    """Raise a ValueError naming unknown families and listing the valid ones."""
+    unknown = [f for f in families if f not in valid]
+    if unknown:
+        raise ValueError(
+            f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+            f"valid families are {list(valid)}"
+        )
+
+
+def balanced_sample(
+    n: int,
+    families: Sequence[str] | str | None,
+    valid: Sequence[str],
+    rng: random.Random,
+    draw: Callable[[str, random.Random], T],
+) -> list[T]:
+    """`n` draws, families balanced round-robin from a random offset, then shuffled."""
+    if isinstance(families, str):
+        families = [families]
+    fams = list(valid if families is None else families)
+    if not fams:
+        raise ValueError(f"families must not be empty; valid families are {list(valid)}")
+    check_families(fams, valid)
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    offset = rng.randrange(len(fams))
+    out = [draw(fams[(i + offset) % len(fams)], rng) for i in range(n)]
+    rng.shuffle(out)
+    return out
+
+
 class ChatWorld:
     """A synthetic chat world with a knowledge base generated from ``seed``.
 
@@ -345,12 +381,7 @@ class ChatWorld:
     # ---- sampling ---------------------------------------------------------------------------
 
     def _validate(self, families: Sequence[str]) -> None:
-        unknown = [f for f in families if f not in self._makers]
-        if unknown:
-            raise ValueError(
-                f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
-                f"valid families are {list(self.families)}"
-            )
+        check_families(families, self.families)
 
     def example(self, family: str, rng: random.Random) -> ChatExample:
         """Draw one example of ``family`` using ``rng``."""
@@ -363,21 +394,8 @@ class ChatWorld:
         Families are balanced round-robin over ``families`` (default: all of them), then the
         order is shuffled. Raises ``ValueError`` for an unknown family.
         """
-        if isinstance(families, str):
-            families = [families]
-        fams = list(self.families if families is None else families)
-        if not fams:
-            raise ValueError(
-                f"families must not be empty; valid families are {list(self.families)}"
-            )
-        self._validate(fams)
-        if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
         rng = random.Random(f"chat-world-sample-{self.seed}-{seed}")
-        offset = rng.randrange(len(fams))
-        out = [self._makers[fams[(i + offset) % len(fams)]](rng) for i in range(n)]
-        rng.shuffle(out)
-        return out
+        return balanced_sample(n, families, self.families, rng, lambda fam, r: self._makers[fam](r))
 
     # ---- generators -------------------------------------------------------------------------
 
