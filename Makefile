@@ -26,9 +26,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check backdoor_models hooks probes analysis tests
-	$(BIN)/mypy backdoor_models hooks probes analysis
+	$(BIN)/ruff check backdoor_models hooks probes analysis benchmarks tests
+	$(BIN)/mypy backdoor_models hooks probes analysis benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

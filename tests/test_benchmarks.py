@@ -1,0 +1,55 @@
+"""The benchmark CLI runs end to end (in its reduced --smoke form) and writes every JSON field.
+
+This is not a timed test: it checks the structure of the output, not the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW_KEYS = {"name", "config", "toolkit_value", "reference_value", "unit", "ratio", "goal", "met"}
+TOP_KEYS = {"device", "threads", "torch", "quick", "matmul_peak_gflops", "rows", "stages"}
+
+
+def test_smoke_run_writes_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "benchmark" in proc.stdout and "met?" in proc.stdout
+    result = json.loads(out.read_text())
+    assert set(result) >= TOP_KEYS
+    assert result["quick"] is True
+    assert result["threads"] == 1
+    assert result["matmul_peak_gflops"] > 0
+    names = {row["name"] for row in result["rows"]}
+    assert names == {"training", "generation", "caching", "probes", "stages"}
+    for row in result["rows"]:
+        assert set(row) >= ROW_KEYS, row
+        if row["name"] != "stages":
+            assert row["toolkit_value"] > 0 and row["reference_value"] > 0
+            assert row["ratio"] > 0 and row["goal"] > 0 and isinstance(row["met"], bool)
+    generation = [row for row in result["rows"] if row["name"] == "generation"]
+    assert generation and all(row["outputs_equal"] is True for row in generation)
+    probes = next(row for row in result["rows"] if row["name"] == "probes")
+    assert probes["max_abs_auroc_difference"] < 0.01
+    stages = next(row for row in result["rows"] if row["name"] == "stages")
+    assert stages["config"].startswith("not measured") and result["stages"] == {}
+
+
+def test_stages_are_read_from_a_run_dir(tmp_path: Path) -> None:
+    from benchmarks.suite import read_stages
+
+    (tmp_path / "timing.json").write_text(json.dumps({"prepare": 1.5, "train": 2.5}))
+    row, stages = read_stages(str(tmp_path))
+    assert stages == {"prepare": 1.5, "train": 2.5}
+    assert row["toolkit_value"] == 4.0 and row["met"] is None
