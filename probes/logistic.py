@@ -116,6 +116,7 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
         n_iter = torch.zeros(n_layers, dtype=torch.int64, device=device)
         converged = torch.zeros(n_layers, dtype=torch.bool, device=device)
         eps = torch.finfo(torch.float64).eps
+        Xa32 = Xa.float()
 
         for step_index in range(int(self.max_iter) + 1):
             z = torch.einsum("lnk,lk->ln", Xa, beta)
@@ -128,7 +129,11 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
             active = torch.nonzero(~converged).flatten()
             X_act = Xa[active]
             weights = (p * (1.0 - p))[active]
-            hessian = (X_act * weights[..., None]).transpose(1, 2) @ X_act
+            # The Hessian only steers the step; the gradient and the convergence test stay in
+            # float64, so the fit converges to the same optimum. Building it in float32 halves
+            # the dominant cost (L x n x k^2 multiply-adds per step).
+            X32 = Xa32[active]
+            hessian = ((X32 * weights.float()[..., None]).transpose(1, 2) @ X32).double()
             hessian = hessian + torch.diag(penalty)
             direction = -torch.linalg.solve(hessian, grad[active])
 
