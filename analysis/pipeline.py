@@ -156,7 +156,10 @@ def run_experiment(
     for name in cfg.safety.stages:
         start = previous if cfg.safety.chain else BACKDOORED
         history = _safety_stage(run, name, start)
-        stages[name] = _analyse(run, name, history) if history is not None else _skipped(run, name)
+        if history is None:
+            stages[name] = {"skipped": "the red team found no eliciting prompts to train on"}
+        else:
+            stages[name] = _analyse(run, name, history)
         if history is not None:
             previous = name
     results: dict[str, Any] = {
@@ -468,10 +471,6 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
     return {**result, "method": method, "started_from": start}
 
 
-def _skipped(run: Run, name: str) -> dict[str, Any]:
-    return {"skipped": "the red team found no eliciting prompts to train on"}
-
-
 # -- per-stage analysis -------------------------------------------------------------------------
 
 
@@ -560,7 +559,7 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
         return probes
 
     probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
-    probes = {**probes, **_controls(run, stage, acts, model)}
+    probes = {**probes, **_controls(run, stage, acts)}
     return {
         "training": history,
         "behaviour": behaviour["summary"],
@@ -576,9 +575,7 @@ def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
     ]
 
 
-def _controls(
-    run: Run, stage: str, acts: dict[str, torch.Tensor], model: TransformerBridge
-) -> dict[str, Any]:
+def _controls(run: Run, stage: str, acts: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Controls for reading the trigger probe: the same probe on an untrained model of the same
     architecture (trigger presence is decodable from the input alone), and, for a safety stage,
     the backdoored model's probe scored unchanged on this stage's activations (transfer)."""
