@@ -114,8 +114,9 @@ def _stop_layer(names: Sequence[str], n_layers: int) -> int | None:
             layers.append(int(m.group(1)))
         elif name not in ("hook_embed", "hook_pos_embed"):
             return None  # e.g. ln_final / unembed hooks need the whole model
-    stop = max(layers, default=0) + 1
-    return stop if stop < n_layers else None
+    # stop_at_layer=n_layers still runs every block but skips ln_final and the unembedding,
+    # which cost about two-thirds of a layer on the small preset and are not needed here
+    return max(layers, default=0) + 1
 
 
 def _grab(
@@ -144,9 +145,34 @@ def cache_activations(
     never reaches a real token. Raises on unknown hooks, out-of-range positions, and NaN/inf.
     """
     check_hook_names(model, hook_names)
+    tokens, lengths = tokenize_prompts(model, prompts)
+    return cache_activations_from_tokens(
+        model, tokens, lengths, hook_names, position, batch_size, progress
+    )
+
+
+@torch.no_grad()
+def cache_activations_from_tokens(
+    model: TransformerBridge,
+    tokens: Int[Tensor, "n pos"],
+    lengths: Int[Tensor, " n"],
+    hook_names: Sequence[str],
+    position: Position = "last",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, Float[Tensor, "n ..."]]:
+    """`cache_activations` for prompts already tokenized: right-padded `tokens` (BOS first) and
+    the length of each row, as `tokenize_prompts` returns them."""
+    check_hook_names(model, hook_names)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    tokens, lengths = tokenize_prompts(model, prompts)
+    if tokens.ndim != 2 or lengths.shape != (tokens.shape[0],):
+        raise ValueError(
+            f"tokens must be [n, pos] with one length per row; got tokens {tuple(tokens.shape)} and "
+            f"lengths {tuple(lengths.shape)}."
+        )
+    if tokens.shape[0] == 0:
+        raise ValueError("The prompt list is empty; pass at least one prompt.")
     idx = resolve_positions(position, lengths)
     stop = _stop_layer(hook_names, model.cfg.n_layers)
     device = next(model.parameters()).device
@@ -154,7 +180,7 @@ def cache_activations(
     was_training = model.training
     model.eval()
     try:
-        starts = range(0, len(prompts), batch_size)
+        starts = range(0, int(tokens.shape[0]), batch_size)
         for start in tqdm(starts, desc="cache", disable=not progress):
             sl = slice(start, start + batch_size)
             width = int(lengths[sl].max())
