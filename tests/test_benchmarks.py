@@ -1,4 +1,4 @@
-"""The benchmark CLI runs end to end (in its reduced --smoke form) and writes every JSON field.
+"""The benchmark CLI's quick mode runs end to end and writes every JSON field.
 
 This is not a timed test: it checks the structure of the output, not the numbers.
 """
@@ -15,10 +15,10 @@ ROW_KEYS = {"name", "config", "toolkit_value", "reference_value", "unit", "ratio
 TOP_KEYS = {"device", "threads", "torch", "quick", "matmul_peak_gflops", "rows", "stages"}
 
 
-def test_smoke_run_writes_every_field(tmp_path: Path) -> None:
+def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--threads", "1", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--threads", "1", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
