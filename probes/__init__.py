@@ -1,6 +1,8 @@
 """Detectors over arrays (no model code): batched probes, metrics, controls."""
 
 from probes.controls import shuffled_label_auroc, shuffled_label_null
+from probes.detector_io import load_detector, save_detector
+from probes.detectors import DiffMeansProbe, LDAProbe, MahalanobisDetector, RandomDirectionBaseline
 from probes.logistic import LayerwiseLogisticProbe
 from probes.metrics import (
     Estimate,
@@ -12,6 +14,12 @@ from probes.metrics import (
 )
 
 __all__ = [
+    "DiffMeansProbe",
+    "LDAProbe",
+    "MahalanobisDetector",
+    "RandomDirectionBaseline",
+    "load_detector",
+    "save_detector",
     "Estimate",
     "LayerwiseLogisticProbe",
     "auroc",
