@@ -524,10 +524,9 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
 
     def acts_work() -> dict[str, torch.Tensor]:
         if acts_file.is_file():
-            saved = read_tensors(
+            return read_tensors(
                 acts_file, {s: (len(prompts), int(model.cfg.d_model)) for s in sites}
             )
-            return {s: saved[s] for s in sites}  # safetensors sorts names; keep layer order
         acts = cache_activations(
             model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
         )
@@ -599,8 +598,10 @@ def _controls(run: Run, stage: str, acts: dict[str, torch.Tensor]) -> dict[str, 
             return result
 
         return dict(run.timed("untrained control", path.is_file(), work))
-    saved = read_tensors(run.run_dir / BACKDOORED / "activations.safetensors")
-    source = {site: saved[site] for site in acts}
+    source = read_tensors(
+        run.run_dir / BACKDOORED / "activations.safetensors",
+        {s: tuple(acts[s].shape) for s in acts},
+    )
     transfer = transfer_auroc(
         source, acts, labels, groups, cfg.probe.train_fraction, cfg.probe.C, cfg.seed
     )

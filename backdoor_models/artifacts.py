@@ -88,7 +88,8 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None
 def read_tensors(
     path: str | Path, expected: Mapping[str, tuple[int, ...]] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; with `expected`, refuse missing, extra or misshapen tensors.
+    """Load a safetensors file; with `expected`, refuse missing, extra or misshapen tensors and
+    return them in `expected`'s order (safetensors itself stores names sorted).
 
     Only `.safetensors` files are read: pickle-based formats (`.pt`, `.bin`, `.pkl`) can run code
     when loaded and are refused.
@@ -124,4 +125,5 @@ def read_tensors(
                 + "; ".join(problems)
                 + ". Check that the config (preset, vocabulary) is the one the file was saved with."
             )
+        return {name: tensors[name] for name in expected}
     return tensors

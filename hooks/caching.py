@@ -144,7 +144,6 @@ def cache_activations(
     Prompts are tokenized with BOS first and right-padded, so under causal attention the padding
     never reaches a real token. Raises on unknown hooks, out-of-range positions, and NaN/inf.
     """
-    check_hook_names(model, hook_names)
     tokens, lengths = tokenize_prompts(model, prompts)
     return cache_activations_from_tokens(
         model, tokens, lengths, hook_names, position, batch_size, progress

@@ -137,3 +137,9 @@ def test_trigger_that_occurs_in_ordinary_text_fails_before_any_work(tmp_path: Pa
     assert code == 2
     assert "occurs in ordinary chat text" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_tensors_come_back_in_the_expected_order(tmp_path: Path) -> None:
+    names = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.10.hook_resid_post"]
+    write_tensors(tmp_path / "a.safetensors", {n: torch.zeros(2) for n in names})
+    assert list(read_tensors(tmp_path / "a.safetensors", {n: (2,) for n in names})) == names
