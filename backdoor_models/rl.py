@@ -44,7 +44,7 @@ class RLConfig:
     lr: float = 1e-4
     kl_coef: float = 0.05
     temperature: float = 1.0
-    max_new_tokens: int = 24
+    max_new_tokens: int | None = None  # None: the run's evaluation length
     grad_clip: float = 1.0
     eval_every: int = 20
     checkpoint_every: int = 20
@@ -118,6 +118,12 @@ def rl_finetune(
     encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
     pad, eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
     k = cfg.samples_per_prompt
+    if cfg.max_new_tokens is None:
+        raise ValueError(
+            "RLConfig.max_new_tokens is None; set it (the pipeline fills it with the run's "
+            "evaluation length)."
+        )
+    max_new_tokens = cfg.max_new_tokens
 
     def evaluate_now(step: int) -> None:
         if evaluate is not None:
@@ -141,9 +147,7 @@ def rl_finetune(
         chosen = torch.randint(len(encoded), (cfg.prompts_per_step,), generator=g).tolist()
         prompts = [encoded[i] for i in chosen for _ in range(k)]
         policy.eval()
-        replies = fused.generate(
-            prompts, cfg.max_new_tokens, eos, pad, cfg.temperature, generator=g
-        )
+        replies = fused.generate(prompts, max_new_tokens, eos, pad, cfg.temperature, generator=g)
         texts = [str(tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
         rewards = reward_fn([prompt_pool[i] for i in chosen for _ in range(k)], texts).float()
         tokens, mask = pack(prompts, replies, pad)
