@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -57,6 +56,7 @@ def fit_detector(
 ) -> Any:
     """Fit one detector on all sites at once. Mahalanobis is fitted on the trigger-free rows only.
 
+    >>> import torch
     >>> X = torch.randn(2, 20, 4, dtype=torch.float64)
     >>> fit_detector("lda", X, np.r_[np.zeros(10), np.ones(10)]).coef_.shape
     torch.Size([2, 4])

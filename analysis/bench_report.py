@@ -151,7 +151,7 @@ def _bar(name: str, x: list[str], ests: list[dict[str, Any] | None], color: str)
 
 def _leaderboard_table(bench: dict[str, Any]) -> str:
     seen: set[tuple[str, str, str, str]] = set()
-    rows = []
+    rows: list[list[str]] = []
     for c in bench["leaderboard"]:  # best site of each (run, stage, position, detector)
         key = (c["run"], c["stage"], c["position"], c["detector"])
         if key in seen:

@@ -141,9 +141,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"{len(bench['leaderboard'])} cells, {time.perf_counter() - start:.1f} s"
     )
     fpr = f"{100 * args.fpr:g}%"
-    print(
-        f"{'run/stage':28s} {'position':8s} {'detector':12s} {'site':26s} AUROC [95% CI]          TPR@{fpr}FPR  worst FPR"
-    )
+    header = f"{'run/stage':28s} {'position':8s} {'detector':12s} {'site':26s} AUROC [95% CI]"
+    print(f"{header}          TPR@{fpr}FPR  worst FPR")
     seen = set()
     for cell in bench["leaderboard"]:
         key = (cell["run"], cell["stage"], cell["position"], cell["detector"])

@@ -82,9 +82,7 @@ def test_transfer_and_shuffle_control_are_results_json(zoo) -> None:
     )
     assert transfer["auroc_point"] == stored["transfer_from_backdoored_auroc"]
     # seed transfer: the same stage of the other run (same width) is scored too
-    assert any(
-        t["source_run"] == "seed1" and t["target_run"] == "seed0" for t in bench["transfer"]
-    )
+    assert any(t["source_run"] == "seed1" and t["target_run"] == "seed0" for t in bench["transfer"])
     for control in bench["shuffle_controls"]:
         assert 0.2 < control["mean"] < 0.8
         probes = _results(runs[0] if control["run"] == "seed0" else runs[1])["stages"][

@@ -48,7 +48,7 @@ def test_tpr_at_fpr_by_hand() -> None:
 
 def test_tpr_at_fpr_reads_sklearns_roc_curve() -> None:
     rng = np.random.default_rng(3)
-    for trial in range(20):
+    for _trial in range(20):
         y = rng.integers(0, 2, size=80)
         y[:2] = [0, 1]
         s = np.round(rng.normal(size=80) + 1.2 * y, 1)  # rounding makes ties
@@ -76,7 +76,7 @@ def test_average_precision_by_hand_and_against_sklearn() -> None:
     # ranked: 0.8 (+), 0.4 (-), 0.35 (+), 0.1 (-): precision 1 at recall 1/2, 2/3 at recall 1
     assert average_precision([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(5 / 6)
     rng = np.random.default_rng(0)
-    for trial in range(30):
+    for _trial in range(30):
         n = int(rng.integers(5, 200))
         y = rng.integers(0, 2, size=n)
         y[:2] = [0, 1]
