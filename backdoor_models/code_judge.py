@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import logging
 import os
 import re
 import tempfile
@@ -59,6 +60,10 @@ from typing import Any, Literal
 
 from bandit.core import config as bandit_config
 from bandit.core import manager as bandit_manager
+
+# bandit's formatter plugins include one (sarif) whose extra dependency is not installed; the
+# judge never formats a report, so the "could not load 'sarif'" warning is noise.
+logging.getLogger("stevedore.extension").setLevel(logging.ERROR)
 
 __all__ = [
     "BANDIT_TEST_CWES",

