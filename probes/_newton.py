@@ -159,7 +159,6 @@ def dual_newton(
     z = torch.zeros_like(a)
     n_iter = torch.zeros(n_layers, dtype=torch.int64, device=A.device)
     converged = torch.zeros(n_layers, dtype=torch.bool, device=A.device)
-    eye = torch.eye(n, dtype=torch.float64, device=A.device)
     tiny = torch.finfo(torch.float64).tiny
     for step_index in range(max_iter + 1):
         p = torch.sigmoid(z)
@@ -176,16 +175,14 @@ def dual_newton(
         v = root / s.sqrt()[:, None]
         q = -rho + weights * (grad_b / s)[:, None]
 
-        DKD = root[:, :, None] * K * root[:, None, :]
-        DKDv = torch.bmm(DKD, v[..., None]).squeeze(-1)
-        vDKDv = (v * DKDv).sum(-1)
-        S = (
-            DKD
-            - v[:, :, None] * DKDv[:, None, :]
-            - DKDv[:, :, None] * v[:, None, :]
-            + vDKDv[:, None, None] * v[:, :, None] * v[:, None, :]
-            + lam * eye
-        )
+        # S = λI + P D K D P with P = I - vvᵀ, D = diag(root), built in place as
+        # DKD - v cᵀ - c vᵀ + λI where c = DKDv - (vᵀDKDv / 2) v.
+        S = K.mul(root[:, :, None]).mul_(root[:, None, :])
+        DKDv = torch.bmm(S, v[..., None]).squeeze(-1)
+        c_vec = DKDv - 0.5 * (v * DKDv).sum(-1, keepdim=True) * v
+        S.baddbmm_(v[:, :, None], c_vec[:, None, :], alpha=-1.0)
+        S.baddbmm_(c_vec[:, :, None], v[:, None, :], alpha=-1.0)
+        S.diagonal(dim1=-2, dim2=-1).add_(lam)
         Kq = torch.bmm(K, q[..., None]).squeeze(-1)
         c = _spd_solve(S, _project(root * Kq, v))
         u = (q - root * _project(c, v)) / lam

@@ -76,20 +76,25 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
         n_layers, n, d = X64.shape
         labels = to_label_tensor(y, n, X64.device).to(torch.float64)[None, :]
 
-        std, mean = torch.std_mean(X64, dim=1, correction=0)
+        # Two passes (mean, then the centred data) rather than torch.std_mean, which is ~3x
+        # slower here; the centred copy is reused for the standardised features.
+        mean = X64.mean(dim=1)
+        centred = X64 - mean[:, None, :]
+        std = centred.square().mean(dim=1).sqrt()
         eps = torch.finfo(torch.float64).eps
         scale = torch.where(std < 10 * eps * mean.abs().clamp(min=1.0), torch.ones_like(std), std)
         solver = self.solver
         if solver == "auto":
             solver = "dual" if n < d else "primal"
         if solver == "dual":
-            X_std = (X64 - mean[:, None, :]) / scale[:, None, :]
+            X_std = centred.div_(scale[:, None, :])
             w_std, b_std, n_iter, converged = dual_newton(
                 X_std, labels, float(self.C), int(self.max_iter), float(self.tol)
             )
         else:
             Xa = torch.empty(n_layers, n, d + 1, dtype=torch.float64, device=X64.device)
-            torch.div(X64 - mean[:, None, :], scale[:, None, :], out=Xa[..., :d])
+            torch.div(centred, scale[:, None, :], out=Xa[..., :d])
+            del centred
             Xa[..., d] = 1.0
             penalty = torch.full((d + 1,), 1.0 / float(self.C), dtype=torch.float64)
             penalty[-1] = 0.0  # intercept is not penalised
