@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from probes import LayerwiseLogisticProbe
+from probes import LayerwiseLogisticProbe, load_detector, save_detector
 
 
 def _wide(seed: int, n: int = 60, d: int = 150, layers: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -87,3 +89,19 @@ def test_rejects_unknown_solver() -> None:
     X, y = _wide(5)
     with pytest.raises(ValueError, match="solver must be one of"):
         LayerwiseLogisticProbe(solver="lbfgs").fit(X, y)
+
+
+def test_a_probe_saved_before_the_solver_parameter_still_loads(tmp_path: Path) -> None:
+    X, y = _wide(6)
+    probe = LayerwiseLogisticProbe(C=0.5).fit(X, y)
+    stem = save_detector(probe, tmp_path / "probe")
+    meta = json.loads(Path(f"{stem}.json").read_text())
+    del meta["params"]["solver"]  # as written by the version without `solver`
+    Path(f"{stem}.json").write_text(json.dumps(meta))
+    loaded = load_detector(stem)
+    assert loaded.get_params() == {"C": 0.5, "max_iter": 50, "tol": 1e-6, "solver": "auto"}
+    torch.testing.assert_close(loaded.decision_function(X), probe.decision_function(X))
+    meta["params"]["learning_rate"] = 0.1
+    Path(f"{stem}.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="takes parameters"):
+        load_detector(stem)
