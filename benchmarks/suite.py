@@ -45,6 +45,9 @@ import torch
 import torch.nn.functional as F
 
 GOALS = {"training": 0.95, "generation": 5.0, "caching": 0.9, "probes": 10.0}
+# (layers, n_train, d): the original benchmark shape; the default run (5 sites x 300 training
+# prompts x d_model 128); and a wider model with fewer examples than features.
+PROBE_SHAPES = ((8, 2000, 256), (5, 300, 128), (5, 300, 512))
 STAGES_NOT_MEASURED = "not measured (pass --run-dir of a finished run)"
 
 
@@ -66,9 +69,7 @@ class Settings:
     cache_prompts: int
     cache_warmup: int
     cache_repeats: int
-    probe_layers: int
-    probe_n: int
-    probe_d: int
+    probe_shapes: tuple[tuple[int, int, int], ...]  # (layers, n_train, d)
     probe_warmup: int
     probe_repeats: int
     matmul_n: int
@@ -91,9 +92,7 @@ SETTINGS: dict[str, Settings] = {
         cache_prompts=16,
         cache_warmup=0,
         cache_repeats=1,
-        probe_layers=2,
-        probe_n=200,
-        probe_d=16,
+        probe_shapes=((2, 200, 16), (2, 40, 64)),
         probe_warmup=0,
         probe_repeats=1,
         matmul_n=256,
@@ -114,11 +113,9 @@ SETTINGS: dict[str, Settings] = {
         cache_prompts=256,
         cache_warmup=1,
         cache_repeats=5,
-        probe_layers=8,
-        probe_n=2000,
-        probe_d=256,
+        probe_shapes=PROBE_SHAPES,
         probe_warmup=1,
-        probe_repeats=3,
+        probe_repeats=5,
         matmul_n=2048,
         matmul_repeats=5,
     ),
@@ -137,11 +134,9 @@ SETTINGS: dict[str, Settings] = {
         cache_prompts=512,
         cache_warmup=1,
         cache_repeats=7,
-        probe_layers=8,
-        probe_n=2000,
-        probe_d=256,
-        probe_warmup=1,
-        probe_repeats=5,
+        probe_shapes=PROBE_SHAPES,
+        probe_warmup=2,
+        probe_repeats=11,
         matmul_n=2048,
         matmul_repeats=10,
     ),
@@ -421,32 +416,49 @@ def _probe_data(
     return X_train, y_train, X_test, y_test
 
 
-def bench_probes(s: Settings) -> dict[str, Any]:
-    """`LayerwiseLogisticProbe.fit` vs a per-layer StandardScaler + LogisticRegression loop."""
+def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """`LayerwiseLogisticProbe.fit` vs a per-layer StandardScaler + LogisticRegression loop.
+
+    Both sides get the same threads: the reference's BLAS pool is limited to torch's thread
+    count (left alone, OpenBLAS spins its threads against other jobs on a shared machine and
+    the reference slows down 10-30x, which would flatter the toolkit). The ratio is the median
+    of the per-round ratios; its spread (min, max over rounds) is reported beside it.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     from probes.logistic import LayerwiseLogisticProbe
 
-    X_train, y_train, X_test, y_test = _probe_data(s.probe_layers, s.probe_n, s.probe_d, seed=0)
+    layers, n, d = shape
+    X_train, y_train, X_test, y_test = _probe_data(layers, n, d, seed=0)
+    X_train_t = torch.from_numpy(X_train)
     fitted: dict[str, Any] = {}
 
     def toolkit() -> None:
-        fitted["toolkit"] = LayerwiseLogisticProbe(C=1.0).fit(torch.from_numpy(X_train), y_train)
+        fitted["toolkit"] = LayerwiseLogisticProbe(C=1.0).fit(X_train_t, y_train)
 
     def reference() -> None:
         models = []
-        for layer in range(s.probe_layers):
+        for layer in range(layers):
             scaler = StandardScaler().fit(X_train[layer])
             clf = LogisticRegression(C=1.0, max_iter=1000)
             clf.fit(scaler.transform(X_train[layer]), y_train)
             models.append((scaler, clf))
         fitted["reference"] = models
 
-    t_toolkit, t_ref = interleaved(
-        toolkit, reference, s.probe_warmup, s.probe_repeats, torch.device("cpu")
-    )
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    with threadpool_limits(limits=threads):
+        for _ in range(s.probe_warmup):
+            toolkit()
+            reference()
+        a, b = [], []
+        for _ in range(s.probe_repeats):
+            a.append(_time_once(toolkit, cpu))
+            b.append(_time_once(reference, cpu))
+    ratios = [ref / tk for tk, ref in zip(a, b, strict=True)]
     auroc_toolkit = np.asarray(fitted["toolkit"].score(torch.from_numpy(X_test), y_test))
     auroc_ref = np.array(
         [
@@ -454,15 +466,24 @@ def bench_probes(s: Settings) -> dict[str, Any]:
             for layer, (scaler, clf) in enumerate(fitted["reference"])
         ]
     )
+    solver = "dual" if n < d else "primal"
     return _row(
         "probes",
-        f"{s.probe_layers} layers x {s.probe_n} x {s.probe_d}, C=1.0, CPU",
-        t_toolkit,
-        t_ref,
+        f"{layers} layers x {n} x {d}, C=1.0, CPU, {solver}",
+        statistics.median(a),
+        statistics.median(b),
         "s",
-        t_ref / t_toolkit,
+        statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        repeats=s.probe_repeats,
+        reference_blas_threads=threads,
+        solver=solver,
+        shape=list(shape),
+        newton_steps=[int(k) for k in fitted["toolkit"].n_iter_],
+        reference_lbfgs_iterations=[int(clf.n_iter_[0]) for _, clf in fitted["reference"]],
         max_abs_auroc_difference=float(np.abs(auroc_toolkit - auroc_ref).max()),
-        held_out_auroc_toolkit=[round(float(a), 6) for a in auroc_toolkit],
+        held_out_auroc_toolkit=[round(float(x), 6) for x in auroc_toolkit],
         held_out_n=int(len(y_test)),
     )
 
@@ -594,8 +615,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in s.cache_presets:
             _log(f"caching: {name} ...")
             rows.append(bench_caching(name, tokenizer, prompts, device, s))
-    _log("probes ...")
-    rows.append(bench_probes(s))
+    for shape in s.probe_shapes:
+        _log(f"probes: {shape} ...")
+        rows.append(bench_probes(s, shape))
     stage_row, stages = read_stages(args.run_dir)
     rows.append(stage_row)
     total = time.perf_counter() - start
@@ -638,7 +660,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif r["name"] == "probes":
             print(
-                f"probes: max |AUROC difference| vs scikit-learn: {r['max_abs_auroc_difference']:.2e}"
+                f"probes {'x'.join(map(str, r['shape']))}: ratio {r['ratio']:.2f}x "
+                f"(min {r['ratio_min']:.2f}x, max {r['ratio_max']:.2f}x over {r['repeats']} "
+                f"rounds), max |AUROC difference| vs scikit-learn: "
+                f"{r['max_abs_auroc_difference']:.2e}, Newton steps {r['newton_steps']}, "
+                f"scikit-learn lbfgs iterations {r['reference_lbfgs_iterations']}"
             )
     for stage, seconds in stages.items():
         print(f"stage {stage}: {seconds:.1f} s")

@@ -238,7 +238,9 @@ def load_detector(path_stem: str | os.PathLike[str]) -> BaseEstimator:
 
     params = meta.get("params")
     allowed = set(spec.cls().get_params(deep=False))
-    if not isinstance(params, dict) or set(params) != allowed:
+    # A parameter missing from the file takes its default: files written before the parameter
+    # existed (e.g. LayerwiseLogisticProbe's `solver`) still load. Unknown ones are refused.
+    if not isinstance(params, dict) or not set(params) <= allowed:
         raise ValueError(f"{name} takes parameters {sorted(allowed)}; the file has {params!r}.")
     if "n_directions" in params and tensors["directions_"].shape[1] != params["n_directions"]:
         raise ValueError(

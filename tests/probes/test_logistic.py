@@ -137,7 +137,7 @@ def test_constant_feature_gets_unit_scale_and_no_nan() -> None:
 
 def test_sklearn_estimator_contract() -> None:
     probe = LayerwiseLogisticProbe(C=0.5, max_iter=10)
-    assert probe.get_params() == {"C": 0.5, "max_iter": 10, "tol": 1e-6}
+    assert probe.get_params() == {"C": 0.5, "max_iter": 10, "tol": 1e-6, "solver": "auto"}
     assert probe.set_params(C=2.0) is probe and probe.C == 2.0
     copy = clone(probe)
     assert copy.get_params() == probe.get_params()
