@@ -248,7 +248,7 @@ def _probe(
     n_boot: int,
     seed: int,
     batch_size: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
     sites = list(eval_acts)
     directions = contrast_directions(model, pairs, sites, batch_size)
     scores = project_on_directions(eval_acts, directions)
@@ -261,7 +261,7 @@ def _probe(
         "best_site_scores": scores[best].tolist(),
         "direction_norm": [float(directions[s].norm()) for s in sites],
         "pairs": [dataclasses.asdict(p) for p in pairs],
-    }
+    }, directions
 
 
 def contrast_probe_analysis(
@@ -301,8 +301,13 @@ def contrast_probe_analysis(
     truths = resolve_pairs(truth_pairs, OBVIOUS_TRUTH_PAIRS)
 
     sites = list(eval_acts)
-    contrast = _probe(model, eval_acts, generic, y, n_boot, seed, batch_size)
-    truth = _probe(model, eval_acts, truths, y, n_boot, seed, batch_size)
+    contrast, contrast_dirs = _probe(model, eval_acts, generic, y, n_boot, seed, batch_size)
+    truth, truth_dirs = _probe(model, eval_acts, truths, y, n_boot, seed, batch_size)
+    # How much the two directions share (e.g. the identity of the answer's last token).
+    truth["cosine_with_contrast"] = [
+        float(torch.nn.functional.cosine_similarity(contrast_dirs[s], truth_dirs[s], dim=0))
+        for s in sites
+    ]
 
     X = torch.stack([eval_acts[s].double() for s in sites])
     random = RandomDirectionBaseline(n_directions=n_random, seed=seed).fit(X).summary(X, y)
@@ -312,10 +317,8 @@ def contrast_probe_analysis(
 
     control_result = None
     if control is not None:
-        control_result = {
-            "name": control.name,
-            **_probe(control.model, control.eval_acts, generic, y, n_boot, seed, batch_size),
-        }
+        probe, _ = _probe(control.model, control.eval_acts, generic, y, n_boot, seed, batch_size)
+        control_result = {"name": control.name, **probe}
     return {
         "sign_convention": SIGN_CONVENTION,
         "sites": sites,
