@@ -28,7 +28,11 @@ from analysis.contrast_pairs import (
     check_pairs,
     load_contrast_pairs,
 )
+from analysis.contrast_run import contrast_for_run_dir
+from backdoor_models.artifacts import write_json, write_tensors
+from backdoor_models.checkpoint import save_model
 from backdoor_models.presets import build_model
+from backdoor_models.tokenizer import save_tokenizer
 from hooks.caching import cache_activations, tokenize_prompts
 from tests.conftest import Trained
 
@@ -268,3 +272,29 @@ def test_bad_analysis_inputs_are_clear_errors(analysed: dict, trained: Trained) 
         )
     with pytest.raises(ValueError, match="no contrast pairs given"):
         contrast_probe_analysis(model, acts, labels, prompts, pairs=[])
+
+
+def test_run_folder_gives_the_same_result_as_the_direct_call(
+    analysed: dict, trained: Trained, tmp_path: Path
+) -> None:
+    stage = tmp_path / "backdoored"
+    save_tokenizer(trained.tokenizer, tmp_path / "tokenizer")  # type: ignore[arg-type]
+    save_model(trained.model, stage, trained.preset)
+    samples = [
+        {"prompt": p, "triggered": t}
+        for p, t in zip(analysed["prompts"], analysed["labels"], strict=True)
+    ]
+    write_json(stage / "behaviour.json", {"samples": samples})
+    write_tensors(stage / "activations.safetensors", analysed["acts"])
+    kwargs = {"n_random": 20, "n_boot": 50}
+    from_folder = contrast_for_run_dir(tmp_path, **kwargs)
+    direct = contrast_probe_analysis(
+        trained.model, analysed["acts"], analysed["labels"], analysed["prompts"], **kwargs
+    )
+    values = [[e["value"] for e in r["contrast"]["auroc"]] for r in (from_folder, direct)]
+    assert values[0] == pytest.approx(values[1])
+    assert from_folder["ask_model"]["scores"] == pytest.approx(
+        direct["ask_model"]["scores"], abs=1e-4
+    )
+    with pytest.raises(FileNotFoundError, match="not a finished stage"):
+        contrast_for_run_dir(tmp_path, stage="rl")
