@@ -229,6 +229,12 @@ def test_analysis_result_is_json_ready_and_complete(analysed: dict, trained: Tra
     assert len(result["random"]["p95"]) == len(sites)
     rnd = result["random"]
     assert all(m <= p <= x for m, p, x in zip(rnd["mean"], rnd["p95"], rnd["max"], strict=True))
+    contrast = [e["value"] for e in result["contrast"]["auroc"]]
+    for share, value, best in zip(
+        rnd["share_at_least_contrast"], contrast, rnd["max"], strict=True
+    ):
+        assert 0.0 <= share <= 1.0
+        assert share == 0.0 or value <= best  # no random direction beats a probe above their max
     assert len(result["ask_model"]["scores"]) == n
 
 
