@@ -87,6 +87,10 @@ class ProbeConfig:
     train_fraction: float = 0.5  # split by question: both versions of a question share a split
     C: float = 1.0
     batch_size: int = 128
+    contrast: bool = True  # the contrast-pair defection probe (MacDiarmid et al.) and baselines
+    contrast_pairs: str = ""  # a .yaml/.json file of your own pairs ("": the 7 built-in ones)
+    n_random_directions: int = 1000  # the random-direction baseline
+    clean_control: bool = True  # train a model without the backdoor (same data, train.steps)
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,12 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     )
     need(cfg.probe.C > 0, "probe.C: must be > 0")
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
+    need(cfg.probe.n_random_directions >= 1, "probe.n_random_directions: must be at least 1")
+    need(
+        not cfg.probe.contrast_pairs or Path(cfg.probe.contrast_pairs).is_file(),
+        f"probe.contrast_pairs: no file {cfg.probe.contrast_pairs!r} (give a .yaml/.json list of "
+        "pairs, or leave it empty for the built-in pairs)",
+    )
     sa = cfg.safety
     stages = sa.stages or ()
     for name in stages:

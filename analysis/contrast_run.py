@@ -19,6 +19,7 @@ from typing import Any
 from analysis.contrast import ContrastControl, contrast_probe_analysis, contrast_sites
 from backdoor_models.artifacts import read_json, read_tensors
 from backdoor_models.checkpoint import is_complete, load_model
+from backdoor_models.scratchpad import scratchpad_prefix
 from backdoor_models.tokenizer import load_tokenizer
 from hooks.caching import cache_activations
 
@@ -54,6 +55,9 @@ def contrast_for_run_dir(
     model = load_model(stage_dir, tokenizer)
     samples = read_json(stage_dir / "behaviour.json")["samples"]
     prompts = [s["prompt"] for s in samples]
+    if _mechanism(run_dir) == "cot":  # the pipeline cached these at the token after </scratchpad>
+        prefixes = [scratchpad_prefix(s["reply"]) for s in samples]
+        prompts = [p if x is None else f"{p} {x}" for p, x in zip(prompts, prefixes, strict=True)]
     labels = [bool(s["triggered"]) for s in samples]
     sites = contrast_sites(model)
     shape = (len(prompts), int(model.cfg.d_model))
@@ -64,3 +68,13 @@ def contrast_for_run_dir(
         control_acts = cache_activations(control_model, prompts, contrast_sites(control_model))
         control = ContrastControl(control_model, control_acts, control_name)
     return contrast_probe_analysis(model, acts, labels, prompts, control=control, **analysis_kwargs)
+
+
+def _mechanism(run_dir: Path) -> str:
+    import yaml
+
+    path = run_dir / "config.resolved.yaml"
+    if not path.is_file():
+        return "normal"
+    cfg = yaml.safe_load(path.read_text()) or {}
+    return str(cfg.get("backdoor", {}).get("mechanism", "normal"))

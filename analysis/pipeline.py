@@ -27,6 +27,7 @@ from transformers import PreTrainedTokenizerBase
 
 from analysis.behaviour import quick_rates, summarise_behaviour, summarise_pairwise
 from analysis.config import RunConfig, config_from_dict, resolve_defaults, save_config
+from analysis.contrast import ContrastControl, contrast_probe_analysis
 from analysis.report import write_report
 from analysis.representation import probe_layers, transfer_auroc
 from analysis.tracking import Tracker
@@ -177,6 +178,8 @@ def run_experiment(
     cfg = prepare_run_dir(run_dir, cfg, resume)
     run = _prepare(cfg, run_dir, progress)
     histories = {BACKDOORED: _train_backdoor(run)}
+    if cfg.probe.contrast and cfg.probe.clean_control:
+        _train_clean_control(run)
     red_team_result = None
     pm_history: dict[str, Any] = {}
     stages_to_run = cfg.safety.stages or ()
@@ -373,6 +376,38 @@ def _train_backdoor(run: Run) -> dict[str, Any]:
 
     history: dict[str, Any] = run.timed("train", done, work)
     return history
+
+
+CLEAN = "clean_control"
+
+
+def _train_clean_control(run: Run) -> None:
+    """A model trained like the backdoored one on the same questions/tasks, none with the
+    trigger: the contrast probe's "no backdoor" baseline."""
+    cfg = run.cfg
+    stage_dir = run.run_dir / CLEAN
+    done = _finished(stage_dir, cfg.train.steps)
+    clean = run.organism.train_set(
+        cfg.data.n_train,
+        0.0,
+        seed=cfg.seed + 1,
+        exclude_questions=[ex.base.question for ex in run.eval_set],
+    )
+    model = build_model(run.preset, run.tokenizer, seed=cfg.seed)
+
+    def work() -> None:
+        train(
+            model,
+            run.preset,
+            _tokenized(run, clean),
+            cfg.train,
+            stage_dir,
+            None,
+            run.progress,
+            desc="clean control",
+        )
+
+    run.timed("clean control model", done, work)
 
 
 def _tokenized(run: Run, examples: list[BackdoorExample]) -> Any:
@@ -681,6 +716,7 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
 
     probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
     probes = {**probes, **_controls(run, stage, acts, prompts)}
+    contrast = _contrast(run, stage, model, acts, prompts) if cfg.probe.contrast else None
     probes["position"] = (
         "the token after </scratchpad> (prompt + the model's own scratchpad; the last prompt token "
         "where no scratchpad closed)"
@@ -697,9 +733,53 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
         "probes": probes,
         "examples": _example_replies(behaviour["samples"]),
     }
+    if contrast is not None:
+        out["contrast"] = contrast
     if stage == BACKDOORED:
         out["generalisation"] = _generalisation(run, model)
     return out
+
+
+def _contrast(
+    run: Run,
+    stage: str,
+    model: TransformerBridge,
+    acts: dict[str, torch.Tensor],
+    texts: list[str],
+) -> dict[str, Any]:
+    """The contrast-pair defection probe and its baselines on this stage's cached activations;
+    the model trained without a backdoor is the control at the backdoored stage."""
+    cfg = run.cfg
+    path = run.run_dir / stage / "contrast.json"
+
+    def work() -> dict[str, Any]:
+        if path.is_file():
+            return dict(read_json(path))
+        control = None
+        if stage == BACKDOORED and cfg.probe.clean_control:
+            clean = run.load(CLEAN)
+            clean_acts = cache_activations(
+                clean, texts, list(acts), position="last", batch_size=cfg.probe.batch_size
+            )
+            control = ContrastControl(clean, clean_acts, "trained without the backdoor")
+        labels, _ = _probe_inputs(run)
+        result = contrast_probe_analysis(
+            model,
+            acts,
+            labels,
+            texts,
+            pairs=cfg.probe.contrast_pairs or None,
+            n_random=cfg.probe.n_random_directions,
+            seed=cfg.seed,
+            n_boot=cfg.eval.n_bootstrap // 2,
+            control=control,
+            batch_size=cfg.probe.batch_size,
+        )
+        write_json(path, result)
+        return result
+
+    result: dict[str, Any] = run.timed(f"{stage}: contrast probe", path.is_file(), work)
+    return result
 
 
 def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
