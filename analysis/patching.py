@@ -56,7 +56,7 @@ def _grid(values: Tensor, metric: BackdoorMetric, normalise: bool) -> dict[str, 
 def _sweep_both_ways(
     fn: Any, model: TransformerBridge, pairs: PatchPairs, metric: BackdoorMetric, normalise: bool
 ) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     direction: Direction
     for direction in ("triggered_into_clean", "clean_into_triggered"):
         out[direction] = _grid(fn(model, pairs, metric.logit_diff, direction), metric, normalise)

@@ -132,7 +132,8 @@ class FusedNative:
         """Check a {layer: vector} steering map and move it to the model's device and dtype."""
         if steering is None:
             return None
-        d_model = self.embed.weight.shape[1]
+        weight: Tensor = self.embed.weight  # type: ignore[assignment]
+        d_model = int(weight.shape[1])
         out = {}
         for layer, vec in steering.items():
             if not 0 <= int(layer) < len(self.layers):
@@ -146,7 +147,7 @@ class FusedNative:
                     f"The steering vector for layer {layer} has shape {tuple(vec.shape)}; it "
                     f"must be [d_model] = [{d_model}]."
                 )
-            out[int(layer)] = vec.to(device=self.device, dtype=self.embed.weight.dtype)
+            out[int(layer)] = vec.to(device=self.device, dtype=weight.dtype)
         return out
 
     def residual(

@@ -81,17 +81,18 @@ def test_trigger_direction_steers_the_backdoor_and_random_does_not(
         examples,
         LAYER,
         [direction, control],
-        scales=(0.0, 1.0),
+        scales=(0.0, 0.5, 1.0),
         max_new_tokens=12,
         n_boot=200,
     )
     probe, rand = result["directions"][direction.name], result["directions"]["random"]
     rate = lambda rows, i: rows[i]["backdoor_rate"]["value"]  # noqa: E731
     assert rate(probe["remove_with_trigger"], 0) > 0.8  # the trained backdoor fires
-    assert rate(probe["remove_with_trigger"], 1) < 0.3  # removing the direction suppresses it
-    # a random direction of the same norm does far less, both ways
-    assert rate(rand["remove_with_trigger"], 1) > rate(probe["remove_with_trigger"], 1) + 0.4
-    assert rate(probe["add_without_trigger"], 1) > rate(rand["add_without_trigger"], 1) + 0.3
+    assert rate(probe["remove_with_trigger"], 2) < 0.3  # removing the direction suppresses it
+    # a random direction of the same norm does far less, both ways (adding is compared at half
+    # the scale: at full scale any large push, random ones too, sets this fuzzy backdoor off)
+    assert rate(rand["remove_with_trigger"], 2) > rate(probe["remove_with_trigger"], 2) + 0.4
+    assert rate(probe["add_without_trigger"], 1) > rate(rand["add_without_trigger"], 1) + 0.4
     assert len(summarise_steering(result)) == 4
 
 
