@@ -70,6 +70,11 @@ scores = logistic.decision_function(X_test)[best]
 print(f"best layer {sites[best]}: AUROC {bootstrap_auroc(scores, y_test, n_boot=500)}")
 assert auroc["logistic"].max() > 0.9, "the trigger should be linearly decodable"
 
+# %% [markdown]
+# Read the probe against its controls: if random directions already reach an AUROC near 1,
+# the trigger is simply easy to see at the last token, and a high probe AUROC says nothing
+# specific about the probe.
+
 # %%
 fig = go.Figure([go.Scatter(x=sites, y=v, mode="lines+markers", name=k) for k, v in auroc.items()])
 fig.update_layout(title="held-out AUROC by layer", yaxis_range=[0, 1.05], yaxis_title="AUROC")
