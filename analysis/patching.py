@@ -201,7 +201,26 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
             "pairs, so there is no behaviour to restore; only raw logit differences are reported."
         )
         return lines
+    if m["triggered"] < 0:
+        lines.append(
+            "Even with the trigger this model prefers the helpful first token (logit difference "
+            "< 0): the normalised values below follow what is left of the trigger's trace, not "
+            "a behaviour that is there to restore."
+        )
     layers = [f"layer {i}" for i in range(len(result["layers"]))]
+    pos = result["positions"]
+    pos_values = pos["triggered_into_clean"]["normalised"]
+    if pos_values is not None:
+        where = [
+            f"{layers[i]} @ {t}: {pos['tokens'][t]!r} {row[t]:.2f}"
+            for i, row in enumerate(pos_values)
+            for t in range(len(row))
+            if row[t] >= RESTORES
+        ]
+        lines.append(
+            f"By position ({pos['n_pairs']} equal-length pairs, trigger at the start of the "
+            f"question), triggered into clean restores it at: {', '.join(where) or 'nowhere'}."
+        )
     regions = result["regions"]
     restore = _where(
         regions["triggered_into_clean"]["normalised"],
