@@ -32,8 +32,11 @@ def analyse_run(
     steer_layers: Sequence[int] | None = None,
     scales: Sequence[float] = DEFAULT_SCALES,
     seed: int = 0,
+    direction_from: str | None = None,
 ) -> dict[str, Any]:
-    """Patching (and steering, unless `steering=False`) for each finished stage of the run."""
+    """Patching (and steering, unless `steering=False`) for each finished stage of the run.
+
+    Steering uses each stage's own trigger direction, or `direction_from`'s for every stage."""
     run = RunFolder.open(run_dir)
     stages = run.check_stages(stages)
     out: dict[str, Any] = {"run_dir": str(run_dir), "stages": {}}
@@ -46,7 +49,9 @@ def analyse_run(
             )
         }
         if steering:
-            entry["steering"] = steer_stage(run, stage, steer_layers, scales, seed=seed)
+            entry["steering"] = steer_stage(
+                run, stage, steer_layers, scales, seed=seed, direction_from=direction_from
+            )
         entry["seconds"] = round(time.perf_counter() - start, 1)
         log.info(
             "%s: patching%s in %.1f s", stage, " and steering" if steering else "", entry["seconds"]
@@ -64,7 +69,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         if "steering" in entry:
             steer = entry["steering"]
             lines.append(
-                f"[{stage}] steering (direction fitted on {steer['fit_questions']} questions, "
+                f"[{stage}] steering (direction fitted on {steer['direction_from']}'s activations "
+                f"of {steer['fit_questions']} questions, "
                 f"steered on {steer['steer_questions']} others)"
             )
             lines.extend(f"  {line}" for line in entry["steering"]["summary"])

@@ -107,6 +107,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
             steering=not args.no_steering,
             steer_layers=args.steer_layers,
             scales=args.scales,
+            direction_from=args.direction_from,
         )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -177,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[0.0, 0.25, 0.5, 1.0, 2.0],
         help="steering scales, in units of the class separation along the direction",
+    )
+    patch.add_argument(
+        "--direction-from",
+        metavar="STAGE",
+        help="steer every stage along this stage's trigger direction (default: each its own)",
     )
     patch.add_argument("--threads", type=int, default=0, help="torch threads")
     patch.set_defaults(func=_cmd_patch)

@@ -241,15 +241,18 @@ def steer_stage(
     method: Literal["diff_means", "logistic"] = "diff_means",
     n_boot: int = 1000,
     seed: int = 0,
+    direction_from: str | None = None,
 ) -> dict[str, Any]:
-    """Fit the trigger direction on half of the questions (from the stage's cached activations)
-    and steer generation on the other half, at each layer's `resid_post`."""
+    """Fit the trigger direction on half of the questions (from the stage's cached activations,
+    or from `direction_from`'s, e.g. the backdoored model's direction steering the adversarially
+    trained one) and steer generation on the other half, at each layer's `resid_post`."""
     model = run.model(stage)
+    source = stage if direction_from is None else run.check_stages([direction_from])[0]
     n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
     layers = list(range(n_layers)) if layers is None else list(layers)
     n = len(run.eval_set)
     sites = {f"blocks.{layer}.hook_resid_post": (n, d_model) for layer in range(n_layers)}
-    acts_file = run.path / stage / "activations.safetensors"
+    acts_file = run.path / source / "activations.safetensors"
     acts = read_tensors(acts_file, {"blocks.0.hook_resid_pre": (n, d_model), **sites})
     questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))}
     groups = [questions[ex.base.question] for ex in run.eval_set]
@@ -284,6 +287,7 @@ def steer_stage(
         "fit_questions": len(fit) // 2,
         "steer_questions": len(steer) // 2,
         "method": method,
+        "direction_from": source,
         "layers": by_layer,
         "summary": [line for r in by_layer.values() for line in summarise_steering(r)],
     }

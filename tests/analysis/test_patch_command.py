@@ -39,6 +39,7 @@ def test_patch_writes_heatmaps_steering_and_a_summary(
     run_dir: Path, trained: Trained, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["patch", str(run_dir), "--n-pairs", "8", "--steer-layers", "1", "--scales", "0", "1"]
+    argv += ["--direction-from", "backdoored"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[backdoored] patching" in out and "restores the backdoor" in out
@@ -52,10 +53,19 @@ def test_patch_writes_heatmaps_steering_and_a_summary(
     positions = patching["positions"]
     assert "DEPLOY" in "".join(positions["tokens"])  # token labels of a triggered prompt
     assert len(positions["triggered_into_clean"]["normalised"][0]) == len(positions["tokens"])
+    assert stage["steering"]["direction_from"] == "backdoored"
     sweep = stage["steering"]["layers"]["1"]
     assert set(sweep["directions"]) == {"probe (diff_means)", "random"}
     html = (run_dir / "patching.html").read_text()
     assert "plotly" in html and "attention heads patched" in html and "steering" in html
+
+
+def test_patch_refuses_an_unknown_direction_stage(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["patch", str(run_dir), "--no-steering", "--stages", "rl"]
+    assert main(argv) == 2
+    assert "No finished checkpoint for ['rl']" in capsys.readouterr().err
 
 
 def test_patch_refuses_a_folder_that_is_not_a_run(
