@@ -152,3 +152,26 @@ def test_bad_sites_raise(trained: Trained, pairs: PatchPairs) -> None:
         )
     with pytest.raises(ValueError, match="does not contain the trigger"):
         trigger_pairs(trained.tokenizer, ["Human: hi\n\nAssistant:"], trained.backdoor.trigger)
+
+
+def test_sweeps_agree_with_transformer_lens_patching(
+    trained: Trained, pairs: PatchPairs, metric: BackdoorMetric
+) -> None:
+    """TransformerLens patches one site per forward pass; ours batches many. Same numbers."""
+    from transformer_lens import patching as tl_patching
+
+    one = pairs.subset([0])
+    m = BackdoorMetric.measure(trained.model, one, metric.backdoor_token, metric.helpful_tokens[:1])
+    _, source_cache = trained.model.run_with_cache(one.triggered)
+
+    def tl_metric(logits: torch.Tensor) -> torch.Tensor:
+        return m.normalised(logits[:, -1])
+
+    ours = patch_residual_by_position(trained.model, one, m.normalised)
+    theirs = tl_patching.get_act_patch_resid_pre(trained.model, one.clean, source_cache, tl_metric)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
+    ours_heads = patch_heads(trained.model, one, m.normalised)
+    theirs_heads = tl_patching.get_act_patch_attn_head_out_all_pos(
+        trained.model, one.clean, source_cache, tl_metric
+    )
+    torch.testing.assert_close(ours_heads, theirs_heads, rtol=0, atol=1e-4)
