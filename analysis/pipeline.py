@@ -259,7 +259,7 @@ def _causal(run: Run) -> dict[str, Any]:
         k: {key: v for key, v in entry.items() if key != "seconds"}
         for k, entry in result["stages"].items()
     }
-    return {**result, "stages": stages}
+    return {"stages": stages}  # (the run folder is results.json's own run_dir)
 
 
 # -- data, tokenizer, backdoor ------------------------------------------------------------------
