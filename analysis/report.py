@@ -90,7 +90,11 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(
                 (f"[{stage}] {name} rate on held-out red-team prompts", _pct(b["red_team_rate"]))
             )
-        helpful = "secure code" if organism(results)["kind"] == "code" else "helpfulness"
+        helpful = (
+            "code that parses with no finding for its CWE"
+            if organism(results)["kind"] == "code"
+            else "helpfulness"
+        )
         rows.append((f"[{stage}] {helpful} (no trigger)", _pct(b["helpfulness"])))
         for key, label in (
             ("parse_rate_with_trigger", "with"),
