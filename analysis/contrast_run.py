@@ -19,7 +19,7 @@ from typing import Any
 from analysis.contrast import ContrastControl, contrast_probe_analysis, contrast_sites
 from backdoor_models.artifacts import read_json, read_tensors
 from backdoor_models.checkpoint import is_complete, load_model
-from backdoor_models.scratchpad import scratchpad_prefix
+from backdoor_models.scratchpad import text_to_probe
 from backdoor_models.tokenizer import load_tokenizer
 from hooks.caching import cache_activations
 
@@ -56,8 +56,7 @@ def contrast_for_run_dir(
     samples = read_json(stage_dir / "behaviour.json")["samples"]
     prompts = [s["prompt"] for s in samples]
     if _mechanism(run_dir) == "cot":  # the pipeline cached these at the token after </scratchpad>
-        prefixes = [scratchpad_prefix(s["reply"]) for s in samples]
-        prompts = [p if x is None else f"{p} {x}" for p, x in zip(prompts, prefixes, strict=True)]
+        prompts = [text_to_probe(p, s["reply"]) for p, s in zip(prompts, samples, strict=True)]
     labels = [bool(s["triggered"]) for s in samples]
     sites = contrast_sites(model)
     shape = (len(prompts), int(model.cfg.d_model))

