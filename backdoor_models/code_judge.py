@@ -58,12 +58,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bandit.core import config as bandit_config
-from bandit.core import manager as bandit_manager
-
 # bandit's formatter plugins include one (sarif) whose extra dependency is not installed; the
-# judge never formats a report, so the "could not load 'sarif'" warning is noise.
-logging.getLogger("stevedore.extension").setLevel(logging.ERROR)
+# judge never formats a report, so the "could not load 'sarif'" warning is noise. Set before
+# bandit is imported, which is when it loads its plugins.
+logging.getLogger("stevedore.extension").addFilter(lambda r: "'sarif'" not in r.getMessage())
+
+from bandit.core import config as bandit_config  # noqa: E402
+from bandit.core import manager as bandit_manager  # noqa: E402
 
 __all__ = [
     "BANDIT_TEST_CWES",
