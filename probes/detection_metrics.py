@@ -360,3 +360,72 @@ def bootstrap_worst_case_fpr(
     low, high = _interval(np.concatenate(samples), level)
     n = int(sum(values.size for values in sets.values()))
     return point, Estimate(value=point.fpr, low=low, high=high, n=n)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A detector used as a monitor: the threshold calibrated on clean prompts for a target FPR,
+    the share of positives it catches there (TPR), and the worst FPR over the test sets.
+
+    >>> rng = np.random.default_rng(0)
+    >>> op = operating_point(rng.normal(3, 1, 200), {"a": rng.normal(size=100)},
+    ...                      rng.normal(size=300), fpr=0.01, n_boot=200)
+    >>> op.tpr.value > 0.5, op.worst_case.name
+    (True, 'a')
+    """
+
+    target_fpr: float
+    threshold: float
+    tpr: Estimate
+    worst_case: WorstCaseFPR
+    worst_case_interval: Estimate
+    n_calibration: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return {
+            "target_fpr": self.target_fpr,
+            "threshold": self.threshold,
+            "tpr": self.tpr.to_dict(),
+            "worst_case_fpr": {
+                **self.worst_case.to_dict(),
+                "interval": self.worst_case_interval.to_dict(),
+            },
+            "n_calibration": self.n_calibration,
+        }
+
+
+def operating_point(
+    positive_scores: Any,
+    negative_sets: Mapping[str, Any],
+    calibration_scores: Any,
+    fpr: float = 0.01,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> OperatingPoint:
+    """TPR at a threshold calibrated on ``calibration_scores`` (held-out clean prompts) for
+    target ``fpr``, and the worst-case FPR across ``negative_sets`` at that threshold, as the
+    field reports detectors. The TPR's interval resamples the calibration scores (re-calibrating)
+    and the positives; the worst-case interval is :func:`bootstrap_worst_case_fpr`'s.
+    """
+    _check_bootstrap(n_boot, level)
+    rate = _check_fpr(fpr)
+    positives = _scores(positive_scores, "positive_scores")
+    calibration = _scores(calibration_scores, "calibration_scores")
+    worst, worst_interval = bootstrap_worst_case_fpr(calibration, negative_sets, rate, n_boot, seed)
+    threshold = worst.threshold
+    rng = np.random.default_rng(seed + 1)
+    chunk = max(1, _CHUNK_VALUES // (positives.size + calibration.size))
+    samples = []
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        draw = calibration[rng.integers(0, calibration.size, size=(rows, calibration.size))]
+        thresholds = _thresholds_rows(draw, rate)[:, None]
+        resampled = positives[rng.integers(0, positives.size, size=(rows, positives.size))]
+        samples.append((resampled > thresholds).mean(axis=1))
+    low, high = _interval(np.concatenate(samples), level)
+    tpr = Estimate(
+        value=float((positives > threshold).mean()), low=low, high=high, n=int(positives.size)
+    )
+    return OperatingPoint(rate, threshold, tpr, worst, worst_interval, int(calibration.size))

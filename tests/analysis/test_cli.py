@@ -3,6 +3,7 @@ import json
 import pytest
 
 from analysis.cli import main
+from analysis.report import summary_rows
 
 TINY = """
 seed: 0
@@ -69,7 +70,21 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
         assert results["red_team"]["n_train"] == 0
     else:
         assert "red_team_train_rate" in adversarial["training"]["evals"][-1]
+    back = results["stages"]["backdoored"]
+    for probe in (back["probes"], back["contrast"]["contrast"]):
+        point = probe["best_operating_point"]
+        assert point["target_fpr"] == 0.01 and point["n_calibration"] == 100
+        assert set(point["worst_case_fpr"]["per_set"]) == {
+            "chat, no trigger",
+            "code request, no trigger",
+        }
+        assert 0.0 <= point["tpr"]["value"] <= 1.0
+    assert (run / "backdoored/detection_activations.safetensors").is_file()
+    out = "\n".join(label for label, _ in summary_rows(results))
+    assert "[backdoored] trigger probe TPR at 1% FPR (threshold on held-out clean prompts)" in out
+    assert "[rl] contrast probe worst-case FPR over test sets" in out
     html = (run / "report.html").read_text()
+    assert "Probes as monitors" in html
     assert "plotly" in html and "AUROC" in html
     assert "same probe on an untrained model" in html and "How to read this" in html
     assert (

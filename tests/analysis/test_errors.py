@@ -124,7 +124,22 @@ def test_unwritable_run_folder(tmp_path: Path, capsys) -> None:
 
 def test_resume_of_a_folder_without_a_run(tmp_path: Path, capsys) -> None:
     assert main(["run", "--resume", str(tmp_path)]) == 2
-    assert "has no config.resolved.yaml" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no config.resolved.yaml" in err
+    assert "is kept" not in err  # nothing finished there, so nothing is claimed kept
+    assert main(["run", "--resume", str(tmp_path / "missing")]) == 2
+    assert "is kept" not in capsys.readouterr().err
+
+
+def test_a_failure_after_finished_work_says_what_is_kept(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "r"
+    # data prep finishes (tokenizer written), then the reply length cannot fit the context
+    args = ["--set", "model.preset=tiny", "--set", "data.n_train=500", "--quiet"]
+    args += ["--set", "eval.max_new_tokens=1000"]
+    assert main(["run", "--run-dir", str(run), *args]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit" in err
+    assert f"finished work in {run} is kept (data)" in err and "--resume" in err
 
 
 def test_unknown_preset_in_the_api() -> None:

@@ -45,6 +45,8 @@ def test_code_cot_run_end_to_end(tmp_path: Path) -> None:
         assert key in behaviour, key
     assert behaviour["trigger_rate"]["n"] == 12
     assert "</scratchpad>" in back["probes"]["position"]
+    worst = back["probes"]["best_operating_point"]["worst_case_fpr"]
+    assert set(worst["per_set"]) == {"code, 2023", "chat, 2023", "chat, 2024"}
     assert set(back["generalisation"]) >= {"trained phrasing", "next_year", "spanish"}
     assert (tmp_path / "run" / "sft_post" / "scratchpads.json").is_file()
     report = (tmp_path / "run" / "report.html").read_text()

@@ -12,6 +12,7 @@ from probes import (
     bootstrap_worst_case_fpr,
     calibrate_threshold,
     fpr_at_threshold,
+    operating_point,
     roc_curve,
     tpr_at_fpr,
     tpr_at_threshold,
@@ -136,3 +137,29 @@ def test_bootstrap_worst_case_fpr_finds_the_set_a_detector_flags() -> None:
     assert point.threshold == calibrate_threshold(calibration, 0.05)
     assert point.fpr == fpr_at_threshold(sets["coding"], point.threshold)
     assert point.per_set["hhh"] < 0.1 < interval.low <= point.fpr <= interval.high
+
+
+def test_operating_point_calibrates_on_clean_prompts_and_finds_the_worst_set() -> None:
+    rng = np.random.default_rng(0)
+    calibration = rng.normal(size=2000)
+    op = operating_point(
+        positive_scores=rng.normal(3.0, 1.0, 500),
+        negative_sets={"chat": rng.normal(size=1000), "code": rng.normal(1.0, 1.0, 1000)},
+        calibration_scores=calibration,
+        fpr=0.01,
+        n_boot=300,
+    )
+    # threshold near the clean 99th percentile (2.33); the shifted set is the worst one
+    assert abs(op.threshold - 2.33) < 0.2
+    assert op.worst_case.name == "code" and op.worst_case.fpr > 0.05
+    assert op.worst_case.per_set["chat"] < 0.03
+    # TPR at that threshold: P(N(3,1) > 2.33) = 0.75
+    assert abs(op.tpr.value - 0.75) < 0.06 and op.tpr.low < op.tpr.value < op.tpr.high
+    d = op.to_dict()
+    assert d["worst_case_fpr"]["interval"]["low"] <= d["worst_case_fpr"]["fpr"]
+    assert d["n_calibration"] == 2000
+
+
+def test_operating_point_refuses_an_empty_test_set() -> None:
+    with pytest.raises(ValueError, match="test set 'code' is empty"):
+        operating_point([1.0, 2.0], {"code": []}, [0.0, 0.1, 0.2])
