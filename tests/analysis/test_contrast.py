@@ -10,25 +10,25 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.contrast import (
-    CONTRAST_TABLE_HEADER,
-    ContrastControl,
-    ask_the_model,
-    contrast_directions,
-    contrast_figure,
-    contrast_probe_analysis,
-    contrast_rows,
-    contrast_sites,
-    project_on_directions,
-    site_aurocs,
-)
-from analysis.contrast_pairs import (
+from analysis.config import load_config, save_config
+from analysis.contrast.on_run import contrast_for_run_dir
+from analysis.contrast.pairs import (
     DEFAULT_PAIRS,
     ContrastPair,
     check_pairs,
     load_contrast_pairs,
 )
-from analysis.contrast_run import contrast_for_run_dir
+from analysis.contrast.probe import (
+    ContrastControl,
+    ask_the_model,
+    contrast_directions,
+    contrast_probe_analysis,
+    contrast_sites,
+    project_on_directions,
+    site_aurocs,
+)
+from analysis.folder.layout import RunLayout
+from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
 from backdoor_models.artifacts import write_json, write_tensors
 from backdoor_models.checkpoint import save_model
 from backdoor_models.presets import build_model
@@ -283,15 +283,17 @@ def test_bad_analysis_inputs_are_clear_errors(analysed: dict, trained: Trained) 
 def test_run_folder_gives_the_same_result_as_the_direct_call(
     analysed: dict, trained: Trained, tmp_path: Path
 ) -> None:
-    stage = tmp_path / "backdoored"
-    save_tokenizer(trained.tokenizer, tmp_path / "tokenizer")  # type: ignore[arg-type]
+    layout = RunLayout(tmp_path)
+    stage = layout.stage("backdoored").dir
+    save_config(load_config(), layout.config)
+    save_tokenizer(trained.tokenizer, layout.tokenizer)  # type: ignore[arg-type]
     save_model(trained.model, stage, trained.preset)
     samples = [
         {"prompt": p, "triggered": t}
         for p, t in zip(analysed["prompts"], analysed["labels"], strict=True)
     ]
-    write_json(stage / "behaviour.json", {"samples": samples})
-    write_tensors(stage / "activations.safetensors", analysed["acts"])
+    write_json(layout.stage("backdoored").behaviour, {"samples": samples})
+    write_tensors(layout.stage("backdoored").activations, analysed["acts"])
     kwargs = {"n_random": 20, "n_boot": 50}
     from_folder = contrast_for_run_dir(tmp_path, **kwargs)
     direct = contrast_probe_analysis(

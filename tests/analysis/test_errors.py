@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save_file
 
 from analysis.cli import main
-from analysis.pipeline import check_trigger_representable
-from backdoor_models import artifacts
+from analysis.run.context import check_trigger_representable
+from backdoor_models import artifacts, atomic
 from backdoor_models.artifacts import read_tensors, write_json, write_tensors
 from backdoor_models.checkpoint import load_model, save_model
 from backdoor_models.presets import get_preset
@@ -96,7 +96,7 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_partial(tmp_path: Path, monk
         Path(path).write_text(text[:10])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(artifacts, "_write_str", full)
+    monkeypatch.setattr(atomic, "_write_str", full)
     with pytest.raises(OSError, match="No space left on the device while writing .*results.json"):
         write_json(target, {"finished": False})
     assert json.loads(target.read_text()) == {"finished": True}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from analysis.representation import probe_layers, split_by_group
+from analysis.measure.probing import probe_layers, split_by_group
 from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
 from tests.conftest import Trained
 
@@ -40,7 +40,7 @@ def test_one_class_split_raises() -> None:
 
 
 def test_transfer_of_a_probe_to_itself_equals_its_fit(trained: Trained) -> None:
-    from analysis.representation import transfer_auroc
+    from analysis.measure.probing import transfer_auroc
 
     prompts = [e.prompt for e in trained.eval_set]
     acts = cache_activations(trained.model, prompts, resid_post_names(trained.model))
@@ -58,7 +58,7 @@ def test_transfer_of_a_probe_to_itself_equals_its_fit(trained: Trained) -> None:
 
 
 def test_transfer_follows_the_target_site_order(trained: Trained) -> None:
-    from analysis.representation import transfer_auroc
+    from analysis.measure.probing import transfer_auroc
 
     prompts = [e.prompt for e in trained.eval_set]
     sites = ["blocks.0.hook_resid_pre", *resid_post_names(trained.model)]

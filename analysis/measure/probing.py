@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.monitoring import MonitorActs, operating_points
+from analysis.measure.monitoring import MonitorActs, operating_points
 from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
 
@@ -55,7 +55,7 @@ def probe_layers(
     Controls: the mean (and 2.5-97.5 percentile range) of held-out AUROC over `n_permutations`
     shuffles of the training labels, and the AUROC of the prompt's token count alone (the
     trigger lengthens the prompt, so anything that reads position can look like a detector).
-    With `monitor`, also each site's operating point (`analysis.monitoring`): TPR at 1% FPR on
+    With `monitor`, also each site's operating point (`analysis.measure.monitoring`): TPR at 1% FPR on
     held-out clean prompts and the worst-case FPR across the test sets.
     """
     names = list(activations)

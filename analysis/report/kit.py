@@ -1,0 +1,104 @@
+"""The one rendering kit every report uses: the page and its CSS, tables, estimate formatting,
+one label per activation site, and plotly figures embedded with plotly.js inlined once.
+
+Reports render from results alone: nothing here (nor anywhere in `analysis.report`) imports
+model code.
+
+Example:
+    >>> est({"value": 0.5, "low": 0.4, "high": 0.6, "n": 10}, pct=True)
+    '50.0% [40.0, 60.0]'
+    >>> site_label("blocks.2.hook_resid_post"), site_label("blocks.0.hook_resid_pre")
+    ('L2', 'embed')
+    >>> page("Demo", ["<p>hi</p>"]).startswith("<!doctype html>")
+    True
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from backdoor_models.atomic import write_text
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:92%}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f3f3f3}code,pre{background:#f6f6f6;padding:2px 4px}.small{color:#666;font-size:90%}
+tr.flag td{background:#fff3cd}
+"""
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
+DASH = "—"
+
+
+def est(e: Mapping[str, Any] | None, pct: bool = False) -> str:
+    """An estimate as `value [low, high]`: three decimals, or a percentage with one."""
+    if not e:
+        return DASH
+    if pct:
+        return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
+    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+
+
+def rate(e: Mapping[str, Any] | None) -> str:
+    """A rate with its interval, its method when exact (Clopper-Pearson) and its n."""
+    if not e:
+        return DASH
+    exact = " exact" if e.get("method") == "clopper-pearson" else ""
+    return f"{est(e, pct=True)}{exact} (n={e['n']})"
+
+
+def site_label(site: str) -> str:
+    """The one short label of a hook site: `embed` for the embedding output, `L{i}` for block
+    i's residual output, `L{i} pre` for its residual input, otherwise the name without `blocks.`."""
+    if site == "blocks.0.hook_resid_pre":
+        return "embed"
+    parts = site.split(".")
+    if len(parts) == 3 and parts[0] == "blocks":
+        if parts[2] == "hook_resid_post":
+            return f"L{parts[1]}"
+        if parts[2] == "hook_resid_pre":
+            return f"L{parts[1]} pre"
+    return site.removeprefix("blocks.")
+
+
+def table(
+    rows: Sequence[Sequence[Any]], header: Sequence[str], flags: Sequence[bool] | None = None
+) -> str:
+    """An HTML table; rows whose flag is set are highlighted."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        ("<tr class=flag>" if flags and flags[i] else "<tr>")
+        + "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+        + "</tr>"
+        for i, r in enumerate(rows)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class Figures:
+    """Embeds plotly figures in a page, inlining plotly.js with the first one only (pages work
+    offline) and keeping the figures for PNG export."""
+
+    def __init__(self) -> None:
+        self.figures: list[go.Figure] = []
+
+    def html(self, fig: go.Figure) -> str:
+        self.figures.append(fig)
+        return fig.to_html(full_html=False, include_plotlyjs=len(self.figures) == 1)
+
+
+def page(title: str, parts: Sequence[str]) -> str:
+    """A whole self-contained HTML page."""
+    head = f"<meta charset=utf-8><title>{html.escape(title)}</title><style>{CSS}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
+
+
+def write_page(path: str | Path, text: str) -> Path:
+    """Write a page atomically; returns its path."""
+    write_text(path, text)
+    return Path(path)

