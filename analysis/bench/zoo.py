@@ -24,12 +24,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.errors import InputError
 from analysis.folder.layout import RunLayout, StageFiles
 from analysis.measure.probing import split_by_group
 from backdoor_models.artifacts import read_tensors
 
 
-class RunFolderError(ValueError):
+class RunFolderError(InputError):
     """A folder given to the benchmark is not a completed run."""
 
 

