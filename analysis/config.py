@@ -330,7 +330,7 @@ class TrainSection(TrainConfig):
         default=0.05, ge=0, description="AdamW weight decay, on matrices only"
     )
     betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = Field(
-        default=(0.9, 0.98), description="AdamW betas, each in [0, 1)"
+        default=(0.9, 0.98), description="AdamW betas"
     )
     grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
     eval_every: Int = Field(
