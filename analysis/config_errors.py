@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
@@ -64,17 +64,19 @@ def section_class(info: FieldInfo | None) -> type | None:
     return ann if isinstance(ann, type) and hasattr(ann, "__pydantic_fields__") else None
 
 
-def _unwrap(ann: Any) -> tuple[Any, bool]:
-    """(annotation without `| None`, whether None is allowed)."""
+def unwrap_optional(ann: Any) -> tuple[Any, bool]:
+    """(annotation without `| None` and Annotated, whether None is allowed)."""
     if get_origin(ann) in (Union, types.UnionType) and type(None) in get_args(ann):
         (inner,) = [a for a in get_args(ann) if a is not type(None)]
-        return inner, True
+        return unwrap_optional(inner)[0], True
+    if get_origin(ann) is Annotated:
+        return get_args(ann)[0], False
     return ann, False
 
 
 def choices(ann: Any) -> tuple[Any, ...]:
     """The allowed values of a Literal (or of the items of a list of Literals)."""
-    ann, _ = _unwrap(ann)
+    ann, _ = unwrap_optional(ann)
     if get_origin(ann) is Literal:
         return get_args(ann)
     if get_origin(ann) is tuple and get_args(ann):
@@ -97,7 +99,7 @@ def bounds(metadata: list[Any]) -> dict[str, Any]:
 def field_bounds(info: FieldInfo) -> dict[str, Any]:
     """The bounds of a field, or of each item of a fixed-length list field."""
     found = bounds(info.metadata)
-    ann, _ = _unwrap(info.annotation)
+    ann, _ = unwrap_optional(info.annotation)
     if not found and get_origin(ann) is tuple:
         for item in get_args(ann):
             found.update(bounds(list(getattr(item, "__metadata__", ()))))
@@ -133,7 +135,7 @@ def _typed(text: OverrideText, info: FieldInfo | None) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return str(text)
-    if info is not None and _unwrap(info.annotation)[0] is float and isinstance(value, str):
+    if info is not None and unwrap_optional(info.annotation)[0] is float and isinstance(value, str):
         try:  # YAML 1.1 reads 1e-3 as text
             return float(value)
         except ValueError:
@@ -211,13 +213,13 @@ def _message(err: dict[str, Any], data: Any, cls: Any) -> list[str]:
             return [f"{path}: unknown {item} {value!r}{hint}; valid: {', '.join(options)}"]
         return [f"{path}: {value!r} is not one of {', '.join(options)}{hint}"]
     if kind in _BOUNDS and info is not None:
-        _, nullable = _unwrap(info.annotation)
+        _, nullable = unwrap_optional(info.annotation)
         rng = range_text(field_bounds(info)) or range_text(err.get("ctx", {}))
         each = "each " if isinstance(loc[-1], int) else ""
         got = _raw(data, loc) if each else value
         null = " (or null)" if nullable else ""
         return [f"{path}: {each}must be {rng}{null}, got {got!r} ({info.description})"]
-    ann, _ = _unwrap(info.annotation) if info is not None else (None, False)
+    ann, _ = unwrap_optional(info.annotation) if info is not None else (None, False)
     if get_origin(ann) is tuple and (isinstance(loc[-1], int) or kind in ("too_short", "too_long")):
         size = len(get_args(ann)) if get_args(ann)[-1] is not Ellipsis else None
         what = f"a list of {size} numbers" if size else "a list"
@@ -240,7 +242,9 @@ def _lenient(default: Any, raw: Any, loc: tuple[Any, ...], bad: set[tuple[Any, .
         given = raw.get(key, None) if isinstance(raw, dict) else None
         has = isinstance(raw, dict) and key in raw and here not in bad
         if hasattr(type(value), "__pydantic_fields__"):
-            values[key] = _lenient(value, given if has else None, here, bad)
+            # as in validation: a section that is given starts from its class's defaults
+            start = type(value)() if has and isinstance(given, dict) else value
+            values[key] = _lenient(start, given if has else None, here, bad)
         elif has:
             values[key] = given
     ns = types.SimpleNamespace(**values)
