@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal, get_args, get_origin
 
@@ -135,4 +136,4 @@ def reference_markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(reference_markdown(), end="")
+    sys.stdout.write(reference_markdown())
