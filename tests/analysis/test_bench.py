@@ -18,6 +18,7 @@ from analysis.cli import main
 from analysis.config import config_from_dict
 from analysis.report.kit import est as _est
 from analysis.run.experiment import run_experiment
+from tests.browser import assert_report_renders
 
 TINY: dict[str, Any] = {
     "model": {"preset": "tiny"},
@@ -91,6 +92,11 @@ def test_transfer_and_shuffle_control_are_results_json(zoo) -> None:
         if control["detector"] == "logistic":  # same permutations, same C: the same null
             site = probes["sites"].index(control["site"])
             assert control["mean"] == pytest.approx(probes["shuffled_label_auroc"][site])
+
+
+def test_bench_report_renders_in_a_browser(zoo) -> None:
+    _, _, root = zoo
+    assert assert_report_renders(root / "bench" / "bench.html") >= 4
 
 
 def test_behaviour_shown_is_exactly_results_json(zoo) -> None:

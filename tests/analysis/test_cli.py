@@ -4,6 +4,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.report.run import summary_rows
+from tests.browser import assert_report_renders
 
 TINY = """
 seed: 0
@@ -85,6 +86,8 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     assert "[rl] contrast probe worst-case FPR over test sets" in out
     html = (run / "report.html").read_text()
     assert "Probes as monitors" in html
+    n_figures = assert_report_renders(run / "report.html")
+    assert n_figures >= 10 and n_figures == html.count('class="plotly-graph-div"')
     assert "plotly" in html and "AUROC" in html
     assert "same probe on an untrained model" in html and "How to read this" in html
     assert (

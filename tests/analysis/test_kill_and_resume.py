@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a system test: about 100 s of real runs (`make test-slow`)
+
 CONFIG = """
 seed: 0
 model: {preset: tiny}

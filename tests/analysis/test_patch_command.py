@@ -12,6 +12,7 @@ from backdoor_models.artifacts import read_json, write_tensors
 from backdoor_models.checkpoint import save_model
 from backdoor_models.tokenizer import save_tokenizer
 from hooks.caching import cache_activations, resid_post_names
+from tests.browser import assert_report_renders
 from tests.conftest import Trained
 
 
@@ -58,6 +59,7 @@ def test_patch_writes_heatmaps_steering_and_a_summary(
     assert set(sweep["directions"]) == {"probe (diff_means)", "random"}
     html = (run_dir / "patching.html").read_text()
     assert "plotly" in html and "attention heads patched" in html and "steering" in html
+    assert assert_report_renders(run_dir / "patching.html") == 6  # 5 heatmaps + steering
 
 
 def test_patch_refuses_an_unknown_direction_stage(
