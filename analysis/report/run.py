@@ -566,7 +566,11 @@ def _generalisation_section(results: dict[str, Any]) -> str:
     )
 
 
-def render_report(results: dict[str, Any], timing: dict[str, float] | None = None) -> str:
+def render_report(
+    results: dict[str, Any],
+    timing: dict[str, float] | None = None,
+    figures: kit.Figures | None = None,
+) -> str:
     """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
     cfg, model = results["config"], results["model"]
     stages = results["stages"]
@@ -665,7 +669,7 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
             "the test prompts.</p>"
         )
     adv = stages.get("adversarial", {})
-    figures = kit.Figures()
+    figures = kit.Figures() if figures is None else figures
     plots = []
     if adv and "training" in adv:
         plots.append(_adversarial_figure(adv["training"]))
@@ -696,7 +700,15 @@ def render_report(results: dict[str, Any], timing: dict[str, float] | None = Non
 
 
 def write_report(
-    results: dict[str, Any], path: str | Path, timing: dict[str, float] | None = None
+    results: dict[str, Any],
+    path: str | Path,
+    timing: dict[str, float] | None = None,
+    png_dir: str | Path | None = None,
 ) -> Path:
-    """Write report.html atomically; returns its path."""
-    return kit.write_page(path, render_report(results, timing))
+    """Write report.html atomically (and, with `png_dir`, every figure as a PNG); returns its
+    path."""
+    figures = kit.Figures()
+    written = kit.write_page(path, render_report(results, timing, figures))
+    if png_dir is not None:
+        kit.export_png(figures.figures, png_dir)
+    return written
