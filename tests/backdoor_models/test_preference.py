@@ -254,11 +254,13 @@ def test_a_killed_training_resumes_with_bitwise_identical_weights(
         )
         real_loss = BradleyTerryObjective.loss
         calls: list[int] = []
+        died: list[int] = []
 
         def dies_at_step_7(self: BradleyTerryObjective, step: int) -> torch.Tensor:
             calls.append(step)
-            if step == 7:
-                raise KeyboardInterrupt  # after the step-6 checkpoint, before step 8's
+            if step == 7 and not died:
+                died.append(step)
+                raise KeyboardInterrupt  # after the step-6 checkpoint, before step 8's; once
             return real_loss(self, step)
 
         monkeypatch.setattr(BradleyTerryObjective, "loss", dies_at_step_7)
