@@ -216,7 +216,8 @@ def run_loop(
         for key, value in metrics.items():
             history[key].append(value)
         history["loss"].append(loss.item())
-        bar.set_postfix({k: f"{v:.3f}" for k, v in {**metrics, "loss": history["loss"][-1]}.items()})
+        shown = {**metrics, "loss": history["loss"][-1]}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
         done = step + 1
         if done % schedule.eval_every == 0 or done == steps:
             evaluate_now(done)

@@ -96,8 +96,8 @@ class RLOOObjective(Objective):
         cfg: RLConfig,
         max_new_tokens: int,
     ) -> None:
-        self.policy, self.reward_fn, self.prompt_pool, self.cfg = policy, reward_fn, prompt_pool, cfg
-        self.tokenizer, self.max_new_tokens = tokenizer, max_new_tokens
+        self.policy, self.reward_fn, self.tokenizer = policy, reward_fn, tokenizer
+        self.prompt_pool, self.cfg, self.max_new_tokens = prompt_pool, cfg, max_new_tokens
         self.fused, self.fused_ref = FusedNative(policy), FusedNative(reference)
         self.encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
         self.pad, self.eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
