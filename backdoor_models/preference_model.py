@@ -73,6 +73,7 @@ def encode_pair(
 def pad_rows(
     rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[Int[Tensor, "n pos"], Int[Tensor, " n"]]:
+    """Right-padded token rows on ``device`` and each row's length."""
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
     tokens = torch.full((len(rows), int(lengths.max())), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
@@ -183,6 +184,7 @@ class PreferenceModel(nn.Module):
 def new_preference_model(
     preset: ModelPreset, tokenizer: PreTrainedTokenizerBase, seed: int
 ) -> PreferenceModel:
+    """A freshly initialised PM: the backbone from ``seed``, the head from ``seed + 1``."""
     backbone = build_model(preset, tokenizer, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
@@ -191,6 +193,7 @@ def new_preference_model(
 
 
 def pm_tensors(pm: PreferenceModel) -> dict[str, Tensor]:
+    """The backbone's state dict plus the head's tensors under ``reward_head.``."""
     tensors = dict(pm.backbone.state_dict())
     clash = [k for k in tensors if k.startswith(HEAD_PREFIX)]
     if clash:
