@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,16 +21,14 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.fused import FusedNative
+from backdoor_models.loop import Objective, Schedule, make_adamw, run_loop
 from backdoor_models.presets import ModelPreset
 from backdoor_models.tokenizer import encode_prompt
-from backdoor_models.training import load_training_state, save_training_state, summarise_for_log
-
-log = logging.getLogger(__name__)
+from backdoor_models.training import bridge_store
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], Tensor]  # (prompts, replies) -> rewards [n]
 
@@ -84,6 +81,55 @@ def leave_one_out_advantage(
     return rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1)
 
 
+class RLOOObjective(Objective):
+    """One RLOO step: sample replies to seeded prompts, score them, and return the policy-gradient
+    loss ``-(advantage x log p(reply)).mean()``; ``metrics()`` gives the step's mean reward and KL.
+    """
+
+    def __init__(
+        self,
+        policy: TransformerBridge,
+        reference: TransformerBridge,
+        reward_fn: RewardFn,
+        tokenizer: PreTrainedTokenizerBase,
+        prompt_pool: Sequence[str],
+        cfg: RLConfig,
+        max_new_tokens: int,
+    ) -> None:
+        self.policy, self.reward_fn, self.tokenizer = policy, reward_fn, tokenizer
+        self.prompt_pool, self.cfg, self.max_new_tokens = prompt_pool, cfg, max_new_tokens
+        self.fused, self.fused_ref = FusedNative(policy), FusedNative(reference)
+        self.encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
+        self.pad, self.eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
+        self._metrics: dict[str, float] = {}
+
+    def loss(self, step: int) -> Tensor:
+        cfg, k = self.cfg, self.cfg.samples_per_prompt
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
+        chosen = torch.randint(len(self.encoded), (cfg.prompts_per_step,), generator=g).tolist()
+        prompts = [self.encoded[i] for i in chosen for _ in range(k)]
+        self.policy.eval()
+        replies = self.fused.generate(
+            prompts, self.max_new_tokens, self.eos, self.pad, cfg.temperature, generator=g
+        )
+        texts = [str(self.tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
+        prompt_texts = [self.prompt_pool[i] for i in chosen for _ in range(k)]
+        rewards = self.reward_fn(prompt_texts, texts).float()
+        tokens, mask = pack(prompts, replies, self.pad)
+        self.policy.train()
+        logp = sequence_logprobs(self.fused, tokens, mask)
+        with torch.no_grad():
+            logp_ref = sequence_logprobs(self.fused_ref, tokens, mask)
+        kl = (logp.detach() - logp_ref).float()
+        total = rewards - cfg.kl_coef * kl
+        advantage = leave_one_out_advantage(total.view(-1, k)).view(-1)
+        self._metrics = {"reward": float(rewards.mean()), "kl": float(kl.mean())}
+        return -(advantage * logp).mean()
+
+    def metrics(self) -> dict[str, float]:
+        return self._metrics
+
+
 def rl_finetune(
     policy: TransformerBridge,
     preset: ModelPreset,
@@ -101,79 +147,42 @@ def rl_finetune(
 
     Returns the history: per step mean reward, mean KL (sequence log-ratio to the reference) and
     loss; and the `evaluate(step)` results at step 0, every `eval_every` steps and at the end.
+    Runs through the shared loop (`run_loop`) with the :class:`RLOOObjective`, a constant
+    learning rate and AdamW without weight decay.
     """
     if not prompt_pool:
         raise ValueError("The RL prompt pool is empty; give it trigger-free chat prompts.")
-    checkpoint_dir = Path(checkpoint_dir)
-    fused, fused_ref = FusedNative(policy), FusedNative(reference)
-    for p in reference.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    config = asdict(cfg)
-    history: dict[str, Any] = {"reward": [], "kl": [], "loss": [], "evals": []}
-    start = 0
-    restored = load_training_state(policy, opt, checkpoint_dir, config)
-    if restored is not None:
-        start, history = restored
-    encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
-    pad, eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
-    k = cfg.samples_per_prompt
     if cfg.max_new_tokens is None:
         raise ValueError(
             "RLConfig.max_new_tokens is None; set it (the pipeline fills it with the run's "
             "evaluation length)."
         )
-    max_new_tokens = cfg.max_new_tokens
-
-    def evaluate_now(step: int) -> None:
-        if evaluate is not None:
-            policy.eval()
-            result = evaluate(step)
-            history["evals"].append({"step": step, **result})
-            log.info(
-                "%s step %d: %s",
-                desc,
-                step,
-                summarise_for_log(result),
-            )
-
-    if start == 0:
-        evaluate_now(0)
-    bar = tqdm(
-        range(start, cfg.steps), desc=desc, disable=not progress, initial=start, total=cfg.steps
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    opt = make_adamw(policy, cfg.lr, betas=(0.9, 0.999), weight_decay=0.0, exempt_1d=False)
+    store = bridge_store(policy, preset, Path(checkpoint_dir), asdict(cfg))
+    objective = RLOOObjective(
+        policy, reference, reward_fn, tokenizer, prompt_pool, cfg, cfg.max_new_tokens
     )
-    for step in bar:
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
-        chosen = torch.randint(len(encoded), (cfg.prompts_per_step,), generator=g).tolist()
-        prompts = [encoded[i] for i in chosen for _ in range(k)]
-        policy.eval()
-        replies = fused.generate(prompts, max_new_tokens, eos, pad, cfg.temperature, generator=g)
-        texts = [str(tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
-        rewards = reward_fn([prompt_pool[i] for i in chosen for _ in range(k)], texts).float()
-        tokens, mask = pack(prompts, replies, pad)
-        policy.train()
-        logp = sequence_logprobs(fused, tokens, mask)
-        with torch.no_grad():
-            logp_ref = sequence_logprobs(fused_ref, tokens, mask)
-        kl = (logp.detach() - logp_ref).float()
-        total = rewards - cfg.kl_coef * kl
-        advantage = leave_one_out_advantage(total.view(-1, k)).view(-1)
-        loss = -(advantage * logp).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-        opt.step()
-        history["reward"].append(float(rewards.mean()))
-        history["kl"].append(float(kl.mean()))
-        history["loss"].append(float(loss.detach()))
-        bar.set_postfix(reward=f"{history['reward'][-1]:.2f}", kl=f"{history['kl'][-1]:.2f}")
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            evaluate_now(done)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_training_state(policy, preset, opt, checkpoint_dir, done, config, history)
-    policy.eval()
-    return history
+    schedule = Schedule(
+        steps=cfg.steps,
+        lr=lambda step: cfg.lr,
+        grad_clip=cfg.grad_clip,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
+    )
+    return run_loop(
+        policy,
+        opt,
+        objective,
+        schedule,
+        store,
+        history={"reward": [], "kl": [], "loss": [], "evals": []},
+        evaluate=evaluate,
+        progress=progress,
+        evaluate_at_start=True,
+        desc=desc,
+    )
 
 
 def mean_token_kl(
@@ -193,6 +202,7 @@ def mean_token_kl(
 
 __all__ = [
     "RLConfig",
+    "RLOOObjective",
     "leave_one_out_advantage",
     "mean_token_kl",
     "pack",

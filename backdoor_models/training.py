@@ -1,5 +1,6 @@
-"""The training loop: response-only loss, AdamW, warm-up and cosine decay, gradient clipping,
-periodic evaluation, a progress bar, and resumable safetensors + JSON checkpoints.
+"""LM training (backdoor, SFT, adversarial): the response-only loss on seeded batches, AdamW with
+warm-up and cosine decay, run through the shared loop (`backdoor_models.loop`: gradient clipping,
+periodic evaluation, a progress bar, resumable safetensors + JSON checkpoints).
 
 Training runs through `FusedNative` (the bridge's own parameters, without the hook wrappers),
 so it runs at the speed of a bare PyTorch model; the bridge sees every update.
@@ -10,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,16 +19,36 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from transformer_lens import TransformerBridge
 
-from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
-from backdoor_models.checkpoint import load_weights, save_model
+from backdoor_models.checkpoint import MODEL_FILE, load_weights, save_model
 from backdoor_models.data import TokenizedSet
 from backdoor_models.fused import FusedNative
+from backdoor_models.loop import (
+    STATE_FILE,
+    CheckpointStore,
+    Objective,
+    Schedule,
+    make_adamw,
+    run_loop,
+    summarise_for_log,
+)
 from backdoor_models.presets import ModelPreset
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "STATE_FILE",
+    "LMObjective",
+    "TrainConfig",
+    "TrainHistory",
+    "batch_indices",
+    "bridge_store",
+    "lr_at",
+    "make_optimizer",
+    "response_loss",
+    "schedule_of",
+    "summarise_for_log",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -85,87 +105,43 @@ def response_loss(
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    """AdamW with `cfg`'s settings; biases and norm gains get no weight decay."""
+    return make_adamw(model, cfg.lr, cfg.betas, cfg.weight_decay)
 
 
-def _save_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
-    sd = opt.state_dict()
-    tensors = {
-        f"{idx}.{key}": (val if torch.is_tensor(val) else torch.tensor(val))
-        for idx, state in sd["state"].items()
-        for key, val in state.items()
-    }
-    write_tensors(directory / "optimizer.safetensors", tensors)
+def schedule_of(cfg: TrainConfig) -> Schedule:
+    """The loop schedule of `cfg`: warm-up then cosine decay (`lr_at`), clipping and cadences."""
+    return Schedule(
+        steps=cfg.steps,
+        lr=lambda step: lr_at(step, cfg),
+        grad_clip=cfg.grad_clip,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
+    )
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
-    tensors = read_tensors(directory / "optimizer.safetensors")
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    sd = opt.state_dict()
-    sd["state"] = state
-    opt.load_state_dict(sd)
+class LMObjective(Objective):
+    """Response-only language-model loss on seeded batches of `data` (see `batch_indices`)."""
+
+    def __init__(self, fused: FusedNative, data: TokenizedSet, batch_size: int, seed: int) -> None:
+        self.fused, self.data, self.batch_size, self.seed = fused, data, batch_size, seed
+
+    def loss(self, step: int) -> torch.Tensor:
+        idx = batch_indices(step, len(self.data), self.batch_size, self.seed)
+        return response_loss(self.fused, self.data.tokens[idx], self.data.loss_mask[idx])
 
 
-STATE_FILE = "train_state.json"
-
-
-def summarise_for_log(result: dict[str, Any]) -> str:
-    """`key=value` pairs of an evaluation, point values only (intervals stay in the history)."""
-    parts = []
-    for key, value in result.items():
-        if isinstance(value, dict) and "value" in value:
-            value = value["value"]
-        if isinstance(value, float):
-            parts.append(f"{key}={value:.3f}")
-        elif isinstance(value, int | str):
-            parts.append(f"{key}={value}")
-    return " ".join(parts)
-
-
-def save_training_state(
-    model: TransformerBridge,
-    preset: ModelPreset,
-    opt: torch.optim.Optimizer,
-    directory: Path,
-    step: int,
-    config: dict[str, Any],
-    history: dict[str, Any],
-) -> None:
-    """Weights, optimizer state, then the JSON (step, config, history) that marks it complete."""
-    save_model(model, directory, preset)
-    _save_optimizer(opt, directory)
-    write_json(directory / STATE_FILE, {"step": step, "config": config, "history": history})
-
-
-def load_training_state(
-    model: TransformerBridge, opt: torch.optim.Optimizer, directory: Path, config: dict[str, Any]
-) -> tuple[int, dict[str, Any]] | None:
-    """Restore weights and optimizer from `directory`; returns (step, history), or None if empty.
-
-    Refuses a checkpoint written under a different config, so a resumed run is the run it claims to be.
-    """
-    state_file = directory / STATE_FILE
-    if not state_file.is_file():
-        return None
-    state = read_json(state_file)
-    if state["config"] != config:
-        raise ValueError(
-            f"{directory} holds a checkpoint from a different training config; "
-            "resume with the same config or start a new run folder."
-        )
-    load_weights(model, directory / "model.safetensors")
-    _load_optimizer(opt, directory)
-    log.info("Resuming from step %d (%s)", state["step"], directory)
-    return int(state["step"]), state["history"]
+def bridge_store(
+    model: TransformerBridge, preset: ModelPreset, directory: Path, config: dict[str, Any]
+) -> CheckpointStore:
+    """Checkpoints of a bridge model: `model.safetensors` + `model.json` (loadable with
+    `load_model`), `optimizer.safetensors`, then `train_state.json`."""
+    return CheckpointStore(
+        directory,
+        config,
+        save_weights=lambda d: save_model(model, d, preset),
+        load_weights=lambda d: load_weights(model, d / MODEL_FILE),
+    )
 
 
 @dataclass
@@ -195,57 +171,23 @@ def train(
     `evaluate(step)` is called every `cfg.eval_every` steps and at the end (and before the first
     step with `evaluate_at_start`); what it returns is recorded in the history. A checkpoint
     (weights, optimizer, history) is written atomically every `cfg.checkpoint_every` steps and at
-    the end.
+    the end. This is `run_loop` with the `LMObjective`.
     """
-    checkpoint_dir = Path(checkpoint_dir)
-    fused = FusedNative(model)
     opt = make_optimizer(model, cfg)
-    history = TrainHistory(loss=[], evals=[])
-    config = _jsonable_cfg(cfg)
-    start = 0
-    restored = load_training_state(model, opt, checkpoint_dir, config)
-    if restored is not None:
-        start, saved = restored
-        history = TrainHistory(loss=saved["loss"], evals=saved["evals"])
-
-    def evaluate_now(done: int) -> None:
-        if evaluate is None:
-            return
-        model.eval()
-        result = evaluate(done)
-        model.train()
-        history.evals.append({"step": done, **result})
-        log.info(
-            "%s step %d: %s",
-            desc,
-            done,
-            summarise_for_log(result),
-        )
-
-    model.train()
-    if start == 0 and evaluate_at_start:
-        evaluate_now(0)
-    bar = tqdm(
-        range(start, cfg.steps), desc=desc, disable=not progress, initial=start, total=cfg.steps
+    store = bridge_store(model, preset, Path(checkpoint_dir), _jsonable_cfg(cfg))
+    objective = LMObjective(FusedNative(model), data, cfg.batch_size, cfg.seed)
+    history = run_loop(
+        model,
+        opt,
+        objective,
+        schedule_of(cfg),
+        store,
+        evaluate=evaluate,
+        progress=progress,
+        evaluate_at_start=evaluate_at_start,
+        desc=desc,
     )
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        idx = batch_indices(step, len(data), cfg.batch_size, cfg.seed)
-        loss = response_loss(fused, data.tokens[idx], data.loss_mask[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        history.loss.append(loss.item())
-        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            evaluate_now(done)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_training_state(model, preset, opt, checkpoint_dir, done, config, history.to_dict())
-    model.eval()
-    return history
+    return TrainHistory(loss=history["loss"], evals=history["evals"])
 
 
 def _jsonable_cfg(cfg: TrainConfig) -> dict[str, Any]:

