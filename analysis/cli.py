@@ -58,7 +58,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         run_dir = Path(args.run_dir or f"runs/run-{time.strftime('%Y%m%d-%H%M%S')}")
     args.target_dir = run_dir  # where finished work is kept if the run fails
-    from analysis.report.run import summary_rows
+    from analysis.report.run_tables import summary_rows
     from analysis.run.experiment import run_experiment
 
     start = time.perf_counter()

@@ -4,7 +4,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.folder.results import check_results
-from analysis.report.run import summary_rows
+from analysis.report.run_tables import summary_rows
 from tests.browser import assert_report_renders
 
 TINY = """
