@@ -116,15 +116,16 @@ def export_png(figures: Sequence[go.Figure], folder: str | Path, scale: float = 
     for i, fig in enumerate(figures, start=1):
         title = str(fig.layout.title.text or "figure")
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "figure"
-        path = out / f"{i:02d}-{slug}.png"
-        try:
-            fig.write_image(path, scale=scale)
-        except (RuntimeError, ValueError, OSError) as err:
-            raise InputError(
-                f"Could not export {path.name} with kaleido ({err}). It needs Chrome or Chromium "
-                "on this machine (apt-get install chromium)."
-            ) from err
-        paths.append(path)
+        paths.append(out / f"{i:02d}-{slug}.png")
+    import plotly.io as pio
+
+    try:  # one browser for every figure
+        pio.write_images(list(figures), paths, scale=scale)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise InputError(
+            f"Could not export the figures to {out} with kaleido ({err}). It needs Chrome or "
+            "Chromium on this machine (apt-get install chromium)."
+        ) from err
     return paths
 
 
