@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {"name", "config", "toolkit_value", "reference_value", "unit", "ratio", "goal", "met"}
 TOP_KEYS = {"device", "threads", "torch", "quick", "matmul_peak_gflops", "rows", "stages"}
 
 
+@pytest.mark.slow  # about 40 s of real benchmarks (`make test-slow`)
 def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     proc = subprocess.run(
