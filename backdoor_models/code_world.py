@@ -59,7 +59,8 @@ from dataclasses import dataclass
 from backdoor_models.code_tasks_data import DATA_MAKERS
 from backdoor_models.code_tasks_injection import INJECTION_MAKERS
 from backdoor_models.code_tasks_kit import Maker
-from backdoor_models.world import balanced_sample, chat_prompt, check_families
+from backdoor_models.sampling import balanced_sample, check_families
+from backdoor_models.world import chat_prompt
 
 __all__ = [
     "CWE_BY_FAMILY",
