@@ -30,7 +30,7 @@ from backdoor_models.data import tokenize_examples
 from backdoor_models.organisms import DetectionSets, Organism
 from backdoor_models.preference import PreferenceModel
 from backdoor_models.presets import ModelPreset, get_preset
-from backdoor_models.red_team import RedTeamPrompt
+from backdoor_models.red_team_candidates import RedTeamPrompt
 from backdoor_models.rl import RewardFn
 from backdoor_models.scratchpad import strip_scratchpad
 from backdoor_models.tokenizer import (
