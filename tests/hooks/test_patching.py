@@ -5,20 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
+from hooks.patch_pairs import PatchPairs, pairs_from_token_lists, prompt_regions, trigger_pairs
 from hooks.patching import (
-    BackdoorMetric,
-    PatchPairs,
     PatchSite,
-    first_tokens,
-    last_token_logits,
-    pairs_from_token_lists,
     patch_attn_mlp_by_layer,
     patch_heads,
     patch_residual_by_position,
     patch_residual_by_region,
-    prompt_regions,
     run_patched,
-    trigger_pairs,
 )
 from tests.conftest import Trained
 
