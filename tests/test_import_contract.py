@@ -31,7 +31,9 @@ def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path) -> None:
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     with (tmp_path / "analysis" / "folder" / "seeds.py").open("a") as f:
-        f.write("\n\ndef _late():\n    from analysis.run import experiment\n\n    return experiment\n")
+        f.write(
+            "\n\ndef _late():\n    from analysis.run import experiment\n\n    return experiment\n"
+        )
     with (tmp_path / "analysis" / "report" / "paper.py").open("a") as f:
         f.write("\nimport torch  # noqa: E402\n")
     result = _lint(tmp_path)
