@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -169,12 +170,27 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
-    data = type_overrides(data, RunConfig)
+    data = type_overrides(_on_section_defaults(data), RunConfig)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(problems_of(err, data, RunConfig), source) from None
     return resolve_defaults(cfg)
+
+
+def _on_section_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """A partial `sft` or `adversarial` section is completed from that section's own defaults
+    (its documented ones: lr 5e-4, 10 warm-up steps, ...), not from the training defaults that
+    the shared `TrainConfig` type carries (`--set sft.steps=300` keeps sft's learning rate)."""
+    out = dict(data)
+    for name in ("sft", "adversarial"):
+        given = out.get(name)
+        if isinstance(given, dict):
+            factory = RunConfig.model_fields[name].default_factory
+            assert factory is not None
+            defaults = dataclasses.asdict(factory())  # type: ignore[call-arg]
+            out[name] = {**defaults, **given}
+    return out
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

@@ -200,7 +200,7 @@ def test_cross_field_rules() -> None:
         load_config(overrides=["sft.steps=5", "safety.stages=[sft, sft]"])
     assert sorted(info.value.problems) == [
         "safety.stages: a stage is listed twice (sft)",
-        "sft.warmup_steps: must be between 0 and steps (5), got 30",
+        "sft.warmup_steps: must be between 0 and steps (5), got 10",  # sft's own warm-up
     ]
     # a section's rules are still checked when another of its keys is ill-typed
     with pytest.raises(ConfigError) as info:
@@ -265,3 +265,15 @@ def test_help_lists_every_key() -> None:
     for key in ("seed", "train.steps", "probe.n_monitor", "safety.stages", "rl.kl_coef"):
         assert f"  {key} " in text
     assert "train.steps                    int = 1000 [at least 1]" in text
+
+
+def test_a_partial_safety_section_keeps_that_sections_defaults() -> None:
+    """`--set sft.steps=300` once silently took lr 2e-3 and 30 warm-up steps (the backdoor
+    training defaults) instead of sft's documented lr 5e-4 and 10 warm-up steps."""
+    cfg = load_config(overrides=["sft.steps=300", "adversarial.steps=50"])
+    default = load_config()
+    assert (cfg.sft.steps, cfg.adversarial.steps) == (300, 50)
+    for field in ("lr", "warmup_steps", "eval_every", "checkpoint_every", "batch_size"):
+        assert getattr(cfg.sft, field) == getattr(default.sft, field), field
+        assert getattr(cfg.adversarial, field) == getattr(default.adversarial, field), field
+    assert cfg.sft.lr == 5e-4 and cfg.adversarial.eval_every == 10
