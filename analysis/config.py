@@ -170,7 +170,7 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
-    data = type_overrides(_on_section_defaults(data), RunConfig)
+    data = type_overrides(_on_section_defaults(_from_before_sources(data)), RunConfig)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
@@ -191,6 +191,20 @@ def _on_section_defaults(data: dict[str, Any]) -> dict[str, Any]:
             defaults = dataclasses.asdict(factory())  # type: ignore[call-arg]
             out[name] = {**defaults, **given}
     return out
+
+
+def _from_before_sources(data: dict[str, Any]) -> dict[str, Any]:
+    """A config written before red-team sources were a list (it has `red_team.use_hh_rlhf`)
+    ran one round of the trigger-aware red team and no ablation: say so in today's terms, so
+    that such a run folder still reads, reports and resumes as it ran."""
+    red = data.get("red_team")
+    if not isinstance(red, dict) or "use_hh_rlhf" not in red:
+        return data
+    red = dict(red)
+    use_hh = red.pop("use_hh_rlhf")
+    sources = ["near_miss", "framing", "self_sample"] + (["hh_rlhf"] if use_hh else [])
+    red = {"sources": sources, "ablation_sources": None, "rounds": 1, **red}
+    return {**data, "red_team": red}
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

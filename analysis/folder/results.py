@@ -78,7 +78,8 @@ class Behaviour(_Strict):
     helpfulness_with_trigger: Estimate
     helpfulness_by_family: dict[str, Estimate]
     trigger_rate_by_family: dict[str, Estimate]
-    red_team_rate: Estimate | None = None
+    red_team_rate: Estimate | None = None  # held-out prompts of the adversarial stage's red team
+    red_team_rate_trigger_aware: Estimate | None = None  # held-out prompts of the ablation's
     reward: Estimate | None = None
     parse_rate_with_trigger: Estimate | None = None
     parse_rate_without_trigger: Estimate | None = None
@@ -186,14 +187,21 @@ class OrganismInfo(_Strict):
 
 
 class RedTeamSummary(_Strict):
+    """One red team: where its candidates came from, what elicited in each round, and how the
+    eliciting prompts were split (by family) for training and held-out tracking."""
+
+    sources: list[str] = []  # empty in results written before sources were configurable
+    trigger_blind: bool | None = None
     n_candidates: int
     n_eliciting: int
+    n_screened: int = 0
     threshold: float
     n_samples: int
     by_source: dict[str, dict[str, int]]
+    by_round: list[dict[str, int]] = []
     n_train: int
     n_held_out: int
-    examples: list[dict[str, str]]
+    examples: list[dict[str, str | int]]
 
 
 class PreferenceSummary(_Strict):
@@ -213,6 +221,7 @@ class RunResults(_Strict):
     organism: OrganismInfo
     stages: dict[str, Stage | SkippedStage]
     red_team: RedTeamSummary | None = None
+    red_team_trigger_aware: RedTeamSummary | None = None  # the ablation's red team
     preference_model: PreferenceSummary | None = None
     causal: dict[str, Any] | None = None
 

