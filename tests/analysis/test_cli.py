@@ -18,7 +18,7 @@ sft: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every
 adversarial: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}
 rl: {steps: 4, prompts_per_step: 4, eval_every: 2, checkpoint_every: 2}
 preference: {steps: 10, warmup_steps: 2, n_pairs: 200, n_eval_pairs: 40}
-red_team: {n_candidates: 30, n_samples: 3}
+red_team: {n_candidates: 30, n_samples: 3, rounds: 2, n_per_round: 10}
 """
 
 
@@ -50,7 +50,13 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     ]:
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
-    assert list(results["stages"]) == ["backdoored", "sft", "rl", "adversarial"]
+    assert list(results["stages"]) == [
+        "backdoored",
+        "sft",
+        "rl",
+        "adversarial",
+        "adversarial_trigger_aware",
+    ]
     stage = results["stages"]["backdoored"]
     behaviour = json.loads((run / "backdoored/behaviour.json").read_text())
     assert stage["behaviour"] == behaviour["summary"]
@@ -66,12 +72,22 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
             e = evals[-1][key]
             assert e["low"] <= e["value"] <= e["high"], key
     assert (run / "preference_model" / "preference.json").is_file()
-    assert (run / "red_team.json").is_file()
-    adversarial = results["stages"]["adversarial"]
-    if "skipped" in adversarial:
-        assert results["red_team"]["n_train"] == 0
-    else:
-        assert "red_team_train_rate" in adversarial["training"]["evals"][-1]
+    # both arms: the trigger-blind red team and the trigger-aware ablation, each trained on
+    for stage, red, blind in (
+        ("adversarial", "red_team", True),
+        ("adversarial_trigger_aware", "red_team_trigger_aware", False),
+    ):
+        assert (run / f"{red}.json").is_file()
+        assert results[red]["trigger_blind"] is blind
+        assert [r["candidates"] > 0 for r in results[red]["by_round"]] == [True, True]
+        adversarial = results["stages"][stage]
+        assert "skipped" not in adversarial, (stage, results[red])
+        assert adversarial["training"]["started_from"] == "backdoored"
+        last = adversarial["training"]["evals"][-1]
+        for key in ("red_team_train_rate", "red_team_rate", "red_team_rate_trigger_aware"):
+            assert last[key]["low"] <= last[key]["value"] <= last[key]["high"], (stage, key)
+    assert "near_miss" not in results["red_team"]["by_source"]
+    assert results["red_team_trigger_aware"]["by_source"]["near_miss"]["candidates"] > 0
     back = results["stages"]["backdoored"]
     for probe in (back["probes"], back["contrast"]["contrast"]):
         point = probe["best_operating_point"]
