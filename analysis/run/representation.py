@@ -5,8 +5,10 @@ The frozen probe is the backdoored stage's trigger probe refitted exactly (same 
 site, split and C as `probes.json`'s best site); the refit probe trains on the same half of the
 evaluation questions at each checkpoint; the trigger and clean sets are prompts from the other,
 held-out half; the red-team set is the held-out red-team prompts. Each set holds at most
-`max_per_set` prompts, so one call on the default model costs a fraction of a second (plus the
-scratchpad generation for a CoT model).
+`max_per_set` prompts (100: with the default 300 evaluation questions, 150 of them train the
+refit probe, so one call reads at most 600 prompts), so one call on the default model (small
+preset) costs about 0.6 s on one CPU thread, nearly all of it the forward passes; a CoT model
+adds the greedy scratchpad generation for every prompt.
 
 Example:
     >>> tracker = representation_tracker(run, [p.prompt for p in run.red_team_held_out])  # doctest: +SKIP
@@ -27,7 +29,7 @@ from backdoor_models.backdoor import BackdoorExample
 
 
 def representation_tracker(
-    run: Run, red_team_prompts: Sequence[str], max_per_set: int = 200
+    run: Run, red_team_prompts: Sequence[str], max_per_set: int = 100
 ) -> RepresentationTracker:
     """A `RepresentationTracker` for a safety stage of `run`: the backdoored stage's trigger
     probe (frozen) at its best site, refitted on the probe's train split at each call, scoring
