@@ -254,9 +254,9 @@ def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
         rows=1,
         cols=3,
         subplot_titles=(
-            "Frozen probe (backdoored model's): mean P(trigger)",
-            "Refit probe (this checkpoint's): mean P(trigger)",
-            "AUROC against clean prompts (solid frozen, dashed refit)",
+            "Frozen probe: mean P(trigger)",
+            "Refit probe: mean P(trigger)",
+            "AUROC vs clean (solid frozen, dashed refit)",
         ),
     )
     known = {key for key, _, _ in _REPRESENTATION_SETS}
@@ -279,9 +279,7 @@ def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
                     trace.update(line={"color": color, "dash": dash}, showlegend=False)
                 trace.update(legendgroup=key)
                 fig.add_trace(trace, row=1, col=3)
-    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=1)
-    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
-    fig.update_yaxes(range=[0.3, 1.02], row=1, col=3)
+    fig.update_yaxes(range=[-0.02, 1.02])  # an AUROC below 0.5: further from the trigger than clean
     fig.update_xaxes(title_text="step")
     fig.update_layout(
         title=f"Trigger probe during {stage} at {kit.site_label(site)}: frozen vs refit, 95% bands",
