@@ -6,9 +6,10 @@ site, split and C as `probes.json`'s best site); the refit probe trains on the s
 evaluation questions at each checkpoint; the trigger and clean sets are prompts from the other,
 held-out half; the red-team set is the held-out red-team prompts. Each set holds at most
 `max_per_set` prompts (100: with the default 300 evaluation questions, 150 of them train the
-refit probe, so one call reads at most 600 prompts), so one call on the default model (small
-preset) costs about 0.6 s on one CPU thread, nearly all of it the forward passes; a CoT model
-adds the greedy scratchpad generation for every prompt.
+refit probe, so one call reads at most 600 prompts). One call costs about 0.2 s on the tiny
+preset and 0.6 s on the default (small) one on one CPU thread (1.2 s with the cores shared),
+nearly all of it the forward passes; a CoT model adds the greedy scratchpad generation for
+every prompt.
 
 Example:
     >>> tracker = representation_tracker(run, [p.prompt for p in run.red_team_held_out])  # doctest: +SKIP
