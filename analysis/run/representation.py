@@ -5,7 +5,7 @@ The frozen probe is the backdoored stage's trigger probe refitted exactly (same 
 site, split and C as `probes.json`'s best site); the refit probe trains on the same half of the
 evaluation questions at each checkpoint; the trigger and clean sets are prompts from the other,
 held-out half; the red-team set is the held-out red-team prompts. Each set holds at most
-`max_per_set` prompts (100: with the default 300 evaluation questions, 150 of them train the
+`max_per_set` prompts (100: of the default 300 evaluation questions, 150 (300 prompts) train the
 refit probe, so one call reads at most 600 prompts). One call costs about 0.2 s on the tiny
 preset and 0.6 s on the default (small) one on one CPU thread (1.2 s with the cores shared),
 nearly all of it the forward passes; a CoT model adds the greedy scratchpad generation for
