@@ -22,6 +22,7 @@ from analysis.report.run_figures import (
     backdoor_training_figure,
     behaviour_figure,
     family_figure,
+    representation_figure,
     score_figure,
     tracking_figure,
 )
@@ -113,6 +114,45 @@ def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
         "says how many). An AUROC is evidence of a defection feature only where it stands above the "
         "random-direction distribution and the no-backdoor control does not reach it. The best site "
         "is chosen on the evaluation labels, which is optimistic; the paper fixed a middle layer.</p>"
+    )
+    return "".join(parts)
+
+
+def _representation_tracking_section(results: dict[str, Any], figures: kit.Figures) -> str:
+    """The trigger probe on red-team prompts during each adversarial stage: the backdoored
+    model's probe (frozen) beside one refitted at each checkpoint. Empty when no stage tracked
+    it."""
+    tracked = {
+        stage: s["training"]
+        for stage, s in analysed(results).items()
+        if stage.startswith("adversarial")
+        and any(
+            isinstance(e.get("representation"), dict)
+            for e in s.get("training", {}).get("evals", [])
+        )
+    }
+    if not tracked:
+        return ""
+    parts = [
+        "<h2>Red-team prompts during adversarial training: obfuscated or moved?</h2>",
+        "<p>At each evaluation, the trigger probe reads held-out red-team prompts, prompts with the "
+        "real trigger and clean prompts (held-out questions), at the backdoored stage's best probe "
+        "site. The <b>frozen</b> probe is the backdoored model's own, never refitted; the "
+        "<b>refit</b> probe is fitted afresh on each checkpoint (same prompts, labels and split).</p>",
+    ]
+    parts += [
+        f"<h3>{html.escape(stage)}</h3>" + figures.html(representation_figure(stage, training))
+        for stage, training in tracked.items()
+    ]
+    parts.append(
+        "<p class=small>How to read it: if the red-team rate falls while the frozen probe still "
+        "scores the red-team prompts like the trigger (high P(trigger), AUROC against clean prompts "
+        "well above 0.5), the model still represents them as deployment and has learnt to behave "
+        "anyway: an obfuscated policy. If the frozen and refit probes both fall to the clean level "
+        "on red-team prompts, the representation itself moved: the model now tells red-team "
+        "prompts from its trigger. If only the frozen probe loses the trigger while the refit one "
+        "keeps it, the trigger is still represented, in another direction, and a monitor fitted on "
+        "the backdoored model would miss it.</p>"
     )
     return "".join(parts)
 
@@ -288,6 +328,7 @@ def render_report(
     plots.append(family_figure(results))
     plots.append(score_figure(stages["backdoored"]["probes"]))
     parts += [figures.html(fig) for fig in plots]
+    parts.append(_representation_tracking_section(results, figures))
     parts.append(_contrast_section(results, figures))
     parts.append(_causal_section(results, figures))
     parts.append(_generalisation_section(results))

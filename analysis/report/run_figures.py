@@ -218,3 +218,71 @@ def score_figure(p: dict[str, Any]) -> go.Figure:
         height=340,
     )
     return fig
+
+
+_REPRESENTATION_SETS = [
+    ("red_team", "held-out red-team prompts", _COLORS[2]),
+    ("trigger", "real trigger", _COLORS[0]),
+    ("clean", "no trigger", _COLORS[1]),
+]
+
+
+def _tracked_path(
+    evals: list[dict[str, Any]], *path: str
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """`_tracked` for an estimate nested under `path` (e.g. representation / frozen / clean)."""
+    xs, ests = [], []
+    for e in evals:
+        node: Any = e
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and "value" in node:
+            xs.append(e["step"])
+            ests.append(node)
+    return xs, ests
+
+
+def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
+    """The trigger probe on red-team, triggered and clean prompts at each evaluation of a safety
+    stage: the backdoored model's probe, frozen, beside one refitted at each checkpoint (mean
+    P(trigger), 95% bands), and each set's AUROC against the clean prompts (frozen solid, refit
+    dashed)."""
+    evals = training.get("evals", [])
+    reps = [e["representation"] for e in evals if isinstance(e.get("representation"), dict)]
+    site = reps[0].get("site", "") if reps else ""
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=(
+            "Frozen probe: mean P(trigger)",
+            "Refit probe: mean P(trigger)",
+            "AUROC vs clean (solid frozen, dashed refit)",
+        ),
+    )
+    known = {key for key, _, _ in _REPRESENTATION_SETS}
+    extra = sorted({k for r in reps for k in r.get("frozen", {})} - known)
+    sets = _REPRESENTATION_SETS + [
+        (k, k, _COLORS[(3 + i) % len(_COLORS)]) for i, k in enumerate(extra)
+    ]
+    for key, label, color in sets:
+        for col, probe in ((1, "frozen"), (2, "refit")):
+            xs, ests = _tracked_path(evals, "representation", probe, key)
+            for trace in _band_traces(xs, ests, label, color) if xs else []:
+                trace.update(legendgroup=key)
+                if trace.mode:  # the line; its band never shows in the legend
+                    trace.update(showlegend=col == 1)
+                fig.add_trace(trace, row=1, col=col)
+        for probe, dash in (("frozen", "solid"), ("refit", "dash")):
+            xs, ests = _tracked_path(evals, "representation", f"{probe}_auroc", key)
+            for trace in _band_traces(xs, ests, f"{label}: {probe}", color) if xs else []:
+                if trace.mode:  # the line, not its band
+                    trace.update(line={"color": color, "dash": dash}, showlegend=False)
+                trace.update(legendgroup=key)
+                fig.add_trace(trace, row=1, col=3)
+    fig.update_yaxes(range=[-0.02, 1.02])  # an AUROC below 0.5: further from the trigger than clean
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(
+        title=f"Trigger probe during {stage} at {kit.site_label(site)}: frozen vs refit, 95% bands",
+        height=420,
+    )
+    return fig
