@@ -51,7 +51,7 @@ def test_code_cot_run_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "sft_post" / "scratchpads.json").is_file()
     report = (tmp_path / "run" / "report.html").read_text()
     assert "mechanism <b>cot</b>" in report and "writes vulnerable code" in report
-    assert "Trigger generalisation" in report
+    assert "Trigger specificity" in report
 
 
 def test_resume_refuses_backdoor_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
