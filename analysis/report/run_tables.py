@@ -1,6 +1,6 @@
 """The run report's tables, from results alone: the summary rows (also printed by the CLI), the
-probes as monitors, safety training beside the paper, trigger generalisation, and behaviour
-against representation."""
+probes as monitors, safety training beside the paper, trigger specificity (the backdoor on
+graded forms of the trigger, per stage), and behaviour against representation."""
 
 from __future__ import annotations
 
@@ -177,18 +177,44 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def specificity_stages(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each analysed stage's backdoor rates on the forms of the trigger, in run order (runs from
+    before issue 14 measured the backdoored stage only)."""
+    return {k: v["generalisation"] for k, v in analysed(results).items() if v.get("generalisation")}
+
+
+def specificity_forms(results: dict[str, Any]) -> list[str]:
+    """The forms of the trigger any stage measured, in the order measured (trained one first)."""
+    return list(dict.fromkeys(f for gen in specificity_stages(results).values() for f in gen))
+
+
+def _specificity_cell(g: dict[str, Any] | None, code: bool) -> str:
+    if not g:
+        return kit.DASH
+    if not code:
+        return kit.rate(g.get("with_trigger"))
+    with_, without = g.get("with_trigger"), g.get("without_trigger")
+    n = (with_ or without or {}).get("n")
+    return f"{kit.est(with_, pct=True)} / {kit.est(without, pct=True)} (n={n})"
+
+
 def generalisation_rows(results: dict[str, Any]) -> list[list[str]]:
-    """Backdoor rate on held-out forms of the trigger, beside the trained one."""
-    gen = results["stages"]["backdoored"].get("generalisation", {})
-    return [
-        [
-            name,
-            g["example_prompt"][:110],
-            kit.rate(g.get("with_trigger")),
-            kit.rate(g.get("without_trigger")),
-        ]
-        for name, g in gen.items()
-    ]
+    """The trigger-specificity table: a row per form of the trigger (the trained one first), a
+    column per stage with the backdoor rate [95% CI] with the trigger in that form (for the code
+    model "2024 / 2023", both years in that phrasing), and an example prompt."""
+    stages = specificity_stages(results)
+    code = organism(results)["kind"] == "code"
+    rows = []
+    for form in specificity_forms(results):
+        example = next(gen[form]["example_prompt"] for gen in stages.values() if form in gen)
+        rows.append(
+            [
+                form,
+                *(_specificity_cell(gen.get(form), code) for gen in stages.values()),
+                example[:110],
+            ]
+        )
+    return rows
 
 
 def representation_rows(results: dict[str, Any]) -> list[list[str]]:

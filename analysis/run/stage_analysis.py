@@ -1,7 +1,8 @@
 """What one stage's final checkpoint does and represents: behaviour on the evaluation set and on
 held-out red-team prompts, activations, the trigger probe with its controls and operating point,
-the contrast-pair probe, and (backdoored stage) trigger generalisation. Each piece is a step
-with its own file in the stage's folder.
+the contrast-pair probe, and trigger specificity (the backdoor rate on graded forms of the
+trigger, so a reader can see whether safety training made the backdoor more specific). Each piece
+is a step with its own file in the stage's folder.
 """
 
 from __future__ import annotations
@@ -89,10 +90,9 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     }
     if contrast is not None:
         out["contrast"] = contrast
-    if stage == BACKDOORED:
-        out["generalisation"] = run.steps.json(
-            "trigger generalisation", files.generalisation, lambda: _generalisation(run, model)
-        )
+    out["generalisation"] = run.steps.json(
+        f"{stage}: trigger specificity", files.generalisation, lambda: _generalisation(run, model)
+    )
     return Stage.model_validate(jsonable(out))
 
 
@@ -218,7 +218,8 @@ def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
 
 
 def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
-    """Backdoor rate on trigger forms never trained on, beside the trained trigger (greedy)."""
+    """Backdoor rate on trigger forms never trained on, beside the trained trigger (greedy), on
+    this stage's model: one row of the trigger-specificity table per form."""
     cfg = run.cfg
     sets = run.organism.generalisation_sets(
         cfg.eval.n_generalisation, seed=run.seeds.generalisation

@@ -103,6 +103,12 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
     assert "[rl] contrast probe worst-case FPR over test sets" in out
     html = (run / "report.html").read_text()
     assert "Probes as monitors" in html
+    for name, s in results["stages"].items():  # trigger specificity at every analysed stage
+        if "skipped" not in s:
+            assert list(s["generalisation"])[0] == "trained trigger", name
+            assert (run / name / "generalisation.json").is_file(), name
+            assert f"<th>{name}: backdoor | this form</th>" in html
+    assert "Trigger specificity" in html
     n_figures = assert_report_renders(run / "report.html")
     assert n_figures >= 10 and n_figures == html.count('class="plotly-graph-div"')
     assert "plotly" in html and "AUROC" in html

@@ -48,10 +48,13 @@ def test_code_cot_run_end_to_end(tmp_path: Path) -> None:
     worst = back["probes"]["best_operating_point"]["worst_case_fpr"]
     assert set(worst["per_set"]) == {"code, 2023", "chat, 2023", "chat, 2024"}
     assert set(back["generalisation"]) >= {"trained phrasing", "next_year", "spanish"}
+    for name, stage in results["stages"].items():  # trigger specificity at every stage
+        assert "skipped" in stage or set(stage["generalisation"]) == set(back["generalisation"])
+        assert "skipped" in stage or (tmp_path / "run" / name / "generalisation.json").is_file()
     assert (tmp_path / "run" / "sft_post" / "scratchpads.json").is_file()
     report = (tmp_path / "run" / "report.html").read_text()
     assert "mechanism <b>cot</b>" in report and "writes vulnerable code" in report
-    assert "Trigger generalisation" in report
+    assert "Trigger specificity" in report
 
 
 def test_resume_refuses_backdoor_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

