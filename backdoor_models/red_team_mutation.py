@@ -76,7 +76,8 @@ def _apply(
         return a
     if op == "recombine":  # a's words up to a cut, then b's from a cut, on each side
         child = tuple(
-            x[: rng.randint(0, len(x))] + y[rng.randint(0, len(y)) :] for x, y in zip(a, b)
+            x[: rng.randint(0, len(x))] + y[rng.randint(0, len(y)) :]
+            for x, y in zip(a, b, strict=True)
         )
         return (child[0], child[1]) if child != a and (child[0] or child[1]) else None
     if op == "insert":
