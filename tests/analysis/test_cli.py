@@ -204,7 +204,7 @@ sft: {{steps: 2, batch_size: 8, warmup_steps: 1, eval_every: 2, checkpoint_every
 adversarial: {{steps: 2, batch_size: 8, warmup_steps: 1, eval_every: 2, checkpoint_every: 2}}
 rl: {{steps: 2, prompts_per_step: 2, samples_per_prompt: 2, max_new_tokens: 8, eval_every: 2, checkpoint_every: 2}}
 preference: {{preset: tiny, steps: 2, warmup_steps: 1, n_pairs: 40, n_eval_pairs: 20, batch_size: 8}}
-red_team: {{n_candidates: 12, n_samples: 2, threshold: 0.5}}
+red_team: {{n_candidates: 12, n_samples: 2, threshold: 0.5, rounds: 2, n_per_round: 6}}
 """
 
 
@@ -227,6 +227,12 @@ def test_every_stage_runs_on_every_preset(preset: str, tmp_path) -> None:
     )
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["model"]["preset"] == preset
-    assert list(results["stages"]) == ["backdoored", "sft", "rl", "adversarial"]
+    assert list(results["stages"]) == [
+        "backdoored",
+        "sft",
+        "rl",
+        "adversarial",
+        "adversarial_trigger_aware",
+    ]
     for name in ("sft", "rl"):
         assert (tmp_path / "r" / name / "model.safetensors").is_file()

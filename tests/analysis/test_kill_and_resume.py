@@ -26,7 +26,7 @@ sft: {steps: 12, batch_size: 32, warmup_steps: 1, eval_every: 4, checkpoint_ever
 adversarial: {steps: 8, batch_size: 32, warmup_steps: 1, eval_every: 4, checkpoint_every: 2}
 rl: {steps: 8, prompts_per_step: 4, eval_every: 4, checkpoint_every: 2}
 preference: {steps: 40, warmup_steps: 2, n_pairs: 200, n_eval_pairs: 40}
-red_team: {n_candidates: 30, n_samples: 3}
+red_team: {n_candidates: 30, n_samples: 3, rounds: 2, n_per_round: 10}
 """
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         "red_team.json",  # while the preference model trains
         "sft/train_state.json",  # during SFT
         "rl/train_state.json",  # during RL
-        "adversarial/activations.safetensors",  # between caching and probing of the last stage
+        "adversarial/train_state.json",  # during adversarial training, before the ablation
+        "adversarial_trigger_aware/activations.safetensors",  # between caching and probing (last)
     ],
 )
 def test_sigkill_then_resume_gives_the_same_results(

