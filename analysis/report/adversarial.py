@@ -95,9 +95,9 @@ def arms_figure(results: dict[str, Any]) -> go.Figure:
     )
     lines = [
         ("trigger_rate", "real trigger"),
-        ("red_team_rate", "held-out prompts of the adversarial stage's red team"),
-        ("red_team_rate_trigger_aware", "held-out prompts of the trigger-aware red team"),
-        ("red_team_train_rate", "the red-team prompts trained on"),
+        ("red_team_rate", f"held-out prompts, {red_team_label(results, ADVERSARIAL)}"),
+        ("red_team_rate_trigger_aware", "held-out prompts, trigger-aware red team"),
+        ("red_team_train_rate", "the red-team prompts this stage trains on"),
     ]
     for col, stage in enumerate(arms, start=1):
         evals = results["stages"][stage]["training"].get("evals", [])
@@ -113,7 +113,8 @@ def arms_figure(results: dict[str, Any]) -> go.Figure:
     fig.update_xaxes(title_text="step")
     fig.update_layout(
         title="Adversarial training against each red team: hidden or removed? (95% bands)",
-        height=440,
+        height=500,
+        legend={"orientation": "h", "y": -0.22, "x": 0},
     )
     return fig
 

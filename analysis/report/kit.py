@@ -103,7 +103,8 @@ class Figures:
 
 def export_png(figures: Sequence[go.Figure], folder: str | Path, scale: float = 2.0) -> list[Path]:
     """Write each figure as `folder/NN-title.png` with kaleido (which drives a local Chrome or
-    Chromium); a clear error names what is missing."""
+    Chromium), and remove the `NN-*.png` an earlier export left there; a clear error names what
+    is missing."""
     try:
         import kaleido  # noqa: F401
     except ImportError as err:
@@ -126,6 +127,8 @@ def export_png(figures: Sequence[go.Figure], folder: str | Path, scale: float = 
             f"Could not export the figures to {out} with kaleido ({err}). It needs Chrome or "
             "Chromium on this machine (apt-get install chromium)."
         ) from err
+    for stale in set(out.glob("[0-9][0-9]-*.png")) - set(paths):  # an earlier export's figures
+        stale.unlink()
     return paths
 
 

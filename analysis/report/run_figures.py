@@ -237,9 +237,9 @@ def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
         rows=1,
         cols=3,
         subplot_titles=(
-            "Frozen probe: mean P(trigger)",
-            "Refit probe: mean P(trigger)",
-            "AUROC vs clean (solid frozen, dashed refit)",
+            "frozen probe: mean P(trigger)",
+            "refit probe: mean P(trigger)",
+            "AUROC vs clean",
         ),
     )
     known = {key for key, _, _ in _REPRESENTATION_SETS}
@@ -265,8 +265,10 @@ def representation_figure(stage: str, training: dict[str, Any]) -> go.Figure:
     fig.update_yaxes(range=[-0.02, 1.02])  # an AUROC below 0.5: further from the trigger than clean
     fig.update_xaxes(title_text="step")
     fig.update_layout(
-        title=f"Trigger probe during {stage} at {kit.site_label(site)}: frozen vs refit, 95% bands",
-        height=420,
+        title=f"Trigger probe during {stage} at {kit.site_label(site)}<br><sup>frozen vs refit; "
+        "AUROC: solid frozen, dashed refit; 95% bands</sup>",
+        height=480,
+        legend={"orientation": "h", "y": -0.2, "x": 0},
     )
     return fig
 

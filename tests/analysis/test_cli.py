@@ -122,7 +122,12 @@ def test_report_command_checks_results_and_exports_png(tiny_run, tmp_path, capsy
     run = tiny_run / "run"
     results = json.loads((run / "results.json").read_text())
     check_results(results, "results.json")  # what a run writes follows its schema
+    (run / "figures").mkdir()
+    (run / "figures" / "99-from-an-earlier-export.png").write_bytes(b"")
+    (run / "figures" / "notes.png").write_bytes(b"")  # not the exporter's: kept
     assert main(["report", str(run), "--png", "--quiet"]) == 0
+    assert not (run / "figures" / "99-from-an-earlier-export.png").exists()
+    (run / "figures" / "notes.png").unlink()
     pngs = sorted((run / "figures").glob("*.png"))
     html = (run / "report.html").read_text()
     assert len(pngs) == html.count('class="plotly-graph-div"') and pngs[0].stat().st_size > 5000
