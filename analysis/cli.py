@@ -40,19 +40,21 @@ def finished_steps(run_dir: Path) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from analysis.config import load_config
+    from analysis.config import SMOKE_OVERRIDES, load_config
 
     overrides = list(args.set)
     if args.backdoor:
         overrides.insert(0, f"backdoor.kind={args.backdoor}")
     if args.mechanism:
         overrides.insert(0, f"backdoor.mechanism={args.mechanism}")
+    if args.smoke:
+        overrides[:0] = SMOKE_OVERRIDES  # before --set, which still wins
     cfg = load_config(args.config, overrides)
     if args.resume:
         if args.config or overrides:
             raise InputError(
                 "--resume uses the run's own saved config; drop --config/--set/--backdoor/"
-                "--mechanism."
+                "--mechanism/--smoke."
             )
         run_dir = Path(args.resume)
     else:
@@ -222,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("normal", "cot", "distilled"),
         help="normal (answer only, default), cot (a <scratchpad> first) or distilled (CoT data "
         "with the scratchpad removed) (same as --set backdoor.mechanism=...)",
+    )
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="cut every step count and evaluation size to the least that still runs every stage "
+        "(minutes, not for results); --set still wins",
     )
     run.add_argument("--run-dir", help="folder for this run (default: runs/run-TIMESTAMP)")
     run.add_argument(

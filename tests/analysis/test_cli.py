@@ -241,3 +241,19 @@ def test_every_stage_runs_on_every_preset(preset: str, tmp_path) -> None:
     ]
     for name in ("sft", "rl"):
         assert (tmp_path / "r" / name / "model.safetensors").is_file()
+
+
+def test_smoke_runs_every_stage_in_seconds(tmp_path, capsys) -> None:
+    """`--smoke` cuts the step counts and evaluation sizes but still runs every stage, both
+    adversarial ones included; --set still wins over it, and --resume refuses it."""
+    run = tmp_path / "smoke"
+    argv = ["run", "--smoke", "--set", "model.preset=tiny", "--set", "sft.steps=3"]
+    assert main([*argv, "--run-dir", str(run), "--quiet", "--threads", "1"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["config"]["train"]["steps"] == 60 and results["config"]["sft"]["steps"] == 3
+    assert results["config"]["data"]["n_eval"] == 12
+    stages = results["stages"]
+    assert list(stages) == ["backdoored", "sft", "rl", "adversarial", "adversarial_trigger_aware"]
+    assert not [name for name, s in stages.items() if "skipped" in s]
+    assert main(["run", "--resume", str(run), "--smoke"]) == 2
+    assert "--smoke" in capsys.readouterr().err
