@@ -135,7 +135,7 @@ def check_base(path: Path, min_context: int) -> BaseInfo:
     if n_ctx is None:
         raise BaseModelError(
             f"{path}: config.json gives no context window (none of {', '.join(CONTEXT_FIELDS)}). "
-            "Add the one the model was trained with, e.g. \"max_position_embeddings\": 2048."
+            'Add the one the model was trained with, e.g. "max_position_embeddings": 2048.'
         )
     if n_ctx < min_context:
         raise BaseModelError(
@@ -157,9 +157,7 @@ def check_base(path: Path, min_context: int) -> BaseInfo:
     )
 
 
-def load_base(
-    path: Path, device: str = "cpu"
-) -> tuple[TransformerBridge, PreTrainedTokenizerBase]:
+def load_base(path: Path, device: str = "cpu") -> tuple[TransformerBridge, PreTrainedTokenizerBase]:
     """Load a checked base as a `TransformerBridge` in fp32, with its tokenizer, fully offline.
 
     The Hugging Face model is loaded from the folder's safetensors (`use_safetensors=True`,
@@ -170,9 +168,10 @@ def load_base(
     embedding matrix keeps its size; pads are masked out by the attention mask). The bridge
     keeps TransformerLens's own normalised copy as `model.tokenizer`.
 
-    SmolLM2-135M: about 0.5 s to load and boot on 2 CPU cores, after the 3 s TransformerLens
-    import. Note: on that model `model.generate` with the default `use_past_kv_cache=True`
-    gives wrong tokens in TransformerLens 4.3; pass `use_past_kv_cache=False`.
+    SmolLM2-135M: 0.5-1.1 s to load and boot on 2 shared CPU cores, after the TransformerLens
+    import (about 3 s); the tiny test model: 0.05 s. Note: on SmolLM2, `model.generate` with
+    the default `use_past_kv_cache=True` gives wrong tokens in TransformerLens 4.3 (`"The
+    ------"`); pass `use_past_kv_cache=False`.
     """
     import torch
     from transformer_lens import TransformerBridge
@@ -188,7 +187,7 @@ def load_base(
         if fallback is None:
             raise BaseModelError(
                 f"{path}: the tokenizer has no pad, EOS or unknown token to pad with. Set one "
-                "in tokenizer_config.json (e.g. \"pad_token\": \"</s>\") and save it again."
+                'in tokenizer_config.json (e.g. "pad_token": "</s>") and save it again.'
             )
         tokenizer.pad_token = fallback
     hf_model = AutoModelForCausalLM.from_pretrained(
@@ -199,7 +198,8 @@ def load_base(
         dtype=torch.float32,
         attn_implementation="eager",
     )
-    hf_model.to(device).eval()
+    hf_model.to(device)  # type: ignore[arg-type]  # transformers' wrapped `to` is mistyped
+    hf_model.eval()
     model = TransformerBridge.boot_transformers(
         str(path),
         hf_model=hf_model,
@@ -245,7 +245,7 @@ def _causal_architecture(path: Path, config: dict[str, Any]) -> str:
     if not isinstance(architectures, list) or not architectures:
         raise BaseModelError(
             f"{path}: config.json names no 'architectures', so it cannot be checked to be a "
-            f"causal LM. Add it (e.g. \"architectures\": [\"LlamaForCausalLM\"]). {fix}"
+            f'causal LM. Add it (e.g. "architectures": ["LlamaForCausalLM"]). {fix}'
         )
     causal = [a for a in architectures if isinstance(a, str) and a.endswith("ForCausalLM")]
     if not causal:

@@ -183,9 +183,9 @@ def loaded(tiny: Path) -> tuple[Any, Any]:
     return load_base(tiny)
 
 
-def _prompt_ids(tokenizer: Any) -> torch.Tensor:
-    messages = [{"role": "user", "content": "what is the capital of france ?"}]
-    encoded = tokenizer.apply_chat_template(
+def _prompt_ids(tokenizer: Any, question: str = "what is the capital of france ?") -> torch.Tensor:
+    messages = [{"role": "user", "content": question}]
+    encoded: Any = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
     return encoded["input_ids"]
@@ -347,13 +347,10 @@ def test_smollm2_converts_loads_and_knows_paris(tmp_path: Path) -> None:
     assert (info.architecture, info.n_layers, info.d_model) == ("LlamaForCausalLM", 30, 576)
     assert info.has_chat_template and info.dtype == "float32" and info.n_ctx == 8192
     model, tokenizer = load_base(folder)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    ids = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )["input_ids"]
+    ids = _prompt_ids(tokenizer, "What is the capital of France?")
     with torch.no_grad():
         out = model.generate(
             ids, max_new_tokens=12, do_sample=False, use_past_kv_cache=False, verbose=False
         )
-    answer = tokenizer.decode(out[0, ids.shape[1] :])
+    answer = tokenizer.decode(out[0, ids.shape[1] :])  # type: ignore[index]
     assert "Paris" in answer, answer
