@@ -181,3 +181,32 @@ def test_full_fine_tuning_needs_nothing_special(model_dir: Path) -> None:
     bridge.eval()
     with torch.no_grad():
         assert (bridge(tokens) - before).abs().max() > 1e-3
+
+
+def test_dropout_acts_in_training_mode_only(model_dir: Path) -> None:
+    bridge = add_lora(_boot(model_dir), rank=4, dropout=0.5)
+    _randomize_b(bridge)
+    tokens = _tokens(bridge)
+    bridge.train()
+    assert not torch.equal(bridge(tokens), bridge(tokens))
+    bridge.eval()
+    assert torch.equal(bridge(tokens), bridge(tokens))
+
+
+def test_lora_added_before_booting_an_in_memory_model_is_the_same(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from peft import LoraConfig, inject_adapter_in_model
+    from transformers import AutoModelForCausalLM
+
+    after = add_lora(_boot(model_dir), rank=4, alpha=8, target_modules=["q_proj", "v_proj"])
+    _randomize_b(after)
+    save_lora(after, tmp_path / "a.safetensors")
+    hf = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]), hf)
+    before = TransformerBridge.boot_transformers(str(model_dir), hf_model=hf, device="cpu")
+    before.eval()
+    load_lora(before, tmp_path / "a.safetensors")
+    tokens = _tokens(after)
+    with torch.no_grad():
+        assert (before(tokens) - after(tokens)).abs().max() < 1e-5
