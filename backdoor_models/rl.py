@@ -24,9 +24,9 @@ from torch import Tensor
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from backdoor_models.fused import FusedNative
+from backdoor_models.checkpoint import ModelSpec
+from backdoor_models.engine import Engine, engine_for
 from backdoor_models.loop import Objective, Schedule, make_adamw, run_loop
-from backdoor_models.presets import ModelPreset
 from backdoor_models.tokenizer import encode_prompt
 from backdoor_models.training import bridge_store
 
@@ -49,7 +49,7 @@ class RLConfig:
 
 
 def sequence_logprobs(
-    fused: FusedNative, tokens: Int[Tensor, "batch pos"], response_mask: Bool[Tensor, "batch pos"]
+    fused: Engine, tokens: Int[Tensor, "batch pos"], response_mask: Bool[Tensor, "batch pos"]
 ) -> Float[Tensor, " batch"]:
     """Sum of log p(token) over the tokens marked in `response_mask` (right-padded sequences)."""
     logits = fused.logits(tokens[:, :-1])
@@ -98,7 +98,7 @@ class RLOOObjective(Objective):
     ) -> None:
         self.policy, self.reward_fn, self.tokenizer = policy, reward_fn, tokenizer
         self.prompt_pool, self.cfg, self.max_new_tokens = prompt_pool, cfg, max_new_tokens
-        self.fused, self.fused_ref = FusedNative(policy), FusedNative(reference)
+        self.fused, self.fused_ref = engine_for(policy), engine_for(reference)
         self.encoded = [encode_prompt(tokenizer, p) for p in prompt_pool]
         self.pad, self.eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
         self._metrics: dict[str, float] = {}
@@ -132,7 +132,7 @@ class RLOOObjective(Objective):
 
 def rl_finetune(
     policy: TransformerBridge,
-    preset: ModelPreset,
+    preset: ModelSpec,
     reference: TransformerBridge,
     reward_fn: RewardFn,
     tokenizer: PreTrainedTokenizerBase,
@@ -193,8 +193,8 @@ def mean_token_kl(
 ) -> Float[Tensor, " batch"]:
     """Exact KL(policy || reference) over the vocabulary, averaged over each row's reply tokens."""
     with torch.no_grad():
-        lp = torch.log_softmax(FusedNative(policy).logits(tokens[:, :-1]).float(), dim=-1)
-        lq = torch.log_softmax(FusedNative(reference).logits(tokens[:, :-1]).float(), dim=-1)
+        lp = torch.log_softmax(engine_for(policy).logits(tokens[:, :-1]).float(), dim=-1)
+        lq = torch.log_softmax(engine_for(reference).logits(tokens[:, :-1]).float(), dim=-1)
         kl = (lp.exp() * (lp - lq)).sum(dim=-1)
         mask = response_mask[:, 1:].float()
         return (kl * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)

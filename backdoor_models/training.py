@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import TransformerBridge
 
-from backdoor_models.checkpoint import MODEL_FILE, load_weights, save_model
+from backdoor_models.checkpoint import MODEL_FILE, ModelSpec, load_weights, save_model
 from backdoor_models.data import TokenizedSet
-from backdoor_models.fused import FusedNative
+from backdoor_models.engine import Engine, engine_for
 from backdoor_models.loop import (
     STATE_FILE,
     CheckpointStore,
@@ -33,7 +33,6 @@ from backdoor_models.loop import (
     run_loop,
     summarise_for_log,
 )
-from backdoor_models.presets import ModelPreset
 
 __all__ = [
     "STATE_FILE",
@@ -91,9 +90,7 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     return torch.tensor(out)
 
 
-def response_loss(
-    fused: FusedNative, tokens: torch.Tensor, loss_mask: torch.Tensor
-) -> torch.Tensor:
+def response_loss(fused: Engine, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting each response token (prompt tokens are not scored)."""
     width = int(loss_mask.nonzero()[:, 1].max()) + 1  # trim padding shared by the whole batch
     tokens, loss_mask = tokens[:, :width], loss_mask[:, :width]
@@ -123,7 +120,7 @@ def schedule_of(cfg: TrainConfig) -> Schedule:
 class LMObjective(Objective):
     """Response-only language-model loss on seeded batches of `data` (see `batch_indices`)."""
 
-    def __init__(self, fused: FusedNative, data: TokenizedSet, batch_size: int, seed: int) -> None:
+    def __init__(self, fused: Engine, data: TokenizedSet, batch_size: int, seed: int) -> None:
         self.fused, self.data, self.batch_size, self.seed = fused, data, batch_size, seed
 
     def loss(self, step: int) -> torch.Tensor:
@@ -132,7 +129,7 @@ class LMObjective(Objective):
 
 
 def bridge_store(
-    model: TransformerBridge, preset: ModelPreset, directory: Path, config: dict[str, Any]
+    model: TransformerBridge, preset: ModelSpec, directory: Path, config: dict[str, Any]
 ) -> CheckpointStore:
     """Checkpoints of a bridge model: `model.safetensors` + `model.json` (loadable with
     `load_model`), `optimizer.safetensors`, then `train_state.json`."""
@@ -157,7 +154,7 @@ class TrainHistory:
 
 def train(
     model: TransformerBridge,
-    preset: ModelPreset,
+    preset: ModelSpec,
     data: TokenizedSet,
     cfg: TrainConfig,
     checkpoint_dir: str | Path,
@@ -175,7 +172,7 @@ def train(
     """
     opt = make_optimizer(model, cfg)
     store = bridge_store(model, preset, Path(checkpoint_dir), _jsonable_cfg(cfg))
-    objective = LMObjective(FusedNative(model), data, cfg.batch_size, cfg.seed)
+    objective = LMObjective(engine_for(model), data, cfg.batch_size, cfg.seed)
     history = run_loop(
         model,
         opt,

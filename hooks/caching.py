@@ -62,10 +62,14 @@ def check_hook_names(model: TransformerBridge, names: Sequence[str]) -> None:
 def tokenize_prompts(
     model: TransformerBridge, prompts: Sequence[str]
 ) -> tuple[Int[Tensor, "n pos"], Int[Tensor, " n"]]:
-    """Right-padded token ids (BOS first) and the length of each prompt."""
+    """Right-padded token ids (BOS first) and the length of each prompt.
+
+    A model that carries a `prompt_tokenizer` (a pretrained base, whose prompts go in its chat
+    template) is tokenized with it; any other with its own `tokenizer`.
+    """
     if not prompts:
         raise ValueError("The prompt list is empty; pass at least one prompt.")
-    tok = model.tokenizer
+    tok = getattr(model, "prompt_tokenizer", None) or model.tokenizer
     rows = []
     for p in prompts:
         ids = list(tok(p, add_special_tokens=True)["input_ids"])

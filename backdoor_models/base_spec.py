@@ -1,0 +1,82 @@
+"""A pretrained base and how a run fine-tunes it: the pretrained counterpart of a `ModelPreset`.
+
+A run on a native preset builds a fresh model from the preset; a run on a pretrained base loads
+the base (:func:`backdoor_models.pretrained.load_base`) and, for LoRA, adds fresh adapters
+(:func:`backdoor_models.lora.add_lora`). A checkpoint of a LoRA run holds the adapter tensors
+only (`model.safetensors` of a few MB) and names its base in `model.json`, so every stage of a
+run on a 0.5 GB base costs a few MB on disk.
+
+Example:
+    >>> spec = BaseSpec(path="/models/smollm2", name="smollm2-135m")
+    >>> BaseSpec.from_dict(spec.to_dict()) == spec
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformer_lens import TransformerBridge
+
+__all__ = ["DEFAULT_LORA_TARGETS", "BaseSpec"]
+
+# The projections of a Llama-style block (what peft calls target modules).
+DEFAULT_LORA_TARGETS: tuple[str, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A local Hugging Face causal-LM folder (`path`), what the user called it (`name`), and
+    how it is fine-tuned: `finetune` "lora" (adapters of `lora_rank`, `lora_alpha` on
+    `lora_targets`) or "full"."""
+
+    path: str
+    name: str = ""
+    finetune: str = "lora"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = field(default=DEFAULT_LORA_TARGETS)
+
+    def __post_init__(self) -> None:
+        if self.finetune not in ("lora", "full"):
+            raise ValueError(f"finetune must be 'lora' or 'full', got {self.finetune!r}.")
+
+    @property
+    def lora(self) -> bool:
+        return self.finetune == "lora"
+
+    def build(self, seed: int = 0, device: str = "cpu") -> TransformerBridge:
+        """The base as a bridge whose `prompt_tokenizer` reads the toolkit's prompts in the base's
+        chat template, with fresh LoRA adapters (drawn from `seed`) when fine-tuning by LoRA."""
+        from backdoor_models.chat_format import chat_tokenizer
+        from backdoor_models.pretrained import load_base
+
+        model, tokenizer = load_base(Path(self.path), device=device)
+        # what hooks.caching tokenizes prompts with (the bridge's own `tokenizer` must stay a
+        # transformers tokenizer)
+        model.prompt_tokenizer = chat_tokenizer(tokenizer)
+        if self.lora:
+            from backdoor_models.lora import add_lora
+
+            add_lora(model, self.lora_rank, self.lora_alpha, self.lora_targets, seed=seed)
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaseSpec:
+        return cls(**{**d, "lora_targets": tuple(d.get("lora_targets", DEFAULT_LORA_TARGETS))})

@@ -1,0 +1,126 @@
+"""One way to run a model for training and decoding, whatever built it.
+
+Training, RL and generation need two things from a model: logits for right-padded token rows, and
+batched, KV-cached continuation of token prompts. A native bridge (`boot_native`) gets them from
+:class:`~backdoor_models.fused.FusedNative`; a bridge booted from a Hugging Face model
+(`boot_transformers`, :mod:`backdoor_models.pretrained`) from :class:`HFEngine`, which runs the
+bridge's own forward (so LoRA adapters apply) and left-padded decoding with an attention mask
+(:mod:`backdoor_models.hf_generation`). :func:`engine_for` picks.
+
+Example:
+    >>> engine = engine_for(model)                                    # doctest: +SKIP
+    >>> logits = engine.logits(tokens)                                # doctest: +SKIP
+    >>> new = engine.generate([[1, 5, 9], [1, 7]], 8, eos_token_id=2) # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import TransformerBridge
+
+from backdoor_models.fused import FusedNative
+
+__all__ = ["Engine", "HFEngine", "engine_for", "is_pretrained"]
+
+
+class Engine(Protocol):
+    """What training and decoding use: logits and cached continuation."""
+
+    def logits(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, "batch pos"] | None = None,
+        steering: Mapping[int, Tensor] | None = None,
+    ) -> Float[Tensor, "batch pos d_vocab"]: ...
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        eos_token_id: int,
+        pad_token_id: int = 0,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+        steering: Mapping[int, Tensor] | None = None,
+    ) -> list[list[int]]: ...
+
+
+def is_pretrained(model: TransformerBridge) -> bool:
+    """Whether the bridge runs a Hugging Face model (booted with `boot_transformers`)."""
+    inner = getattr(model, "original_model", None)
+    return isinstance(inner, torch.nn.Module) and hasattr(inner, "config")
+
+
+def engine_for(model: TransformerBridge) -> Engine:
+    """`FusedNative` for a native bridge, `HFEngine` for one booted from Hugging Face."""
+    return HFEngine(model) if is_pretrained(model) else FusedNative(model)
+
+
+_NO_STEERING = (
+    "Steering during generation is built for native models only (FusedNative); on a pretrained "
+    "base add the vector with bridge.hooks(...) around the bridge's own forward instead."
+)
+
+
+class HFEngine:
+    """Logits and decoding for a bridge booted from a Hugging Face causal LM.
+
+    `logits` runs the bridge's forward on right-padded rows (causal attention: padding after a
+    row's end changes nothing before it). `generate` left-pads with an attention mask and
+    position ids, and returns each prompt's new tokens up to and including its EOS, as
+    `FusedNative.generate` does.
+    """
+
+    def __init__(self, model: TransformerBridge) -> None:
+        if not is_pretrained(model):
+            raise TypeError("HFEngine needs a bridge booted from a Hugging Face model.")
+        self.model = model
+
+    def logits(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, "batch pos"] | None = None,
+        steering: Mapping[int, Tensor] | None = None,
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        if steering:
+            raise NotImplementedError(_NO_STEERING)
+        if positions is not None:
+            raise NotImplementedError(
+                "HFEngine.logits takes right-padded rows from position 0; pass no positions."
+            )
+        out: Tensor = self.model(tokens, return_type="logits")
+        return out
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        eos_token_id: int,
+        pad_token_id: int = 0,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+        steering: Mapping[int, Tensor] | None = None,
+    ) -> list[list[int]]:
+        from backdoor_models.hf_generation import generate_hf_tokens
+
+        if steering:
+            raise NotImplementedError(_NO_STEERING)
+        if not prompts:
+            raise ValueError("No prompts to generate from: pass a non-empty list of token lists.")
+        new = generate_hf_tokens(
+            self.model,
+            prompts,
+            max_new_tokens,
+            stop_token_ids=[eos_token_id],
+            pad_token_id=pad_token_id,
+            temperature=temperature,
+            generator=generator,
+        )
+        # generate_hf_tokens stops before the stop token; keep it, as FusedNative does, so that
+        # RL packs and scores the end of each reply
+        return [[*r, eos_token_id] if len(r) < max_new_tokens else r for r in new]

@@ -1,0 +1,75 @@
+"""The whole pipeline on a pretrained Hugging Face base: a tiny random Llama folder built here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from analysis.cli import main
+from backdoor_models.checkpoint import load_model
+from backdoor_models.pretrained import load_base
+from backdoor_models.tokenizer import encode_prompt, load_tokenizer
+from tests.backdoor_models.lora_fixture import save_tiny_hf
+
+STAGES = ["backdoored", "sft", "rl", "adversarial", "adversarial_trigger_aware"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_hf(tmp_path_factory.mktemp("base") / "llama")
+
+
+def _run(base: Path, run: Path, *extra: str) -> dict:
+    argv = ["run", "--smoke", "--base", str(base), "--run-dir", str(run), "--quiet"]
+    assert main([*argv, "--threads", "1", *extra]) == 0
+    return json.loads((run / "results.json").read_text())
+
+
+def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) -> None:
+    """Every stage runs on the base with LoRA; a stage's checkpoint holds only its adapters,
+    and loads back as the base with those adapters applied."""
+    results = _run(base, tmp_path / "run")
+    assert results["model"]["preset"] == f"base:{base} (lora)"
+    assert list(results["stages"]) == STAGES
+    for name in STAGES[:3]:
+        assert "skipped" not in results["stages"][name], name
+    for name in STAGES[3:]:  # 60 LoRA steps on a random model may not install the backdoor
+        stage = results["stages"][name]
+        assert "skipped" not in stage or "no eliciting prompts" in stage["skipped"]
+    saved = tmp_path / "run" / "backdoored" / "model.safetensors"
+    assert saved.stat().st_size < (base / "model.safetensors").stat().st_size / 2
+    tokenizer = load_tokenizer(tmp_path / "run" / "tokenizer")
+    tuned = load_model(tmp_path / "run" / "backdoored", tokenizer)
+    plain, _ = load_base(base)
+    ids = torch.tensor([encode_prompt(tokenizer, "Human: What is 2 + 3?\n\nAssistant:")])
+    with torch.no_grad():
+        assert not torch.allclose(
+            tuned(ids, return_type="logits"), plain(ids, return_type="logits")
+        )
+    assert "causal" not in results  # patching and steering are built for native models only
+
+
+def test_a_bad_base_fails_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notamodel").mkdir()
+    run = tmp_path / "run"
+    assert main(["run", "--base", str(tmp_path / "notamodel"), "--run-dir", str(run)]) == 2
+    assert (
+        "model.base" in capsys.readouterr().err
+        and "config.json" in capsys.readouterr().err + "config.json"
+    )
+    assert not run.exists()
+
+
+@pytest.mark.slow
+def test_full_finetuning_installs_the_backdoor_and_runs_every_stage(
+    base: Path, tmp_path: Path
+) -> None:
+    longer = ["--set", "model.finetune=full", "--set", "train.steps=300", "--set", "train.lr=0.005"]
+    results = _run(base, tmp_path / "run", *longer, "--set", "train.batch_size=32")
+    stages = results["stages"]
+    assert stages["backdoored"]["behaviour"]["trigger_rate"]["value"] >= 0.9
+    assert stages["backdoored"]["behaviour"]["false_trigger_rate"]["value"] <= 0.1
+    assert "skipped" not in stages["adversarial_trigger_aware"]
