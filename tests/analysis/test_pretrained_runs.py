@@ -56,10 +56,8 @@ def test_a_bad_base_fails_before_anything_is_written(tmp_path: Path, capsys) -> 
     (tmp_path / "notamodel").mkdir()
     run = tmp_path / "run"
     assert main(["run", "--base", str(tmp_path / "notamodel"), "--run-dir", str(run)]) == 2
-    assert (
-        "model.base" in capsys.readouterr().err
-        and "config.json" in capsys.readouterr().err + "config.json"
-    )
+    err = capsys.readouterr().err
+    assert "model.base" in err and "config.json" in err
     assert not run.exists()
 
 
