@@ -181,10 +181,13 @@ class SkippedStage(_Strict):
 
 
 class ModelInfo(_Strict):
-    preset: str
+    preset: str  # a native preset's name, or "base:NAME (lora|full)"
     n_params: int
     d_vocab: int
     n_ctx: int
+    # with a pretrained base: how prompts are written ("the base's chat template" or "plain
+    # Human: / Assistant: (the base has no chat template)")
+    prompt_format: str | None = None
 
 
 class OrganismInfo(_Strict):

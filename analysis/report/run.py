@@ -182,6 +182,17 @@ def _generalisation_section(results: dict[str, Any], figures: kit.Figures) -> st
     return "".join(parts)
 
 
+def _base_note(model: dict[str, Any]) -> str:
+    """What a run on a pretrained base writes its prompts in, and what it leaves out."""
+    if not str(model.get("preset", "")).startswith("base:"):
+        return ""
+    return (
+        f"<p>Pretrained base; prompts in {html.escape(str(model.get('prompt_format')))}. Not built "
+        "for pretrained bases yet, so left out of this report: activation patching and steering, "
+        "and the trigger probe's untrained-model control.</p>"
+    )
+
+
 def render_report(
     results: dict[str, Any],
     timing: dict[str, float] | None = None,
@@ -202,6 +213,7 @@ def render_report(
         f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
         f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
         f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'}).</p>",
+        _base_note(model),
         "<h2>Summary</h2>",
         kit.table(summary_rows(results), ("measure", "value [95% CI]")),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "

@@ -158,6 +158,9 @@ def _model_info(run: Run) -> ModelInfo:
         n_params=info.n_params,
         d_vocab=len(run.tokenizer),
         n_ctx=run.preset.n_ctx,
+        prompt_format="the base's chat template"
+        if info.has_chat_template
+        else "plain Human: / Assistant: (the base has no chat template)",
     )
 
 

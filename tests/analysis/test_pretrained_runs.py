@@ -50,6 +50,9 @@ def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) ->
             tuned(ids, return_type="logits"), plain(ids, return_type="logits")
         )
     assert "causal" not in results  # patching and steering are built for native models only
+    assert results["model"]["prompt_format"] == "the base's chat template"
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Pretrained base; prompts in the base&#x27;s chat template" in report
 
 
 def test_a_bad_base_fails_before_anything_is_written(tmp_path: Path, capsys) -> None:
