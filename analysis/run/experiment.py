@@ -55,8 +55,8 @@ def run_experiment(
     cfg = prepare_run_dir(layout, cfg, resume)
     run = prepare(cfg, layout, StepRunner(layout), progress)
     histories = {BACKDOORED: train_backdoor(run)}
-    if cfg.probe.contrast and cfg.probe.clean_control:
-        train_clean_control(run)
+    if cfg.probe.contrast and cfg.probe.clean_control and run.base is None:
+        train_clean_control(run)  # a base is its own no-backdoor control
     red_teams: dict[str, RedTeamResult] = {}
     pm_history: dict[str, Any] = {}
     stages_to_run: list[str] = list(cfg.safety.stages or ())

@@ -145,11 +145,14 @@ def _contrast(
     def work() -> dict[str, Any]:
         control = None
         if stage == BACKDOORED and cfg.probe.clean_control:
-            clean = run.load(CLEAN_CONTROL)
+            if run.base is None:
+                clean, what = run.load(CLEAN_CONTROL), "trained without the backdoor"
+            else:  # fresh LoRA adapters start at zero: this is the base itself
+                clean, what = run.build(run.seeds.base), "the pretrained base, before the backdoor"
             clean_acts = cache_activations(
                 clean, texts, list(acts), position="last", batch_size=cfg.probe.batch_size
             )
-            control = ContrastControl(clean, clean_acts, "trained without the backdoor")
+            control = ContrastControl(clean, clean_acts, what)
         labels, _ = _probe_inputs(run)
         return contrast_probe_analysis(
             model,

@@ -51,6 +51,10 @@ def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) ->
         )
     assert "causal" not in results  # patching and steering are built for native models only
     assert results["model"]["prompt_format"] == "the base's chat template"
+    # the base, before any backdoor training, is the contrast probe's no-backdoor control
+    assert not (tmp_path / "run" / "clean_control").exists()
+    control = results["stages"]["backdoored"]["contrast"]["control"]
+    assert control["name"] == "the pretrained base, before the backdoor"
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Pretrained base; prompts in the base&#x27;s chat template" in report
 
