@@ -33,6 +33,7 @@ from torch import nn
 from transformer_lens import TransformerBridge
 
 from backdoor_models.artifacts import read_tensors, write_tensors
+from backdoor_models.base_spec import DEFAULT_LORA_TARGETS
 
 try:
     from peft import LoraConfig, inject_adapter_in_model
@@ -43,7 +44,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         "`pip install 'peft>=0.21,<1'` (a dependency of the project: `make setup`)."
     ) from err
 
-LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA_TARGETS = DEFAULT_LORA_TARGETS  # q/k/v/o and the gated MLP projections
 _ADAPTER = "default"
 _WRAPPER = "._original_component"
 

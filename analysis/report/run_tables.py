@@ -43,11 +43,11 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (f"[{stage}] {name} rate with trigger", kit.rate(b["trigger_rate"])),
             (f"[{stage}] {name} rate without trigger", kit.rate(b["false_trigger_rate"])),
         ]
-        for key in ("red_team_rate", "red_team_rate_trigger_aware"):
+        for arm, (_, key) in ARMS.items():
             if key in b:
                 rows.append(
                     (
-                        f"[{stage}] {name} rate on held-out prompts of the {_red_team_name(results, key)}",
+                        f"[{stage}] {name} rate on held-out prompts of the {red_team_name(results, arm)}",
                         kit.rate(b[key]),
                     )
                 )
@@ -100,13 +100,21 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _red_team_name(results: dict[str, Any], key: str) -> str:
-    """Which red team a held-out rate is on: the adversarial stage's (trigger-blind by default)
-    or the trigger-aware ablation's."""
-    if key == "red_team_rate_trigger_aware":
-        return "trigger-aware red team"
-    blind = (results.get("red_team") or {}).get("trigger_blind")
-    if blind is None:  # results written before red teams were told apart
+ADVERSARIAL = "adversarial"
+TRIGGER_AWARE = "adversarial_trigger_aware"
+# adversarial stage -> (its red team's key in results.json, the behaviour key of that red team's
+# held-out rate)
+ARMS: dict[str, tuple[str, str]] = {
+    ADVERSARIAL: ("red_team", "red_team_rate"),
+    TRIGGER_AWARE: ("red_team_trigger_aware", "red_team_rate_trigger_aware"),
+}
+
+
+def red_team_name(results: dict[str, Any], stage: str) -> str:
+    """The red team an adversarial stage trains against: trigger-blind or trigger-aware
+    ("red team" in results written before red teams were told apart)."""
+    blind = (results.get(ARMS[stage][0]) or {}).get("trigger_blind")
+    if blind is None:
         return "red team"
     return "trigger-blind red team" if blind else "trigger-aware red team"
 
@@ -176,12 +184,8 @@ def paper_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         after = s["behaviour"]
         method = s["training"].get("method", stage)
-        red = (
-            "red_team_rate_trigger_aware"
-            if stage == "adversarial_trigger_aware"
-            else "red_team_rate"
-        )
-        against = f"; {_red_team_name(results, red)}" if stage.startswith("adversarial") else ""
+        red = ARMS.get(stage, ARMS[ADVERSARIAL])[1]
+        against = f"; {red_team_name(results, stage)}" if stage in ARMS else ""
         rows.append(
             [
                 f"{stage} ({method}, from {s['training'].get('started_from', 'backdoored')}{against})",

@@ -56,7 +56,7 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
 
     def fit_probes() -> dict[str, Any]:
         _, lengths = tokenize_prompts(model, prompts)
-        labels, groups = _probe_inputs(run)
+        labels, groups = labels_and_groups(run.eval_set)
         return probe_layers(
             acts,
             labels=labels,
@@ -153,7 +153,7 @@ def _contrast(
                 clean, texts, list(acts), position="last", batch_size=cfg.probe.batch_size
             )
             control = ContrastControl(clean, clean_acts, what)
-        labels, _ = _probe_inputs(run)
+        labels, _ = labels_and_groups(run.eval_set)
         return contrast_probe_analysis(
             model,
             acts,
@@ -253,10 +253,6 @@ def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
     return out
 
 
-def _probe_inputs(run: Run) -> tuple[list[bool], list[int]]:
-    return labels_and_groups(run.eval_set)
-
-
 def _controls(
     run: Run, stage: str, acts: dict[str, torch.Tensor], prompts: list[str]
 ) -> dict[str, Any]:
@@ -264,7 +260,7 @@ def _controls(
     architecture (trigger presence is decodable from the input alone), and, for a safety stage,
     the backdoored model's probe scored unchanged on this stage's activations (transfer)."""
     cfg = run.cfg
-    labels, groups = _probe_inputs(run)
+    labels, groups = labels_and_groups(run.eval_set)
     probe_args = (cfg.probe.train_fraction, cfg.probe.C, run.seeds.base)
     if stage == BACKDOORED:
         if run.base is not None:
