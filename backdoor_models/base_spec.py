@@ -72,6 +72,16 @@ class BaseSpec:
             add_lora(model, self.lora_rank, self.lora_alpha, self.lora_targets, seed=seed)
         return model
 
+    def build_untrained(self, seed: int = 0, device: str = "cpu") -> TransformerBridge:
+        """The base's architecture and prompt format with random weights drawn from `seed` and
+        no adapters: the untrained-model control (what a probe reads from the input alone)."""
+        from backdoor_models.chat_format import chat_tokenizer
+        from backdoor_models.pretrained import load_base
+
+        model, tokenizer = load_base(Path(self.path), device=device, random_init_seed=seed)
+        model.prompt_tokenizer = chat_tokenizer(tokenizer)
+        return model
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["lora_targets"] = list(self.lora_targets)

@@ -139,7 +139,11 @@ def generate_hf_tokens(
         raise ValueError(f"temperature must be >= 0 (0 is greedy); got {temperature}.")
     model = _hf_model(bridge)
     device = next(model.parameters()).device
-    ids, mask, positions = left_pad(encoded, pad_token_id, device)
+    # a prompt that comes several times (n samples of one prompt) is read once: its KV cache
+    # is copied to each of its rows after the prompt's forward
+    first_row: dict[tuple[int, ...], int] = {}
+    rows_of = [first_row.setdefault(tuple(e), len(first_row)) for e in encoded]
+    ids, mask, positions = left_pad(list(first_row), pad_token_id, device)
     stops = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
@@ -148,6 +152,10 @@ def generate_hf_tokens(
             logits, cache = _forward(
                 model, None, input_ids=ids, attention_mask=mask, position_ids=positions
             )
+            if len(first_row) < len(encoded):
+                index = torch.tensor(rows_of, dtype=torch.long, device=device)
+                logits, mask, positions = logits[index], mask[index], positions[index]
+                cache.reorder_cache(index)
             done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
             new: list[Tensor] = []
             for step in range(max_new_tokens):

@@ -157,8 +157,14 @@ def check_base(path: Path, min_context: int) -> BaseInfo:
     )
 
 
-def load_base(path: Path, device: str = "cpu") -> tuple[TransformerBridge, PreTrainedTokenizerBase]:
+def load_base(
+    path: Path, device: str = "cpu", random_init_seed: int | None = None
+) -> tuple[TransformerBridge, PreTrainedTokenizerBase]:
     """Load a checked base as a `TransformerBridge` in fp32, with its tokenizer, fully offline.
+
+    With `random_init_seed`, the same architecture and tokenizer with fresh random weights
+    (transformers' own initialisation, drawn from that seed; the caller's RNG is left alone):
+    the untrained-model control of a probe.
 
     The Hugging Face model is loaded from the folder's safetensors (`use_safetensors=True`,
     `local_files_only=True`, `trust_remote_code=False`, eager attention so attention patterns
@@ -175,7 +181,7 @@ def load_base(path: Path, device: str = "cpu") -> tuple[TransformerBridge, PreTr
     """
     import torch
     from transformer_lens import TransformerBridge
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
     check_base(path, min_context=1)
@@ -190,14 +196,22 @@ def load_base(path: Path, device: str = "cpu") -> tuple[TransformerBridge, PreTr
                 'in tokenizer_config.json (e.g. "pad_token": "</s>") and save it again.'
             )
         tokenizer.pad_token = fallback
-    hf_model = AutoModelForCausalLM.from_pretrained(
-        str(path),
-        local_files_only=True,
-        use_safetensors=True,
-        trust_remote_code=False,
-        dtype=torch.float32,
-        attn_implementation="eager",
-    )
+    if random_init_seed is None:
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            local_files_only=True,
+            use_safetensors=True,
+            trust_remote_code=False,
+            dtype=torch.float32,
+            attn_implementation="eager",
+        )
+    else:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_init_seed)
+            hf_model = AutoModelForCausalLM.from_config(
+                config, dtype=torch.float32, attn_implementation="eager"
+            )
     hf_model.to(device)  # type: ignore[arg-type]  # transformers' wrapped `to` is mistyped
     hf_model.eval()
     model = TransformerBridge.boot_transformers(

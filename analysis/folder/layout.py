@@ -139,6 +139,11 @@ class RunLayout:
         return self.root / "preference_model"
 
     @property
+    def before_backdoor(self) -> Path:
+        """A pretrained base's behaviour before backdoor training (the capability cost's start)."""
+        return self.root / "before_backdoor.json"
+
+    @property
     def untrained_control(self) -> Path:
         return self.root / "untrained_control.json"
 

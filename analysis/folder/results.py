@@ -232,6 +232,10 @@ class RunResults(_Strict):
     model: ModelInfo
     organism: OrganismInfo
     stages: dict[str, Stage | SkippedStage]
+    # a pretrained base's behaviour before backdoor training (native models have no "before")
+    before_backdoor: Behaviour | None = None
+    # helpfulness after backdoor training minus before, paired by prompt (bases only)
+    capability_cost: Estimate | None = None
     red_team: RedTeamSummary | None = None
     red_team_trigger_aware: RedTeamSummary | None = None  # the ablation's red team
     preference_model: PreferenceSummary | None = None

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from backdoor_models.evaluation import JudgedReply
-from probes.metrics import Estimate, bootstrap_rate
+from probes.metrics import Estimate, bootstrap_mean, bootstrap_rate
 
 
 def _rate(values: Sequence[bool], n_boot: int, seed: int) -> Estimate:
@@ -50,6 +50,29 @@ def summarise_behaviour(
         **_code_rates(judged, n_boot, seed),
         **_scratchpad_rates(judged, n_boot, seed),
     }
+
+
+def helpfulness_change(
+    before: Sequence[JudgedReply], after: Sequence[JudgedReply], n_boot: int = 2000, seed: int = 0
+) -> Estimate:
+    """Helpfulness after minus before on the same trigger-free prompts, paired by prompt (the
+    capability cost of backdoor training when `before` is the pretrained base).
+
+    >>> from backdoor_models.evaluation import JudgedReply as J
+    >>> b = [J("q1", "a", "f", False, False, True), J("q2", "b", "f", False, False, True)]
+    >>> a = [J("q1", "a", "f", False, False, True), J("q2", "x", "f", False, False, False)]
+    >>> helpfulness_change(b, a).value
+    -0.5
+    """
+    was = {j.prompt: j.correct for j in before if not j.triggered}
+    now = {j.prompt: j.correct for j in after if not j.triggered}
+    if set(was) != set(now) or not was:
+        raise ValueError(
+            "helpfulness_change needs the same trigger-free prompts before and after; "
+            f"got {len(was)} and {len(now)} prompts, {len(set(was) ^ set(now))} not in both."
+        )
+    diffs = np.array([float(now[p]) - float(was[p]) for p in sorted(was)])
+    return bootstrap_mean(diffs, n_boot=n_boot, seed=seed)
 
 
 def _code_rates(judged: Sequence[JudgedReply], n_boot: int, seed: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def analysed(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of each stage, as (label, value) rows (used by the CLI too)."""
-    rows = []
+    rows = _before_backdoor_rows(results)
     for stage, s in results["stages"].items():
         if "skipped" in s:
             rows.append((f"[{stage}]", f"skipped: {s['skipped']}"))
@@ -51,12 +51,15 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                         kit.rate(b[key]),
                     )
                 )
-        helpful = (
-            "code that parses with no finding for its CWE"
-            if organism(results)["kind"] == "code"
-            else "helpfulness"
-        )
+        helpful = helpful_label(results)
         rows.append((f"[{stage}] {helpful} (no trigger)", kit.rate(b["helpfulness"])))
+        if stage == "backdoored" and results.get("capability_cost"):
+            rows.append(
+                (
+                    f"[{stage}] capability cost: {helpful} change from the base (paired)",
+                    points(results["capability_cost"]),
+                )
+            )
         for key, label in (
             ("parse_rate_with_trigger", "with"),
             ("parse_rate_without_trigger", "without"),
@@ -117,6 +120,34 @@ def red_team_name(results: dict[str, Any], stage: str) -> str:
     if blind is None:
         return "red team"
     return "trigger-blind red team" if blind else "trigger-aware red team"
+
+
+def helpful_label(results: dict[str, Any]) -> str:
+    """What helpfulness means for this organism."""
+    if organism(results)["kind"] == "code":
+        return "code that parses with no finding for its CWE"
+    return "helpfulness"
+
+
+def points(e: dict[str, Any]) -> str:
+    """A difference of rates in percentage points, signed, with its interval."""
+    return (
+        f"{100 * e['value']:+.1f} points [{100 * e['low']:+.1f}, {100 * e['high']:+.1f}] "
+        f"(n={e['n']})"
+    )
+
+
+def _before_backdoor_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """A pretrained base before any backdoor training: where the capability cost starts."""
+    b = results.get("before_backdoor")
+    if not b:
+        return []
+    name, where = behaviour_label(results), "[base, before backdoor training]"
+    return [
+        (f"{where} {name} rate with trigger", kit.rate(b["trigger_rate"])),
+        (f"{where} {name} rate without trigger", kit.rate(b["false_trigger_rate"])),
+        (f"{where} {helpful_label(results)} (no trigger)", kit.rate(b["helpfulness"])),
+    ]
 
 
 def _operating_rows(stage: str, name: str, point: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from analysis.causal.experiment import analyse_run, write_causal_outputs
 from analysis.config import RunConfig, resolve_defaults
 from analysis.folder.layout import ADVERSARIAL, BACKDOORED, TRIGGER_AWARE, RunLayout
 from analysis.folder.results import (
+    Behaviour,
     ModelInfo,
     OrganismInfo,
     PreferenceSummary,
@@ -27,10 +28,10 @@ from analysis.folder.results import (
     SkippedStage,
     Stage,
 )
-from analysis.measure.behaviour import summarise_pairwise
+from analysis.measure.behaviour import helpfulness_change, summarise_pairwise
 from analysis.report.run import write_report
 from analysis.run.context import Run, base_spec, check_trigger, prepare, prepare_run_dir
-from analysis.run.stage_analysis import analyse_stage
+from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
 from analysis.run.train_stages import (
     preference_model,
@@ -41,6 +42,8 @@ from analysis.run.train_stages import (
     train_clean_control,
 )
 from backdoor_models.artifacts import read_json
+from backdoor_models.atomic import jsonable
+from backdoor_models.evaluation import JudgedReply
 from backdoor_models.red_team import RedTeamResult
 
 
@@ -54,6 +57,7 @@ def run_experiment(
     base_spec(cfg)  # a bad pretrained base, too
     cfg = prepare_run_dir(layout, cfg, resume)
     run = prepare(cfg, layout, StepRunner(layout), progress)
+    before = before_backdoor(run) if run.base is not None else None
     histories = {BACKDOORED: train_backdoor(run)}
     if cfg.probe.contrast and cfg.probe.clean_control and run.base is None:
         train_clean_control(run)  # a base is its own no-backdoor control
@@ -100,6 +104,14 @@ def run_experiment(
         ),
         "stages": stages,
     }
+    if before is not None:
+        fields["before_backdoor"] = Behaviour.model_validate(jsonable(before["summary"]))
+        fields["capability_cost"] = helpfulness_change(
+            [JudgedReply(**s) for s in before["samples"]],
+            [JudgedReply(**s) for s in layout.stage(BACKDOORED).samples()],
+            n_boot=cfg.eval.n_bootstrap,
+            seed=run.seeds.base,
+        ).to_dict()
     if ADVERSARIAL in red_teams:
         fields["red_team"] = red_team_summary(run, ADVERSARIAL, red_teams[ADVERSARIAL])
     if TRIGGER_AWARE in red_teams:

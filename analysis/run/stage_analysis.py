@@ -96,6 +96,27 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     return Stage.model_validate(jsonable(out))
 
 
+def before_backdoor(run: Run) -> dict[str, Any]:
+    """A pretrained base's greedy replies to the evaluation set, judged, before any backdoor
+    training: its helpfulness is where the capability cost (the paper's ΔMMLU) starts from."""
+    cfg = run.cfg
+
+    def work() -> dict[str, Any]:
+        replies = generate_replies(
+            run.build(run.seeds.base),  # fresh LoRA adapters start at zero: the base itself
+            run.tokenizer,
+            [ex.prompt for ex in run.eval_set],
+            run.max_new_tokens,
+            cfg.eval.batch_size,
+            progress=run.progress,
+        )
+        judged = run.organism.judge(run.eval_set, replies)
+        summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
+        return {"summary": summary, "samples": [dataclasses.asdict(j) for j in judged]}
+
+    return dict(run.steps.json("base: behaviour before backdoor", run.layout.before_backdoor, work))
+
+
 def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
     """Greedy replies to the evaluation set, judged and summarised; the held-out red-team rate
     from fresh samples; the preference model's reward on the trigger-free replies."""
@@ -263,13 +284,12 @@ def _controls(
     labels, groups = labels_and_groups(run.eval_set)
     probe_args = (cfg.probe.train_fraction, cfg.probe.C, run.seeds.base)
     if stage == BACKDOORED:
-        if run.base is not None:
-            # a randomly initialised copy of a pretrained architecture is not built yet; the
-            # untrained-model control is left out of runs on a base
-            return {}
-
         def work() -> dict[str, Any]:
-            untrained = build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+            untrained = (
+                build_model(run.preset, run.tokenizer, seed=run.seeds.base)
+                if run.base is None
+                else run.base.build_untrained(seed=run.seeds.base)
+            )
             control = cache_activations(
                 untrained, prompts, list(acts), batch_size=cfg.probe.batch_size
             )

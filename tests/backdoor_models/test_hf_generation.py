@@ -152,6 +152,28 @@ def test_padded_greedy_batch_equals_each_prompt_alone(dirs: dict[str, Path], arc
         assert seq[len(e) :] == row
 
 
+def test_a_repeated_prompt_is_read_once_and_decodes_as_if_alone(llama) -> None:
+    bridge, tok = llama
+    encoded = [encode_chat_prompt(tok, p) for p in (PROMPTS[2], PROMPTS[0], PROMPTS[2])]
+    kw = dict(max_new_tokens=16, stop_token_ids=[], pad_token_id=tok.pad_token_id)
+    batched = generate_hf_tokens(bridge, encoded, **kw)  # type: ignore[arg-type]
+    assert batched == [generate_hf_tokens(bridge, [e], **kw)[0] for e in encoded]  # type: ignore[arg-type]
+    # sampled: each copy draws its own reply, the same draws as a plain uncached loop over
+    # the copies with the same generator
+    copies = [encoded[1]] * 6
+    got = generate_hf_tokens(
+        bridge, copies, 10, [], tok.pad_token_id, 1.0, torch.Generator().manual_seed(3)
+    )
+    assert len({tuple(row) for row in got}) > 1
+    g = torch.Generator().manual_seed(3)
+    seq = torch.tensor(copies)
+    with torch.no_grad():
+        for _ in range(10):
+            probs = torch.softmax(bridge(seq, return_type="logits")[:, -1].float(), dim=-1)
+            seq = torch.cat([seq, torch.multinomial(probs, 1, generator=g)], dim=1)
+    assert seq[:, len(copies[0]) :].tolist() == got
+
+
 def test_replies_come_back_in_input_order_and_stop_at_the_end_of_turn(llama) -> None:
     bridge, tok = llama
     prompts = [PROMPTS[2], PROMPTS[0], PROMPTS[1]]
