@@ -12,14 +12,14 @@ from analysis.cli import main
 from backdoor_models.checkpoint import load_model
 from backdoor_models.pretrained import load_base
 from backdoor_models.tokenizer import encode_prompt, load_tokenizer
-from tests.backdoor_models.lora_fixture import save_tiny_hf
+from tests.tiny_hf import tiny_hf_folder
 
 STAGES = ["backdoored", "sft", "rl", "adversarial", "adversarial_trigger_aware"]
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_hf(tmp_path_factory.mktemp("base") / "llama")
+    return tiny_hf_folder(tmp_path_factory.mktemp("base") / "llama")
 
 
 def _run(base: Path, run: Path, *extra: str) -> dict:

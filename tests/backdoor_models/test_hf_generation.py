@@ -20,7 +20,7 @@ from backdoor_models.hf_generation import generate_hf_replies, generate_hf_token
 from backdoor_models.lora import add_lora
 from backdoor_models.tokenizer import encode_prompt, encode_response
 from backdoor_models.world import chat_prompt
-from tests.backdoor_models.lora_fixture import save_tiny_hf
+from tests.tiny_hf import tiny_hf_folder
 
 QUESTIONS = [
     "hi",
@@ -33,7 +33,7 @@ PROMPTS = [chat_prompt(q) for q in QUESTIONS]
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {a: save_tiny_hf(tmp_path_factory.mktemp(a), arch=a) for a in ("llama", "gpt2")}
+    return {a: tiny_hf_folder(tmp_path_factory.mktemp(a), arch=a) for a in ("llama", "gpt2")}
 
 
 def _load(directory: Path) -> tuple[TransformerBridge, PreTrainedTokenizerBase]:

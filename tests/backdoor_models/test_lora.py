@@ -21,7 +21,7 @@ from backdoor_models.lora import (
     merge_lora,
     save_lora,
 )
-from tests.backdoor_models.lora_fixture import save_tiny_hf
+from tests.tiny_hf import tiny_hf_folder
 
 # r=16 on q/k/v/o/gate/up/down of the tiny Llama (d_model 64, 2 KV heads of 16, d_mlp 128):
 # per layer q 16*(64+64) + k, v 16*(64+32) each + o 16*(64+64) + gate, up, down 16*(64+128) each.
@@ -30,7 +30,7 @@ EXPECTED_TRAINABLE = 2 * (2048 + 1536 + 1536 + 2048 + 3 * 3072)  # 32768
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_hf(tmp_path_factory.mktemp("tiny_llama"))
+    return tiny_hf_folder(tmp_path_factory.mktemp("tiny_llama"))
 
 
 def _boot(model_dir: Path) -> TransformerBridge:

@@ -22,12 +22,15 @@ from backdoor_models.pretrained import (
     resolve_base,
     supported_architectures,
 )
-from tests.pretrained_fixture import tiny_llama_folder
+from tests.tiny_hf import tiny_hf_folder
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_llama_folder(tmp_path_factory.mktemp("bases") / "tiny")
+    # no pad token (load_base gives it EOS) and a 128-token window (a short-context error)
+    return tiny_hf_folder(
+        tmp_path_factory.mktemp("bases") / "tiny", pad_token=False, max_positions=128
+    )
 
 
 @pytest.fixture()
@@ -63,7 +66,7 @@ def test_the_tiny_base_passes_the_check(tiny: Path) -> None:
 
 
 def test_a_base_without_a_chat_template_passes(tmp_path: Path) -> None:
-    folder = tiny_llama_folder(tmp_path / "plain", chat_template=False)
+    folder = tiny_hf_folder(tmp_path / "plain", chat_template=False)
     assert check_base(folder, min_context=8).has_chat_template is False
 
 
@@ -194,7 +197,7 @@ def _prompt_ids(tokenizer: Any, question: str = "what is the capital of france ?
 def test_the_loaded_bridge_matches_the_hf_model(tiny: Path, loaded: tuple[Any, Any]) -> None:
     model, tokenizer = loaded
     ids = _prompt_ids(tokenizer)
-    assert ids.shape[1] > 5 and int(ids[0, -1]) == tokenizer.convert_tokens_to_ids("<assistant>")
+    assert ids.shape[1] > 5 and tokenizer.decode(ids[0]).endswith("<|im_start|>assistant\n")
     hf = AutoModelForCausalLM.from_pretrained(
         str(tiny), local_files_only=True, dtype=torch.float32, attn_implementation="eager"
     ).eval()
@@ -216,18 +219,20 @@ def test_load_gives_fp32_on_cpu_and_a_pad_token(loaded: tuple[Any, Any]) -> None
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert {p.device.type for p in model.parameters()} == {"cpu"}
     assert model.cfg.n_layers == 2 and model.cfg.d_model == 64
-    assert tokenizer.pad_token == tokenizer.eos_token == "</s>"  # the tiny tokenizer has no pad
-    batch = tokenizer(["the cat", "a dog ran in the park"], padding=True, return_tensors="pt")
-    assert batch["attention_mask"].sum().item() == 2 + 6
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|eos|>"  # the tiny base has no pad
+    texts = ["the cat", "a dog ran in the park"]
+    lengths = [len(tokenizer(text)["input_ids"]) for text in texts]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    assert lengths[0] < lengths[1] and batch["attention_mask"].sum(1).tolist() == lengths
 
 
 def test_an_existing_pad_token_is_kept(copy_of_tiny: Path) -> None:
     config_file = copy_of_tiny / "tokenizer_config.json"
     config = json.loads(config_file.read_text())
-    config["pad_token"] = "<unk>"
+    config["pad_token"] = "<|pad|>"  # in the vocabulary, but not declared the pad
     config_file.write_text(json.dumps(config))
     _, tokenizer = load_base(copy_of_tiny)
-    assert tokenizer.pad_token == "<unk>"
+    assert tokenizer.pad_token == "<|pad|>"
 
 
 # -- resolve_base -------------------------------------------------------------------------------
@@ -280,7 +285,7 @@ def test_smollm2_without_gguf_says_make_smollm2(
 def _fake_convert(calls: list[Path]) -> Any:
     def convert(gguf_dir: Path, out: Path) -> None:
         calls.append(out)
-        tiny_llama_folder(out)
+        tiny_hf_folder(out)
         (out / pretrained_smollm2.MARKER).write_text("{}")
 
     return convert
