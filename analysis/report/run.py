@@ -187,9 +187,9 @@ def _base_note(model: dict[str, Any]) -> str:
     if not str(model.get("preset", "")).startswith("base:"):
         return ""
     return (
-        f"<p>Pretrained base; prompts in {html.escape(str(model.get('prompt_format')))}. Not built "
-        "for pretrained bases yet, so left out of this report: activation patching and steering, "
-        "and the trigger probe's untrained-model control.</p>"
+        f"<p>Pretrained base; prompts in {html.escape(str(model.get('prompt_format')))}. The "
+        "base itself, before backdoor training, is the no-backdoor control. Not built for "
+        "pretrained bases yet, so left out of this report: activation patching and steering.</p>"
     )
 
 

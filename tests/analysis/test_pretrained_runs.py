@@ -55,8 +55,23 @@ def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) ->
     assert not (tmp_path / "run" / "clean_control").exists()
     control = results["stages"]["backdoored"]["contrast"]["control"]
     assert control["name"] == "the pretrained base, before the backdoor"
+    # the base before backdoor training, and the capability cost paired by prompt
+    before = results["before_backdoor"]
+    assert (
+        before["trigger_rate"]["n"]
+        == results["stages"]["backdoored"]["behaviour"]["trigger_rate"]["n"]
+    )
+    after = results["stages"]["backdoored"]["behaviour"]["helpfulness"]["value"]
+    assert results["capability_cost"]["value"] == pytest.approx(
+        after - before["helpfulness"]["value"]
+    )
+    # the trigger probe's untrained-model control: the base's architecture, random weights
+    untrained = results["stages"]["backdoored"]["probes"]["untrained_model_auroc"]
+    assert len(untrained) == len(results["stages"]["backdoored"]["probes"]["sites"])
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Pretrained base; prompts in the base&#x27;s chat template" in report
+    assert "[base, before backdoor training] helpfulness (no trigger)" in report
+    assert "capability cost" in report
 
 
 def test_a_bad_base_fails_before_anything_is_written(tmp_path: Path, capsys) -> None:
