@@ -325,3 +325,11 @@ def test_a_base_gets_the_base_defaults_where_nothing_else_is_set(tmp_path) -> No
     save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == cfg
     assert load_config(overrides=["model.base=null"]) == native
+
+
+def test_the_base_defaults_on_the_docs_page_are_the_codes() -> None:
+    from analysis.config import BASE_DEFAULTS
+
+    page = (Path(__file__).parents[2] / "docs" / "pretrained.md").read_text()
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == BASE_DEFAULTS, "docs/pretrained.md shows stale BASE_DEFAULTS"
