@@ -10,10 +10,11 @@ Autocast is ``none`` or ``bf16``. Weights, gradients, optimizer state and checkp
 float32 either way; with ``bf16`` the forward passes of training (backdoor, SFT, adversarial,
 the preference model, RL) and of generation run under ``torch.autocast(device, bfloat16)``:
 matrix products and attention in bf16, the loss and the softmax that samples in float32, the
-backward pass outside autocast. It is the default on CUDA, where bf16 tensor cores run those
-products several times faster than float32 and halve activation memory, and training at this
-scale is insensitive to bf16's 8-bit mantissa. On the CPU it is off by default (it exists there
-to be tested, not to be fast).
+backward pass outside autocast. It is the default on CUDA, where bf16 runs those products on
+the tensor cores and halves activation memory, and training at these sizes does not need
+float32's mantissa (on the CPU, logits under bf16 stay within 5% of float32's and training still
+learns: tests/backdoor_models/test_device.py; GPU timings are not measured yet). On the CPU it
+is off by default: it exists there to be tested, not to be fast.
 
 The hooked analysis forwards (activation caching, patching, the contrast probe's answer
 log-probabilities) are not autocast: they are one pass per prompt, cheap beside training, and
