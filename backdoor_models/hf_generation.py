@@ -35,6 +35,7 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.chat_format import encode_chat_prompt, end_of_turn_ids
+from backdoor_models.device import forward_autocast
 
 
 def left_pad(
@@ -131,7 +132,8 @@ def generate_hf_tokens(
     """Continue each prompt (one left-padded batch) by up to `max_new_tokens` tokens.
 
     Greedy when `temperature == 0`, else sampled from `generator`. Returns each prompt's new
-    tokens, up to and without the first stop token. Runs in eval mode; the mode is restored.
+    tokens, up to and without the first stop token. Runs in eval mode (the mode is restored), on
+    the model's device, under the enclosing `backdoor_models.device.autocast_forwards`.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1; got {max_new_tokens}.")
@@ -148,7 +150,7 @@ def generate_hf_tokens(
     was_training = model.training
     model.eval()
     try:
-        with _kv_cache_reaches_attention(bridge):
+        with _kv_cache_reaches_attention(bridge), forward_autocast(device):
             logits, cache = _forward(
                 model, None, input_ids=ids, attention_mask=mask, position_ids=positions
             )

@@ -175,6 +175,7 @@ def train_preference_model(
     exclude_questions: Sequence[str] = (),
     progress: bool = True,
     context: str = "",
+    device: str | torch.device = "cpu",
 ) -> tuple[PreferenceModel, dict[str, Any]]:
     """Train a PM with the Bradley-Terry loss ``-logsigmoid(r_chosen - r_rejected)`` and save it.
 
@@ -183,7 +184,8 @@ def train_preference_model(
     ``model.safetensors`` then ``preference.json`` (written last, marking a complete PM). If
     ``directory`` already holds a complete PM trained with the same config and data, it is
     loaded instead; a different one raises ``ValueError``.
-    ``tokenizer`` must be the run's tokenizer, loaded from its folder on disk.
+    ``tokenizer`` must be the run's tokenizer, loaded from its folder on disk. The PM is built
+    (or loaded) on ``device``.
 
     Training runs through the shared loop (:func:`~backdoor_models.loop.run_loop`) and
     checkpoints to ``directory/checkpoint`` every ``steps // 10`` steps; a killed training resumes
@@ -204,7 +206,7 @@ def train_preference_model(
                 f"{directory} holds a preference model trained with a different config or data "
                 f"(stored config {meta.get('config')}); use the same config or a new folder."
             )
-        return load_preference_model(directory, tokenizer), meta["history"]
+        return load_preference_model(directory, tokenizer, device), meta["history"]
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.n_pairs < 1 or cfg.n_eval_pairs < 1:
         raise ValueError(
             f"steps, batch_size, n_pairs and n_eval_pairs must be positive; got {cfg}."
@@ -213,7 +215,7 @@ def train_preference_model(
     started = time.perf_counter()
     train_pairs, eval_pairs = preference_splits(world, backdoor, cfg, exclude_questions, context)
 
-    pm = new_preference_model(preset, tokenizer, cfg.seed)
+    pm = new_preference_model(preset, tokenizer, cfg.seed, device)
     chosen, rejected = encode_pairs(tokenizer, train_pairs, preset.n_ctx)
     rows, lengths = pad_rows([*chosen, *rejected], int(tokenizer.pad_token_id), pm.device)
     n = len(train_pairs)

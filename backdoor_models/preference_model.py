@@ -24,6 +24,7 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.artifacts import read_json, read_tensors
+from backdoor_models.device import forward_autocast
 from backdoor_models.fused import FusedNative
 from backdoor_models.preference_pairs import PreferencePair
 from backdoor_models.presets import ModelPreset, build_model
@@ -125,7 +126,11 @@ class PreferenceModel(nn.Module):
     def forward(
         self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"]
     ) -> Float[Tensor, " batch"]:
-        """Rewards of right-padded sequences; row i is read at position ``lengths[i] - 1`` (EOS)."""
+        """Rewards of right-padded sequences; row i is read at position ``lengths[i] - 1`` (EOS).
+
+        Float32, on the model's device, computed under the enclosing
+        :func:`~backdoor_models.device.autocast_forwards`.
+        """
         if tokens.ndim != 2 or lengths.shape != tokens.shape[:1]:
             raise ValueError(
                 f"Expected tokens [batch, pos] and lengths [batch], got {tuple(tokens.shape)} and "
@@ -137,10 +142,11 @@ class PreferenceModel(nn.Module):
                 f"lengths must lie in 1..{tokens.shape[1]} (the padded width), got "
                 f"{int(lengths.min())}..{width}."
             )
-        resid = self._fused.residual(tokens[:, :width])
-        last = resid[torch.arange(tokens.shape[0], device=resid.device), lengths - 1]
-        out: Tensor = self.head(last).squeeze(-1)
-        return out
+        with forward_autocast(self.device):
+            resid = self._fused.residual(tokens[:, :width])
+            last = resid[torch.arange(tokens.shape[0], device=resid.device), lengths - 1]
+            out: Tensor = self.head(last).squeeze(-1)
+        return out.float()
 
     @torch.no_grad()
     def score_tokens(
@@ -182,14 +188,18 @@ class PreferenceModel(nn.Module):
 
 
 def new_preference_model(
-    preset: ModelPreset, tokenizer: PreTrainedTokenizerBase, seed: int
+    preset: ModelPreset,
+    tokenizer: PreTrainedTokenizerBase,
+    seed: int,
+    device: str | torch.device = "cpu",
 ) -> PreferenceModel:
-    """A freshly initialised PM: the backbone from ``seed``, the head from ``seed + 1``."""
-    backbone = build_model(preset, tokenizer, seed=seed)
+    """A freshly initialised PM on ``device``: the backbone from ``seed``, the head from
+    ``seed + 1`` (both drawn on the CPU, so the same on every device)."""
+    backbone = build_model(preset, tokenizer, seed=seed, device=str(device))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         head = nn.Linear(preset.d_model, 1)
-    return PreferenceModel(backbone, tokenizer, head)
+    return PreferenceModel(backbone, tokenizer, head.to(device))
 
 
 def pm_tensors(pm: PreferenceModel) -> dict[str, Tensor]:
@@ -246,9 +256,10 @@ def pairwise_wins(
 
 
 def load_preference_model(
-    directory: str | Path, tokenizer: PreTrainedTokenizerBase
+    directory: str | Path, tokenizer: PreTrainedTokenizerBase, device: str | torch.device = "cpu"
 ) -> PreferenceModel:
-    """Rebuild a saved PM; refuses missing, extra or misshapen tensors with ``ValueError``."""
+    """Rebuild a saved PM on ``device`` (whatever device it was trained on); refuses missing,
+    extra or misshapen tensors with ``ValueError``."""
     directory = Path(directory)
     if not ((directory / META_FILE).is_file() and (directory / MODEL_FILE).is_file()):
         raise FileNotFoundError(
@@ -260,7 +271,8 @@ def load_preference_model(
             f"{directory} was saved with a {meta['d_vocab']}-token vocabulary but the tokenizer has "
             f"{len(tokenizer)}; load it with the tokenizer folder of the same run."
         )
-    pm = new_preference_model(ModelPreset(**meta["preset"]), tokenizer, int(meta.get("seed", 0)))
+    preset = ModelPreset(**meta["preset"])
+    pm = new_preference_model(preset, tokenizer, int(meta.get("seed", 0)), device)
     load_tensors(pm, directory / MODEL_FILE)
     pm.eval()
     return pm

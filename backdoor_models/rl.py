@@ -51,8 +51,10 @@ class RLConfig:
 def sequence_logprobs(
     fused: Engine, tokens: Int[Tensor, "batch pos"], response_mask: Bool[Tensor, "batch pos"]
 ) -> Float[Tensor, " batch"]:
-    """Sum of log p(token) over the tokens marked in `response_mask` (right-padded sequences)."""
+    """Sum of log p(token) over the tokens marked in `response_mask` (right-padded sequences),
+    on the model's device."""
     logits = fused.logits(tokens[:, :-1])
+    tokens, response_mask = tokens.to(logits.device), response_mask.to(logits.device)
     logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
     return (logp * response_mask[:, 1:]).sum(dim=-1)
 
@@ -114,13 +116,14 @@ class RLOOObjective(Objective):
         )
         texts = [str(self.tokenizer.decode(r, skip_special_tokens=True)).strip() for r in replies]
         prompt_texts = [self.prompt_pool[i] for i in chosen for _ in range(k)]
-        rewards = self.reward_fn(prompt_texts, texts).float()
+        rewards = self.reward_fn(prompt_texts, texts).float()  # on the CPU
         tokens, mask = pack(prompts, replies, self.pad)
         self.policy.train()
         logp = sequence_logprobs(self.fused, tokens, mask)
         with torch.no_grad():
             logp_ref = sequence_logprobs(self.fused_ref, tokens, mask)
-        kl = (logp.detach() - logp_ref).float()
+        rewards = rewards.to(logp.device)
+        kl = (logp.detach() - logp_ref.to(logp.device)).float()
         total = rewards - cfg.kl_coef * kl
         advantage = leave_one_out_advantage(total.view(-1, k)).view(-1)
         self._metrics = {"reward": float(rewards.mean()), "kl": float(kl.mean())}
@@ -191,13 +194,14 @@ def mean_token_kl(
     tokens: Int[Tensor, "batch pos"],
     response_mask: Bool[Tensor, "batch pos"],
 ) -> Float[Tensor, " batch"]:
-    """Exact KL(policy || reference) over the vocabulary, averaged over each row's reply tokens."""
+    """Exact KL(policy || reference) over the vocabulary, averaged over each row's reply tokens;
+    on the CPU, whatever the models' device."""
     with torch.no_grad():
         lp = torch.log_softmax(engine_for(policy).logits(tokens[:, :-1]).float(), dim=-1)
         lq = torch.log_softmax(engine_for(reference).logits(tokens[:, :-1]).float(), dim=-1)
-        kl = (lp.exp() * (lp - lq)).sum(dim=-1)
-        mask = response_mask[:, 1:].float()
-        return (kl * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+        kl = (lp.exp() * (lp - lq.to(lp.device))).sum(dim=-1)
+        mask = response_mask[:, 1:].float().to(kl.device)
+        return ((kl * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)).cpu()
 
 
 __all__ = [

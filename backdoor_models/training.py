@@ -91,12 +91,13 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
 
 
 def response_loss(fused: Engine, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting each response token (prompt tokens are not scored)."""
+    """Mean cross-entropy of predicting each response token (prompt tokens are not scored), on
+    the model's device (the rows are moved there; the logits come back in float32)."""
     width = int(loss_mask.nonzero()[:, 1].max()) + 1  # trim padding shared by the whole batch
     tokens, loss_mask = tokens[:, :width], loss_mask[:, :width]
     logits = fused.logits(tokens[:, :-1])
-    targets = tokens[:, 1:]
-    mask = loss_mask[:, 1:]
+    targets = tokens[:, 1:].to(logits.device)
+    mask = loss_mask[:, 1:].to(logits.device)
     losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
     return (losses * mask.flatten()).sum() / mask.sum()
 

@@ -32,11 +32,13 @@ def analyse_run(
     scales: Sequence[float] = DEFAULT_SCALES,
     seed: int = 0,
     direction_from: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Patching (and steering, unless `steering=False`) for each finished stage of the run.
 
-    Steering uses each stage's own trigger direction, or `direction_from`'s for every stage."""
-    run = RunFolder.open(run_dir)
+    Steering uses each stage's own trigger direction, or `direction_from`'s for every stage.
+    The checkpoints are loaded on `device` (the CPU by default, wherever they were trained)."""
+    run = RunFolder.open(run_dir, device=device)
     run.check_patchable()
     stages = run.check_stages(stages)
     out: dict[str, Any] = {"run_dir": str(run_dir), "stages": {}}

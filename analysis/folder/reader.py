@@ -42,13 +42,15 @@ class RunFolder:
     stages: list[str]
     organism: Organism
     max_new_tokens: int  # the reply length the run evaluated with
+    device: str = "cpu"  # where `model` loads checkpoints (wherever they were trained)
 
     @property
     def layout(self) -> RunLayout:
         return RunLayout(self.path)
 
     @classmethod
-    def open(cls, path: str | Path) -> RunFolder:
+    def open(cls, path: str | Path, device: str = "cpu") -> RunFolder:
+        """The run folder at `path`; its checkpoints will load on `device`."""
         layout = RunLayout(Path(path))
         cfg = layout.read_config()
         organism = organism_for(cfg)
@@ -75,6 +77,7 @@ class RunFolder:
             stages,
             organism,
             length,
+            device,
         )
 
     def check_patchable(self) -> None:
@@ -94,7 +97,7 @@ class RunFolder:
                 f"Stage {stage!r} has no finished checkpoint in {self.path}; stages present: "
                 f"{self.stages}."
             )
-        return load_model(self.layout.stage(stage).dir, self.tokenizer)
+        return load_model(self.layout.stage(stage).dir, self.tokenizer, device=self.device)
 
     def check_stages(self, stages: list[str] | None) -> list[str]:
         """The requested stages (all finished ones when None), refusing unknown names."""

@@ -29,6 +29,7 @@ from backdoor_models.base_spec import BaseSpec
 from backdoor_models.checkpoint import ModelSpec, load_model
 from backdoor_models.data import tokenize_examples
 from backdoor_models.detection_sets import DetectionSets
+from backdoor_models.device import DeviceError, check_device, describe_device, resolve_device
 from backdoor_models.organisms import Organism
 from backdoor_models.preference import PreferenceModel
 from backdoor_models.presets import ModelPreset, build_model, get_preset
@@ -84,8 +85,25 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
         raise OSError(
             f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir."
         ) from err
-    write_json(layout.environment, {"seed": cfg.seed, "versions": library_versions()})
+    device = {"device": describe_device(torch.device(cfg.model.device))}
+    write_json(layout.environment, {"seed": cfg.seed, **device, "versions": library_versions()})
     return cfg
+
+
+def check_device_of(cfg: RunConfig, resumed: bool = False) -> torch.device:
+    """The run's device (`model.device`, resolved), refused with the fix when this machine
+    cannot run it with `model.autocast` (e.g. cuda without a CUDA GPU); checked before anything
+    is written."""
+    assert cfg.model.autocast is not None  # resolve_defaults fills it
+    try:
+        return check_device(cfg.model.device, cfg.model.autocast)
+    except DeviceError as err:
+        where = (
+            " (the run's saved config asks for it: resume the run on a machine that has it)"
+            if resumed
+            else ""
+        )
+        raise InputError(f"{err}{where}") from err
 
 
 @dataclass(frozen=True)
@@ -137,8 +155,14 @@ class Run:
     def seeds(self) -> Seeds:
         return Seeds(self.cfg.seed)
 
+    @property
+    def device(self) -> str:
+        """Where the run's models live (`model.device`; resolve_defaults has resolved auto)."""
+        return resolve_device(self.cfg.model.device)
+
     def load(self, stage: str) -> TransformerBridge:
-        return load_model(self.layout.stage(stage).dir, self.tokenizer)
+        """The checkpoint of `stage`, on the run's device."""
+        return load_model(self.layout.stage(stage).dir, self.tokenizer, device=self.device)
 
     @property
     def spec(self) -> ModelSpec:
@@ -146,10 +170,18 @@ class Run:
         return self.base if self.base is not None else self.preset
 
     def build(self, seed: int) -> TransformerBridge:
-        """A model to train: the base (with fresh LoRA adapters), or a fresh native model."""
+        """A model to train, on the run's device: the base (with fresh LoRA adapters), or a
+        fresh native model."""
         if self.base is not None:
-            return self.base.build(seed=seed)
-        return build_model(self.preset, self.tokenizer, seed=seed)
+            return self.base.build(seed=seed, device=self.device)
+        return build_model(self.preset, self.tokenizer, seed=seed, device=self.device)
+
+    def build_untrained(self, seed: int) -> TransformerBridge:
+        """The untrained-model control, on the run's device: the architecture with random
+        weights (the base's, or a fresh native model)."""
+        if self.base is not None:
+            return self.base.build_untrained(seed=seed, device=self.device)
+        return build_model(self.preset, self.tokenizer, seed=seed, device=self.device)
 
     @property
     def held_out(self) -> list[str]:

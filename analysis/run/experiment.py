@@ -30,7 +30,14 @@ from analysis.folder.results import (
 )
 from analysis.measure.behaviour import helpfulness_change, summarise_pairwise
 from analysis.report.run import write_report
-from analysis.run.context import Run, base_spec, check_trigger, prepare, prepare_run_dir
+from analysis.run.context import (
+    Run,
+    base_spec,
+    check_device_of,
+    check_trigger,
+    prepare,
+    prepare_run_dir,
+)
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
 from analysis.run.train_stages import (
@@ -43,6 +50,7 @@ from analysis.run.train_stages import (
 )
 from backdoor_models.artifacts import read_json
 from backdoor_models.atomic import jsonable
+from backdoor_models.device import autocast_forwards
 from backdoor_models.evaluation import JudgedReply
 from backdoor_models.red_team import RedTeamResult
 
@@ -50,12 +58,26 @@ from backdoor_models.red_team import RedTeamResult
 def run_experiment(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Run (or resume) the whole experiment; returns the results as written to results.json."""
+    """Run (or resume) the whole experiment; returns the results as written to results.json.
+
+    Every model lives on `model.device`; the forward passes of training and generation run
+    under `model.autocast` (`backdoor_models.device`)."""
     layout = RunLayout(Path(run_dir))
     cfg = resolve_defaults(cfg)
     check_trigger(cfg)  # before anything is written
     base_spec(cfg)  # a bad pretrained base, too
+    if not resume:
+        check_device_of(cfg)  # a device this machine does not have, too
     cfg = prepare_run_dir(layout, cfg, resume)
+    if resume:  # the run's own device (reading its config wrote nothing)
+        check_device_of(cfg, resumed=True)
+    assert cfg.model.autocast is not None  # resolve_defaults fills it
+    with autocast_forwards(cfg.model.autocast):
+        return _run_stages(cfg, layout, progress)
+
+
+def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, Any]:
+    """Every step of the run, in order, each skipped when its output exists."""
     run = prepare(cfg, layout, StepRunner(layout), progress)
     before = before_backdoor(run) if run.base is not None else None
     histories = {BACKDOORED: train_backdoor(run)}
@@ -180,7 +202,10 @@ def _causal(run: Run) -> dict[str, Any]:
         result = dict(read_json(path))
     else:
         result = analyse_run(
-            run.layout.root, n_pairs=run.cfg.probe.n_patch_pairs, seed=run.seeds.base
+            run.layout.root,
+            n_pairs=run.cfg.probe.n_patch_pairs,
+            seed=run.seeds.base,
+            device=run.device,
         )
         write_causal_outputs(result, run.layout.root)
     stages = {  # results.json holds no times (timing.json does)

