@@ -136,7 +136,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"  {name}: {seconds / 60:.1f} min")
     for name, error in outcome.failed.items():
         print(f"  FAILED {name}: {error}")
-    print(f"status: {Path(args.sweep_dir) / 'status.json'}")
+    from analysis.sweep.aggregate import report_sweep
+    from analysis.sweep.runner import SweepLayout, run_finished
+
+    layout = SweepLayout(Path(args.sweep_dir))
+    finished = [layout.run(p.name) for p in points if run_finished(layout.run(p.name))]
+    if finished and not args.no_bench:
+        from analysis.bench.benchmark import run_bench
+
+        run_bench(finished, layout.bench, progress=not args.quiet)
+    results = report_sweep(layout.root)
+    print(
+        f"report: {layout.report}  ({len(results.points)} finished points)\n"
+        f"results: {layout.results}\nstatus: {layout.status}"
+    )
     return 1 if outcome.failed else 0
 
 
@@ -358,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--ray-address", help="a running Ray cluster (default: start one here)")
     swp.add_argument(
         "--dry-run", action="store_true", help="validate every point's config and list them"
+    )
+    swp.add_argument(
+        "--no-bench", action="store_true", help="skip the detector benchmark over the finished runs"
     )
     swp.set_defaults(func=_cmd_sweep)
     pre = sub.add_parser("presets", parents=common, help="list the model-size presets")
