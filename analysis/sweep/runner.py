@@ -46,7 +46,7 @@ from typing import Any, Literal
 import yaml
 
 from analysis.config import RunConfig, config_from_dict
-from analysis.errors import InputError
+from analysis.errors import InputError, RunExistsError
 from analysis.folder.layout import RunLayout
 from analysis.sweep.spec import SweepPoint, SweepSpec, expand, validate_points
 from backdoor_models.atomic import read_json, write_json, write_text
@@ -155,12 +155,17 @@ def run_point(cfg_dict: dict[str, Any], run_dir: str, threads: int) -> float:
 
 def _clear_unstarted(folder: Path) -> None:
     """A run killed before its config was written leaves at most an empty folder and the
-    temporary file of that first write; clear them so the run starts again. Anything else is
-    left for run_experiment to refuse (a folder holding something that is not this run)."""
+    temporary file of that first write: clear them so the run starts again. A folder holding
+    anything else is not this point's run, and is left as it is."""
     for leftover in folder.glob(".*.tmp"):
         leftover.unlink(missing_ok=True)
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    others = sorted(p.name for p in folder.iterdir())
+    if others:
+        raise RunExistsError(
+            f"{folder} holds files that are not this point's run ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}): move them away, then run the sweep again."
+        )
+    folder.rmdir()
 
 
 @contextmanager

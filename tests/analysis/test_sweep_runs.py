@@ -95,6 +95,25 @@ def test_auto_without_ray_runs_here_and_a_second_call_skips(tmp_path: Path, no_r
     assert _mtimes(runs) == before  # nothing redone
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX's flock")
+def test_a_point_another_process_is_running_waits_for_it(tmp_path: Path) -> None:
+    import fcntl
+
+    spec = SweepSpec(set=[*RUN, "safety.stages=[]", "probe.clean_control=false"])
+    runs = tmp_path / "sweep" / "runs"
+    runs.mkdir(parents=True)
+    with open(runs / ".default.lock", "a") as lock:  # as a killed sweep's exiting worker would
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sweep = threading.Thread(target=run_sweep, args=(spec, tmp_path / "sweep", "local"))
+        sweep.start()
+        time.sleep(1.5)
+        assert read_status(tmp_path / "sweep")["default"]["state"] == "running"
+        assert not (runs / "default").exists()  # nothing written while the other holds it
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    sweep.join(timeout=120)
+    assert run_finished(runs / "default")
+
+
 # --- the system tier: whole sweeps, on Ray and with kills ---
 
 
@@ -156,8 +175,12 @@ def test_a_failing_run_fails_alike_on_ray_and_here_and_the_others_go_on(
         status = read_status(tmp_path / executor)["seed=1"]
         assert status["state"] == "failed" and status["error"] == failed[executor]
         assert "RunExistsError" in status["traceback"]
-    assert failed["ray"] == failed["local"]  # the run's own error, not Ray's wrapping
-    assert failed["ray"].startswith("RunExistsError: ") and "already holds a run" in failed["ray"]
+    # the run's own error, not Ray's wrapping: the same words but for the sweep folder
+    assert failed["ray"].replace("/ray/", "/local/") == failed["local"]
+    assert failed["local"] == (
+        f"RunExistsError: {tmp_path}/local/runs/seed=1 holds files that are not this point's run "
+        "(notes.txt): move them away, then run the sweep again."
+    )
 
 
 @pytest.mark.slow
