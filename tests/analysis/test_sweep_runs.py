@@ -258,48 +258,43 @@ def _worker_running(point: str) -> int | None:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="finds workers in /proc")
 def test_a_killed_ray_worker_is_retried_and_its_run_resumes(
-    ray_instance: Any, tmp_path: Path
+    ray_instance: Any, reference: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    # two CPUs a run on a 2-CPU instance: one run at a time, so one finishes before the kill
-    spec = SweepSpec(
-        set=RUN,
-        grid={"seed": [0, 1]},
-        resources={"cpus": 2, "retries": 1},  # type: ignore[arg-type]
-    )
-    sweep = tmp_path / "sweep"
-    names = ["seed=0", "seed=1"]
+    spec = SweepSpec(set=RUN, grid=GRID, resources={"retries": 1})  # type: ignore[arg-type]
+    runs = tmp_path / "sweep" / "runs"
     seen: dict[str, Any] = {}
 
-    def kill_the_second_run() -> None:
+    def kill_a_worker_after_a_run_finished() -> None:
+        """Two runs at a time on 2 CPUs: once one finished, SIGKILL the worker of a run that is
+        part-way (its first training checkpoint written, its report not)."""
         deadline = time.time() + 300
-        while time.time() < deadline and "killed" not in seen:
-            finished = [n for n in names if run_finished(sweep / "runs" / n)]
-            if finished and "finished" not in seen:
-                seen["finished"] = finished[0], _mtimes(sweep / "runs" / finished[0])
-            if "finished" in seen:
-                other = next(n for n in names if n != seen["finished"][0])
-                run = sweep / "runs" / other
-                pid = _worker_running(other)
-                if (run / "backdoored" / "train_state.json").exists() and pid is not None:
+        while time.time() < deadline:
+            finished = {n: _mtimes(runs / n) for n in reference if run_finished(runs / n)}
+            for name in reference if finished else []:
+                pid = _worker_running(name)
+                if (
+                    name not in finished
+                    and (runs / name / "backdoored" / "train_state.json").exists()
+                    and pid is not None
+                ):
                     os.kill(pid, signal.SIGKILL)
-                    seen["killed"] = other
-                    seen["timing"] = RunLayout(run).read_timing()  # the worker is dead: final
-                    seen["config"] = RunLayout(run).config.stat().st_mtime_ns
+                    seen.update(finished=finished, killed=name)
+                    seen["timing"] = RunLayout(runs / name).read_timing()
+                    seen["config"] = RunLayout(runs / name).config.stat().st_mtime_ns
+                    return
             time.sleep(0.02)
 
-    killer = threading.Thread(target=kill_the_second_run)
+    killer = threading.Thread(target=kill_a_worker_after_a_run_finished)
     killer.start()
-    outcome = run_sweep(spec, sweep, executor="ray")
+    outcome = run_sweep(spec, tmp_path / "sweep", executor="ray")
     killer.join()
     assert "killed" in seen, "no worker was killed: the kill point was never reached"
-    assert "report" not in seen["timing"]  # killed before it finished
-    assert outcome.done == names and not outcome.failed, outcome.failed  # Ray retried it
-    name, mtimes = seen["finished"]
-    assert _mtimes(sweep / "runs" / name) == mtimes, "a finished run was rewritten"
-    killed = sweep / "runs" / seen["killed"]
-    timing = RunLayout(killed).read_timing()
-    assert seen["timing"] and all(timing[k] == v for k, v in seen["timing"].items())  # reused
-    assert RunLayout(killed).config.stat().st_mtime_ns == seen["config"]  # resumed, not restarted
-    # and the resumed run is the uninterrupted one
-    run_sweep(spec, tmp_path / "here", executor="local")
-    assert _results(sweep) == _results(tmp_path / "here")
+    assert "report" not in seen["timing"]  # killed before its run finished
+    assert sorted(outcome.done) == sorted(reference) and not outcome.failed, outcome.failed
+    for name, mtimes in seen["finished"].items():
+        assert _mtimes(runs / name) == mtimes, f"{name}, finished before the kill, was rewritten"
+    killed = RunLayout(runs / seen["killed"])
+    timing = killed.read_timing()  # Ray retried the task; the retry reused the finished steps
+    assert seen["timing"] and all(timing[k] == v for k, v in seen["timing"].items())
+    assert killed.config.stat().st_mtime_ns == seen["config"]  # resumed, not started again
+    assert _results(tmp_path / "sweep") == reference  # and it is the uninterrupted sweep
