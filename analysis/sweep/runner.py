@@ -357,7 +357,7 @@ def _run_on_ray(
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        _check_fits(ray.cluster_resources(), spec, address)
+        _check_fits(_largest_node(ray.nodes()), spec, address)
         task = ray.remote(run_point)
         options = {
             "num_cpus": spec.resources.cpus,
@@ -388,10 +388,21 @@ def _task_seconds(ref: Any) -> float:
     return float(ray.get(ref))
 
 
+def _largest_node(nodes: list[dict[str, Any]]) -> dict[str, float]:
+    """The most of each resource one live node of the Ray cluster has (a task runs on one)."""
+    most: dict[str, float] = {}
+    for node in nodes:
+        if node.get("Alive"):
+            for resource, amount in node.get("Resources", {}).items():
+                most[resource] = max(most.get(resource, 0.0), amount)
+    return most
+
+
 def _check_fits(available: dict[str, float], spec: SweepSpec, address: str | None) -> None:
-    """A run asking for more than the whole Ray cluster has would wait forever: say so now."""
+    """A run asking for more than any node of the Ray cluster has would wait forever: say so
+    now."""
     short = [
-        f"resources.{key}={wanted:g} but the Ray cluster has {available.get(resource, 0):g}"
+        f"resources.{key}={wanted:g} but no Ray node has more than {available.get(resource, 0):g}"
         for key, resource, wanted in (
             ("cpus", "CPU", spec.resources.cpus),
             ("gpus", "GPU", spec.resources.gpus),

@@ -187,8 +187,12 @@ def test_a_failing_run_fails_alike_on_ray_and_here_and_the_others_go_on(
 def test_a_run_asking_for_more_than_ray_has_is_refused_at_once(
     ray_instance: Any, tmp_path: Path
 ) -> None:
-    spec = SweepSpec(set=RUN, resources={"cpus": 1, "gpus": 1})  # type: ignore[arg-type]
-    with pytest.raises(InputError, match=r"resources.gpus=1 but the Ray cluster has 0"):
+    spec = SweepSpec(set=RUN, resources={"cpus": 3, "gpus": 1})  # type: ignore[arg-type]
+    with pytest.raises(
+        InputError,
+        match=r"resources.cpus=3 but no Ray node has more than 2; "
+        r"resources.gpus=1 but no Ray node has more than 0 \(this machine\)",
+    ):
         run_sweep(spec, tmp_path / "sweep", executor="ray")
 
 
