@@ -35,6 +35,7 @@ from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
 from analysis.folder.results import Estimate, ResultsFormatError
 from analysis.report.sweep import write_sweep_report
+from analysis.sweep.point import SweepLayout, read_status, run_finished
 from analysis.sweep.results import (
     CHANGE,
     METRICS,
@@ -47,7 +48,6 @@ from analysis.sweep.results import (
     SweepResults,
     UnfinishedPoint,
 )
-from analysis.sweep.runner import SweepLayout, read_status, run_finished
 from analysis.sweep.spec import SweepPoint, Value, expand, load_sweep
 from backdoor_models.atomic import read_json, write_json
 
