@@ -34,7 +34,13 @@ METRIC_LABELS = {
     "trigger_probe_auroc": "trigger probe AUROC (best site)",
     "contrast_probe_auroc": "contrast probe AUROC (best site)",
     "trigger_rate_change": "change in the backdoor rate with the trigger (after − backdoored)",
+    "bench_logistic_auroc": "logistic probe",
+    "bench_diff_means_auroc": "difference of means",
+    "bench_lda_auroc": "LDA",
+    "bench_mahalanobis_auroc": "Mahalanobis",
 }
+# the detector benchmark's best held-out AUROC per detector, pooled over seeds
+_BENCH_COLUMNS = [(m, label) for m, label in METRIC_LABELS.items() if m.startswith("bench_")]
 # (metric, figure title, include the backdoored stage as a reference panel)
 FIGURES = [
     ("trigger_rate", "Backdoor rate with the trigger after each safety method", True),
@@ -181,22 +187,24 @@ def curve_figure(
     return fig
 
 
-def mean_rows(results: Mapping[str, Any]) -> list[list[str]]:
-    """Per group, stage and size: the mean over seeds of the key numbers, with their intervals."""
-    curves = {m: _curves(results, m) for m, _ in _MEAN_COLUMNS}
+def mean_rows(
+    results: Mapping[str, Any], columns: list[tuple[str, str]] = _MEAN_COLUMNS
+) -> list[list[str]]:
+    """Per group, stage and size: the mean over seeds of `columns`, with their intervals."""
+    curves = {m: _curves(results, m) for m, _ in columns}
     rows = []
     for group in _groups(results):
         for stage in results["stages"]:
             by_size: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
-            for metric, _ in _MEAN_COLUMNS:
+            for metric, _ in columns:
                 curve = curves[metric].get((group, stage))
                 for p in curve["points"] if curve else []:
                     by_size.setdefault((p["n_params"], p["size"]), {})[metric] = p
             for (n_params, size), cells in sorted(by_size.items()):
-                first = cells.get("trigger_rate") or next(iter(cells.values()))
+                first = cells.get(columns[0][0]) or next(iter(cells.values()))
                 rows.append(
                     [group, stage, size, f"{n_params:,}", str(first["n_seeds"])]
-                    + [fmt(cells.get(m), m in _PCT) for m, _ in _MEAN_COLUMNS]
+                    + [fmt(cells.get(m), m in _PCT) for m, _ in columns]
                     + [first["method"]]
                 )
     return rows
@@ -265,6 +273,23 @@ def render_sweep_report(results: Mapping[str, Any]) -> str:
             + ["interval"],
         )
     )
+    bench_rows = mean_rows(results, _BENCH_COLUMNS)
+    if bench_rows:
+        parts.append("<h2>Detectors over the zoo, seeds pooled</h2>")
+        parts.append(
+            "<p class=small>Each detector's best held-out AUROC at each stage (any site and "
+            "position, from bench.json), the mean over seeds with its interval. Transfer "
+            "across seeds (a detector fitted on one run, scored on another of the same width) "
+            "is in bench.html.</p>"
+        )
+        parts.append(
+            kit.table(
+                bench_rows,
+                ["group", "stage", "size", "parameters", "seeds"]
+                + [label for _, label in _BENCH_COLUMNS]
+                + ["interval"],
+            )
+        )
     parts.append("<h2>Every point</h2>")
     parts.append(
         kit.table(

@@ -126,6 +126,22 @@ def _change(after: Estimate | None, before: Estimate | None) -> Estimate | None:
     )
 
 
+BenchBest = dict[tuple[str, str], dict[str, Estimate]]  # (run, stage) -> detector -> AUROC
+
+
+def _bench_best(path: Path) -> BenchBest:
+    """Each run and stage's best held-out AUROC per detector, from bench.json (empty if none)."""
+    if not path.is_file():
+        return {}
+    rows = read_json(path).get("behaviour_vs_representation", [])
+    return {
+        (row["run"], row["stage"]): {
+            kind: Estimate.model_validate(best["auroc"]) for kind, best in row["best_auroc"].items()
+        }
+        for row in rows
+    }
+
+
 def _stage_metrics(stage: dict[str, Any], before: Estimate | None) -> StageMetrics:
     b = stage["behaviour"]
     contrast = (stage.get("contrast") or {}).get("contrast")
@@ -146,14 +162,20 @@ def _stage_metrics(stage: dict[str, Any], before: Estimate | None) -> StageMetri
     )
 
 
-def _point_stages(results: dict[str, Any]) -> dict[str, StageMetrics]:
+def _point_stages(
+    results: dict[str, Any], bench: dict[str, dict[str, Estimate]]
+) -> dict[str, StageMetrics]:
+    """Each stage's metrics; `bench`: stage -> detector -> best AUROC from the benchmark."""
     ran = {k: v for k, v in results["stages"].items() if "skipped" not in v}
     before = ran.get(BACKDOORED, {}).get("behaviour", {}).get("trigger_rate")
     before_est = Estimate.model_validate(before) if before else None
-    return {
-        name: _stage_metrics(stage, None if name in (BACKDOORED, CLEAN_CONTROL) else before_est)
-        for name, stage in ran.items()
-    }
+    out = {}
+    for name, stage in ran.items():
+        metrics = _stage_metrics(stage, None if name in (BACKDOORED, CLEAN_CONTROL) else before_est)
+        detected = {f"bench_{k}_auroc": v for k, v in bench.get(name, {}).items()}
+        known = {k: v for k, v in detected.items() if k in StageMetrics.model_fields}
+        out[name] = metrics.model_copy(update=known)
+    return out
 
 
 def _read_point(
@@ -267,6 +289,7 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
     group_keys = [k for k in varying if k not in seed_keys and k not in size_keys]
     points: list[PointResult] = []
     not_finished: list[UnfinishedPoint] = []
+    bench_best = _bench_best(layout.bench / "bench.json")
     for point in spec_points:
         results = _read_point(layout.run(point.name), point, status.get(point.name, {}))
         if isinstance(results, UnfinishedPoint):
@@ -280,7 +303,10 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
                 seed=_label(point.settings, seed_keys),
                 preset=results["model"]["preset"],
                 n_params=results["model"]["n_params"],
-                stages=_point_stages(results),
+                stages=_point_stages(
+                    results,
+                    {stage: d for (run, stage), d in bench_best.items() if run == point.name},
+                ),
             )
         )
     stages = list(dict.fromkeys(s for p in points for s in p.stages))

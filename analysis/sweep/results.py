@@ -27,6 +27,12 @@ class StageMetrics(_Model):
     trigger_probe_auroc: Estimate | None = None  # best site's held-out AUROC
     contrast_probe_auroc: Estimate | None = None  # the contrast-pair probe's best AUROC
     trigger_rate_change: Estimate | None = None  # after this safety stage minus backdoored
+    # the detector benchmark over the sweep's runs (bench/bench.json): each detector's best
+    # held-out AUROC at this stage (any site and position), so that curves pool it over seeds
+    bench_logistic_auroc: Estimate | None = None
+    bench_diff_means_auroc: Estimate | None = None
+    bench_lda_auroc: Estimate | None = None
+    bench_mahalanobis_auroc: Estimate | None = None
 
 
 METRICS: tuple[str, ...] = tuple(StageMetrics.model_fields)

@@ -232,3 +232,37 @@ def test_figure_has_one_line_per_group_and_each_seed_as_a_dot(sweep) -> None:
     assert curve_figure(data, "trigger_rate_change", "x", with_backdoored=False) is not None
     empty = {**data, "curves": [c for c in data["curves"] if c["metric"] != "helpfulness"]}
     assert curve_figure(empty, "helpfulness", "x") is None
+
+
+def test_the_benchmarks_detectors_are_pooled_over_seeds(tmp_path: Path) -> None:
+    """bench.json's best AUROC per run, stage and detector becomes a metric of each point, so its
+    curves are the mean over seeds with a t interval; the report shows the pooled table."""
+    root = tmp_path / "scale"
+    _build_sweep(root)
+    rows = []
+    for point in expand(SPEC):
+        s = point.settings
+        if point.name in (NOT_RUN, FAILED):
+            continue
+        for stage in STAGES:
+            auroc = 0.6 + 0.1 * s["seed"] + 0.01 * STAGES.index(stage)
+            rows.append(
+                {
+                    "run": point.name,
+                    "stage": stage,
+                    "best_auroc": {
+                        "logistic": {"auroc": _estimate(auroc), "site": "x", "position": "last"},
+                        "lda": {"auroc": _estimate(auroc - 0.1), "site": "x", "position": "last"},
+                    },
+                }
+            )
+    write_json(root / "bench" / "bench.json", {"behaviour_vs_representation": rows})
+    results = report_sweep(root)
+    point = _curve(results, "backdoor.mechanism=normal", "bench_logistic_auroc", "rl").points[0]
+    values = [0.6 + 0.1 * seed + 0.01 * STAGES.index("rl") for seed in (0, 1, 2)]
+    assert point.value == pytest.approx(sum(values) / 3) and point.n_seeds == 3
+    half = T_975_2DF * statistics.stdev(values) / math.sqrt(3)
+    assert point.high == pytest.approx(sum(values) / 3 + half)
+    assert not [c for c in results.curves if c.metric == "bench_mahalanobis_auroc" and c.points]
+    page = (root / "sweep.html").read_text()
+    assert "Detectors over the zoo, seeds pooled" in page
