@@ -91,7 +91,7 @@ class _Status:
         counts = {s: sum(v["state"] == s for v in self.states.values()) for s in _STATES}
         took = f" in {extra['seconds']:.0f} s" if "seconds" in extra else ""
         log.info(
-            "sweep: %d done, %d running, %d failed, %d to go (%.1f min); %s %s%s",
+            "sweep: %d done, %d running or queued, %d failed, %d not yet submitted (%.1f min); %s %s%s",
             counts["done"],
             counts["running"] + counts["submitted"],
             counts["failed"],
