@@ -39,11 +39,13 @@ class ModelPreset:
         return 2 * d_vocab * d + self.n_ctx * d + self.n_layers * per_layer + 2 * d
 
 
-# Parameter counts with a 1,024-token vocabulary: tiny 0.24M, small 1.07M, base 2.20M,
-# medium 11.5M, large 26.3M (110x from tiny to large).
+# Parameter counts with a 1,024-token vocabulary: micro 0.067M, tiny 0.24M, small 1.07M,
+# base 2.20M, medium 11.5M, large 26.3M (394x from micro to large). micro is mostly embedding:
+# the bottom of a scale sweep that must stay cheap (33x from micro to base).
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in [
+        ModelPreset("micro", n_layers=2, d_model=24, n_heads=3, d_mlp=96),
         ModelPreset("tiny", n_layers=2, d_model=64, n_heads=4, d_mlp=256),
         ModelPreset("small", n_layers=4, d_model=128, n_heads=4, d_mlp=512),
         ModelPreset("base", n_layers=6, d_model=160, n_heads=5, d_mlp=640),

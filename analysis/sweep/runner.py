@@ -83,6 +83,7 @@ class _Status:
         self.states: dict[str, dict[str, Any]] = {
             p.name: {"state": "pending", "settings": p.settings} for p in points
         }
+        self.earlier = read_status(layout.root) if self.path.is_file() else {}
         self.started = time.perf_counter()
 
     def set(self, name: str, state: str, **extra: Any) -> None:
@@ -141,7 +142,8 @@ def run_sweep(
     (layout.root / "runs").mkdir(parents=True, exist_ok=True)
     write_text(layout.spec, yaml.safe_dump(spec.model_dump(), sort_keys=False))
     status = _Status(layout, points)
-    for name in outcome.skipped:
+    for name in outcome.skipped:  # keep a finished run's seconds from an earlier sitting
+        status.states[name] = {**status.earlier.get(name, {}), **status.states[name]}
         status.states[name]["state"] = "done"
     write_json(layout.status, status.states)
     jobs = {

@@ -214,7 +214,7 @@ red_team: {{n_candidates: 12, n_samples: 2, threshold: 0.5, rounds: 2, n_per_rou
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["tiny", "small", "base", "medium", "large"])
+@pytest.mark.parametrize("preset", ["micro", "tiny", "small", "base", "medium", "large"])
 def test_every_stage_runs_on_every_preset(preset: str, tmp_path) -> None:
     (tmp_path / "c.yaml").write_text(MINIMAL.format(preset=preset))
     assert (

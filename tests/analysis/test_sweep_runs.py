@@ -93,6 +93,7 @@ def test_auto_without_ray_runs_here_and_a_second_call_skips(tmp_path: Path, no_r
     again = run_sweep(spec, tmp_path / "sweep")
     assert again.skipped == ["seed=0", "seed=1"] and not again.done
     assert _mtimes(runs) == before  # nothing redone
+    assert read_status(tmp_path / "sweep") == status  # each run's seconds from the first sitting
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX's flock")
