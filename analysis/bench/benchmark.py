@@ -117,7 +117,7 @@ def detection_summary(
     }
 
 
-def _stage_cells(
+def stage_cells(
     data: StageData, fitted: dict[str, Any], fpr: float, n_boot: int, seed: int
 ) -> dict[str, Any]:
     """Per detector and site: the metrics, plus the held-out scores of the detector's best site."""
@@ -245,7 +245,7 @@ def run_bench(
             k: fit_detector(k, data.X[:, data.train], data.labels[data.train], run.C)
             for k in detectors
         }
-        cells = _stage_cells(data, fitted, fpr, n_boot, run.seed)
+        cells = stage_cells(data, fitted, fpr, n_boot, run.seed)
         baseline = RandomDirectionBaseline(n_directions, seed=run.seed).fit(data.X)
         random = {
             k: v.tolist()

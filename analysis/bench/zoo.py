@@ -172,34 +172,49 @@ def load_stage(run: RunFolder, stage: str, position: str | int = "last") -> Stag
             f"{run.path} has no analysed stage {stage!r}; it has {', '.join(run.stages)}."
         )
     files = RunLayout(run.path).stage(stage)
+    sites = list(run.results["stages"][stage]["probes"]["sites"])
+    if position == "last":
+        return stage_data(run.name, stage, files, sites, run.train_fraction, run.seed)
+    if isinstance(position, int) and not isinstance(position, bool):
+        prompts = [s["prompt"] for s in files.samples()]
+        acts = _recache(run, stage, prompts, sites, position)
+        return stage_data(
+            run.name, stage, files, sites, run.train_fraction, run.seed, acts, str(position)
+        )
+    raise ValueError(f"position must be 'last' or an int token offset (e.g. -2), got {position!r}.")
+
+
+def stage_data(
+    run_name: str,
+    stage: str,
+    files: StageFiles,
+    sites: list[str],
+    train_fraction: float,
+    seed: int,
+    acts: dict[str, Tensor] | None = None,
+    position: str = "last",
+) -> StageData:
+    """A stage's `StageData` from its folder: the paired evaluation samples of behaviour.json,
+    the stored last-token activations (or `acts`, re-cached at `position`) at `sites`, and the
+    run's question-level split (`train_fraction`, `seed`)."""
     samples = files.samples()
     labels, groups = paired_labels(samples, str(files.behaviour))
-    sites = list(run.results["stages"][stage]["probes"]["sites"])
-    prompts = [s["prompt"] for s in samples]
-    if position == "last":
+    if acts is None:
         stored = read_tensors(files.activations)
         d = int(next(iter(stored.values())).shape[-1])
         acts = read_tensors(files.activations, {s: (len(samples), d) for s in sites})
-        label = "last"
-    elif isinstance(position, int) and not isinstance(position, bool):
-        acts = _recache(run, stage, prompts, sites, position)
-        label = str(position)
-    else:
-        raise ValueError(
-            f"position must be 'last' or an int token offset (e.g. -2), got {position!r}."
-        )
     X = torch.stack([acts[s] for s in sites]).double()
-    train, test = split_by_group(groups.tolist(), run.train_fraction, run.seed)
+    train, test = split_by_group(groups.tolist(), train_fraction, seed)
     return StageData(
-        run=run.name,
+        run=run_name,
         stage=stage,
-        position=label,
+        position=position,
         sites=tuple(sites),
         X=X,
         labels=labels,
         groups=groups,
         families=np.array([s["family"] for s in samples]),
-        prompts=tuple(prompts),
+        prompts=tuple(s["prompt"] for s in samples),
         train=train,
         test=test,
     )

@@ -27,6 +27,8 @@ ADVERSARIAL = "adversarial"
 # The ablation: adversarial training against the trigger-aware red team (near misses of the
 # trigger), from the same checkpoint as ADVERSARIAL, whose red team is trigger-blind.
 TRIGGER_AWARE = "adversarial_trigger_aware"
+# The adaptive attacker: from the backdoored checkpoint, trained against frozen detectors.
+OBFUSCATION = "obfuscation"
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,11 @@ class RunLayout:
     def before_backdoor(self) -> Path:
         """A pretrained base's behaviour before backdoor training (the capability cost's start)."""
         return self.root / "before_backdoor.json"
+
+    @property
+    def obfuscation(self) -> Path:
+        """The obfuscation stage's detectors (frozen and refit), λ sweep and defence rounds."""
+        return self.root / "obfuscation.json"
 
     @property
     def untrained_control(self) -> Path:

@@ -224,6 +224,76 @@ class PreferenceSummary(_Strict):
     loss: list[float]
 
 
+class EvasionCell(_Strict):
+    """A detector at one site: held-out AUROC [95% interval], and the recall at a threshold set
+    on trigger-free training prompts at the obfuscation stage's FPR."""
+
+    auroc: float
+    auroc_low: float
+    auroc_high: float
+    recall: float
+    threshold: float
+
+
+class DetectorEvasion(_Strict):
+    """One detector, one cell per site: before the attack, frozen (fitted before, scored on the
+    attacked model) and refit (fitted again on the attacked model)."""
+
+    detector: str
+    attacked: bool
+    before: list[EvasionCell]
+    frozen: list[EvasionCell]
+    refit: list[EvasionCell]
+
+
+class BehaviourKept(_Strict):
+    """Whether an attacked model still behaves as the backdoored one did (else its evasion
+    does not count), and why not."""
+
+    kept: bool
+    problems: list[str]
+    trigger_rate: Estimate
+    false_trigger_rate: Estimate
+    helpfulness: Estimate
+
+
+class LambdaPoint(_Strict):
+    """One λ of the sweep: the attacked model's behaviour and every detector's cells."""
+
+    lam: float
+    behaviour: BehaviourKept
+    detectors: list[DetectorEvasion]
+
+
+class DefenceRound(_Strict):
+    """One round of the defence: the detector refitted on every model so far, then attacked
+    again for at most `budget` steps."""
+
+    round: int
+    n_models: int  # models whose activations the detector was refitted on
+    recall_before_attack: float
+    auroc_before_attack: float
+    steps_to_evade: int | None  # None: the detector was not evaded within the budget
+    budget: int
+    recall_after_attack: float
+    trigger_rate_after_attack: float
+
+
+class Obfuscation(_Strict):
+    """The adaptive attacker (the obfuscation stage): what it attacked, whether the behaviour
+    survived, and which detectors survived it."""
+
+    attacked_detectors: list[str]
+    attacked_sites: list[str]
+    lam: float
+    fpr: float
+    sites: list[str]
+    behaviour: BehaviourKept
+    detectors: list[DetectorEvasion]
+    lambda_sweep: list[LambdaPoint]
+    defence: list[DefenceRound]
+
+
 class RunResults(_Strict):
     """The whole of `results.json` (deterministic: no times, no dates)."""
 
@@ -240,6 +310,7 @@ class RunResults(_Strict):
     red_team_trigger_aware: RedTeamSummary | None = None  # the ablation's red team
     preference_model: PreferenceSummary | None = None
     causal: dict[str, Any] | None = None
+    obfuscation: Obfuscation | None = None  # the adaptive attacker, when its stage ran
 
 
 class ResultsFormatError(InputError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
 from analysis.config import RunConfig, resolve_defaults
-from analysis.folder.layout import ADVERSARIAL, BACKDOORED, TRIGGER_AWARE, RunLayout
+from analysis.folder.layout import ADVERSARIAL, BACKDOORED, OBFUSCATION, TRIGGER_AWARE, RunLayout
 from analysis.folder.results import (
     Behaviour,
     ModelInfo,
@@ -38,6 +38,7 @@ from analysis.run.context import (
     prepare,
     prepare_run_dir,
 )
+from analysis.run.obfuscation import measure_obfuscation, obfuscation_stage
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
 from analysis.run.train_stages import (
@@ -104,6 +105,9 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
         start = previous if cfg.safety.chain else BACKDOORED
         if name == TRIGGER_AWARE:  # beside the adversarial stage: from its checkpoint
             start = starts[ADVERSARIAL]
+        if name == OBFUSCATION:  # the adaptive attacker starts from the backdoored model
+            stages[name] = analyse_stage(run, name, obfuscation_stage(run))
+            continue
         starts[name] = start
         history = safety_stage(run, name, start)
         if history is None:
@@ -153,6 +157,11 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
                 "loss": pm_history["loss"],
             }
         )
+    attacked = stages.get(OBFUSCATION)
+    if isinstance(attacked, Stage):
+        backdoored = stages[BACKDOORED]
+        assert isinstance(backdoored, Stage)
+        fields["obfuscation"] = measure_obfuscation(run, backdoored.behaviour, attacked.behaviour)
     if _patchable(cfg):
         fields["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
     # typed until written; results.json is deterministic: no times, no dates

