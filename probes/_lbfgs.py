@@ -51,8 +51,10 @@ class LbfgsResult:
     converged: Bool[Tensor, "layers grid"]
 
 
-def _logloss(z: Float[Tensor, "P n"], y: Float[Tensor, "P n"]) -> Float[Tensor, " P"]:
-    return torch.nn.functional.softplus(z).sum(-1) - torch.linalg.vecdot(z, y)
+def _logloss(z: Float[Tensor, "P n"], sign: Float[Tensor, "P n"]) -> Float[Tensor, " P"]:
+    """``Σ logloss(y, z) = Σ softplus((1 - 2y) z)``, accurate for large margins (no cancellation
+    between ``softplus(z)`` and ``y z``; torch's default ``threshold=20`` would drop ``e^-20``)."""
+    return torch.nn.functional.softplus(sign * z, threshold=50.0).sum(-1)
 
 
 def _direction(
@@ -117,6 +119,7 @@ def lbfgs_logistic(
         return torch.addcmul(torch.cat([gw.reshape(P, d), rsum[:, None]], dim=1), lam_pen, beta)
 
     y = y.to(f64).expand(G, n).repeat(n_layers, 1)  # [P, n]
+    sign = 1.0 - 2.0 * y
     beta = torch.zeros(P, k, dtype=f64, device=dev)
     if init is None:
         ybar = y.mean(-1).clamp(1e-12, 1 - 1e-12)
@@ -128,7 +131,7 @@ def lbfgs_logistic(
     p = torch.sigmoid(z)
     g = gradient(p - y, beta)
     pen0 = 0.5 * torch.linalg.vecdot(lam_pen * beta, beta)
-    f = _logloss(z, y) + pen0
+    f = _logloss(z, sign) + pen0
     SY = torch.zeros(P, 2 * memory, k, dtype=f64, device=dev)
     gamma = torch.ones(P, dtype=f64, device=dev)
     n_iter = torch.zeros(P, dtype=torch.int64, device=dev)
@@ -148,7 +151,7 @@ def lbfgs_logistic(
         curv = torch.linalg.vecdot(p * (1.0 - p), dz * dz) + pen2
         t = torch.where(done | (slope >= 0), 0.0, -slope / curv.clamp(min=_TINY))
         z_new = torch.addcmul(z, t[:, None], dz)
-        f_new = _logloss(z_new, y) + pen0 + t * (pen1 + 0.5 * t * pen2)
+        f_new = _logloss(z_new, sign) + pen0 + t * (pen1 + 0.5 * t * pen2)
         slack = 16 * _EPS * (1.0 + f.abs())
         bad = f_new > f + _ARMIJO * t * slope + slack
         halvings = 0
@@ -160,7 +163,7 @@ def lbfgs_logistic(
                 break
             t = torch.where(bad, 0.5 * t, t)
             z_new = torch.addcmul(z, t[:, None], dz)
-            f_new = _logloss(z_new, y) + pen0 + t * (pen1 + 0.5 * t * pen2)
+            f_new = _logloss(z_new, sign) + pen0 + t * (pen1 + 0.5 * t * pen2)
             bad = f_new > f + _ARMIJO * t * slope + slack
             halvings += 1
         step = t[:, None] * direction

@@ -41,6 +41,7 @@ from probes import (
     bootstrap_average_precision,
     bootstrap_tpr_at_fpr,
     bootstrap_worst_case_fpr,
+    fit_logistic_grid,
     layerwise_auroc,
     roc_curve,
     tpr_at_threshold,
@@ -160,11 +161,18 @@ def _shuffle_control(
     permutations as probes.controls.shuffled_label_null: default_rng(seed + k))."""
     X = data.X[site_index : site_index + 1]
     y_train = data.labels[data.train]
-    values = []
-    for k in range(n_permutations):
-        permuted = np.random.default_rng(seed + k).permutation(y_train)
-        detector = fit_detector(kind, X[:, data.train], permuted, C)
-        values.append(auroc(_scores(detector, X[:, data.test])[0], data.labels[data.test]))
+    permutations = [
+        np.random.default_rng(seed + k).permutation(y_train) for k in range(n_permutations)
+    ]
+    if kind == "logistic":  # every permutation in one solve
+        grid = fit_logistic_grid(X[:, data.train], np.stack(permutations), C=C)
+        scores = grid.decision_function(X[:, data.test])[0].cpu().numpy()  # [permutations, n]
+        values = [auroc(row, data.labels[data.test]) for row in scores]
+    else:
+        values = []
+        for permuted in permutations:
+            detector = fit_detector(kind, X[:, data.train], permuted, C)
+            values.append(auroc(_scores(detector, X[:, data.test])[0], data.labels[data.test]))
     return {
         "detector": kind,
         "site": data.sites[site_index],
@@ -274,7 +282,9 @@ def run_bench(
             row["results_json_max_abs_diff"] = _check_against_results(
                 run, data, cells["logistic"]["auroc_point"]
             )
-            if row["results_json_max_abs_diff"] > 1e-9:
+            # Runs written before the L-BFGS default (issue 18) can differ by up to ~1e-4
+            # (4.4e-5 on the default run); anything larger means other data or another split.
+            if row["results_json_max_abs_diff"] > 1e-3:
                 log.warning(
                     "%s/%s: logistic AUROC differs from results.json by %.3g",
                     run.name,
