@@ -1,15 +1,14 @@
 """Batched L-BFGS for many independent L2 logistic-regression problems (Hessian-free).
 
 One call solves a ``[layers, grid]`` batch of problems that share each layer's features: layer
-``l`` and grid entry ``g`` minimise, over the standardised features ``x̃ = (x - mean_l) / scale_l``,
+``l`` and grid entry ``g`` minimise, over standardised features ``x̃`` (``probes.logistic``
+standardises once, into a copy in ``X``'s dtype),
 
-    f(w, b) = sum_i logloss(y_i, x̃_i·w + b) + ||w||² / (2 C_g)
+    f(w, b) = sum_i logloss(y_ig, x̃_i·w + b) + ||w||² / (2 C_g)
 
-(intercept not penalised; scikit-learn's ``LogisticRegression(C)`` objective, times n). The
-standardisation is never materialised: ``X̃ v = X (v / scale) - mean·(v / scale)`` and
-``X̃ᵀ r = (Xᵀ r - mean Σr) / scale``, so an iteration makes two passes over the raw ``X`` in its
-own dtype (float32 stays float32, half the memory traffic of float64) and copies nothing of size
-``n d``. Everything else runs in float64.
+(intercept not penalised; scikit-learn's ``LogisticRegression(C)`` objective, times n). An
+iteration makes two passes over ``X̃``, in its own dtype (float32 stays float32: half the memory
+traffic of float64); everything else runs in float64.
 
 - The direction is L-BFGS's, from the compact representation (Byrd, Nocedal and Schnabel 1994)
   of the last ``memory`` pairs: a few small batched matmuls and two triangular solves, so the
@@ -61,62 +60,54 @@ def _direction(
     g: Float[Tensor, "P k"], SY: Float[Tensor, "P 2m k"], gamma: Float[Tensor, " P"]
 ) -> Float[Tensor, "P k"]:
     """``-H g`` for the compact L-BFGS inverse Hessian ``H`` of the pairs stacked in ``SY``
-    (``s`` rows then ``y`` rows, oldest first; an all-zero pair is an unused slot)."""
+    (``s`` rows then ``y`` rows, oldest first; an all-zero pair is an unused slot: only pairs
+    with ``s·y > 0`` are stored)."""
     m = SY.shape[1] // 2
-    gram = torch.bmm(SY, SY.transpose(1, 2))  # [P, 2m, 2m]
+    gram = torch.bmm(SY, SY[:, m:].transpose(1, 2))  # [P, 2m, m]: SᵀY over YᵀY
     proj = torch.bmm(SY, g[:, :, None])  # [P, 2m, 1]: Sᵀg over Yᵀg
-    sy = gram[:, :m, m:]  # (i, j) = s_i·y_j
-    diag = sy.diagonal(dim1=1, dim2=2)
-    used = diag > 0
-    R = sy.triu(1) + torch.diag_embed(torch.where(used, diag, torch.ones_like(diag)))
-    D = torch.diag_embed(torch.where(used, diag, torch.zeros_like(diag)))
+    sy = gram[:, :m]
+    diag = sy.diagonal(dim1=1, dim2=2)  # s_i·y_i, 0 for an unused slot
+    R = sy.triu() + torch.diag_embed((diag == 0).to(g.dtype))  # unit diagonal where unused
     gam = gamma[:, None, None]
     # H g = γ g + S (R⁻ᵀ (D + γ YᵀY) R⁻¹ Sᵀg - γ R⁻ᵀ Yᵀg) - γ Y R⁻¹ Sᵀg
     u = torch.linalg.solve_triangular(R, proj[:, :m], upper=True)
-    inner = torch.bmm(D + gam * gram[:, m:, m:], u) - gam * proj[:, m:]
+    inner = torch.baddbmm(-gam * proj[:, m:], torch.diag_embed(diag) + gam * gram[:, m:], u)
     v = torch.linalg.solve_triangular(R.transpose(1, 2), inner, upper=False)
-    coeffs = torch.cat([v, -gam * u], dim=1)  # [P, 2m, 1]
-    return -(gamma[:, None] * g + torch.bmm(SY.transpose(1, 2), coeffs).squeeze(-1))
+    coeffs = torch.cat([v.neg_(), gam * u], dim=1)  # [P, 2m, 1]
+    Hg_rest = torch.bmm(SY.transpose(1, 2), coeffs).squeeze(-1)
+    return torch.addcmul(Hg_rest, gamma[:, None], g, value=-1.0)
 
 
 def lbfgs_logistic(
     X: Float[Tensor, "layers n d"],
     y: Float[Tensor, "grid n"],
-    mean: Float[Tensor, "layers d"],
-    scale: Float[Tensor, "layers d"],
     C: Float[Tensor, " grid"],
     tol: float,
     max_iter: int,
     memory: int = 10,
     init: tuple[Float[Tensor, "layers grid d"], Float[Tensor, "layers grid"]] | None = None,
 ) -> LbfgsResult:
-    """Minimise every ``[layer, grid]`` problem of the module docstring, starting from ``init``
-    (``(w, b)``; default ``w = 0`` with the intercept that is optimal for it). ``y``: float64
-    0/1 labels per grid entry (``[1, n]`` broadcasts); ``mean``, ``scale``: the
-    standardisation, float64."""
+    """Minimise every ``[layer, grid]`` problem of the module docstring on the *standardised*
+    features ``X`` (float32 or float64; the passes run in its dtype), starting from ``init``
+    (``(w, b)``; default ``w = 0`` with the intercept that is optimal for it). ``y``: 0/1
+    labels per grid entry (``[1, n]`` broadcasts)."""
     n_layers, n, d = X.shape
     G = C.shape[0]
     P, k = n_layers * G, d + 1
-    dev, f64 = X.device, torch.float64
+    dev, f64, dt = X.device, torch.float64, X.dtype
     Xt = X.transpose(1, 2)
-    inv_scale = (1.0 / scale)[:, None, :]  # [L, 1, d]
-    mean3 = mean[:, None, :]
     lam = (1.0 / C.to(f64)).repeat(n_layers)  # [P]
     pen = torch.ones(k, dtype=f64, device=dev)
     pen[-1] = 0.0  # the intercept is not penalised
     lam_pen = lam[:, None] * pen  # [P, k]
 
     def margins(beta: Float[Tensor, "P k"]) -> Float[Tensor, "P n"]:
-        v = beta[:, :d].reshape(n_layers, G, d) * inv_scale
-        z = torch.bmm(v.to(X.dtype), Xt).to(f64).reshape(P, n)
-        offset = beta[:, d] - torch.linalg.vecdot(v, mean3).reshape(P)
-        return z + offset[:, None]
+        z = torch.bmm(beta[:, :d].reshape(n_layers, G, d).to(dt), Xt).reshape(P, n)
+        return z.to(f64) + beta[:, d:]
 
     def gradient(r: Float[Tensor, "P n"], beta: Float[Tensor, "P k"]) -> Float[Tensor, "P k"]:
-        rsum = r.sum(-1)
-        xr = torch.bmm(r.reshape(n_layers, G, n).to(X.dtype), X).to(f64)
-        gw = torch.addcmul(xr, rsum.reshape(n_layers, G, 1), mean3, value=-1.0) * inv_scale
-        return torch.addcmul(torch.cat([gw.reshape(P, d), rsum[:, None]], dim=1), lam_pen, beta)
+        xr = torch.bmm(r.reshape(n_layers, G, n).to(dt), X).reshape(P, d).to(f64)
+        return torch.addcmul(torch.cat([xr, r.sum(-1, keepdim=True)], dim=1), lam_pen, beta)
 
     y = y.to(f64).expand(G, n).repeat(n_layers, 1)  # [P, n]
     sign = 1.0 - 2.0 * y
@@ -132,6 +123,8 @@ def lbfgs_logistic(
     g = gradient(p - y, beta)
     pen0 = 0.5 * torch.linalg.vecdot(lam_pen * beta, beta)
     f = _logloss(z, sign) + pen0
+    # f can only fall, so the rounding allowance of the decrease test is fixed from the start.
+    slack = 16 * _EPS * (1.0 + f.abs())
     SY = torch.zeros(P, 2 * memory, k, dtype=f64, device=dev)
     gamma = torch.ones(P, dtype=f64, device=dev)
     n_iter = torch.zeros(P, dtype=torch.int64, device=dev)
@@ -148,27 +141,29 @@ def lbfgs_logistic(
         pen1 = torch.linalg.vecdot(pd, beta)
         pen2 = torch.linalg.vecdot(pd, direction)
         # The 1-D Newton step from t = 0 (exact if φ were quadratic), then a decrease check.
-        curv = torch.linalg.vecdot(p * (1.0 - p), dz * dz) + pen2
-        t = torch.where(done | (slope >= 0), 0.0, -slope / curv.clamp(min=_TINY))
+        curv = torch.linalg.vecdot(torch.addcmul(p, p, p, value=-1.0), dz * dz) + pen2
+        t = torch.where(done | (slope >= 0), 0.0, -slope / curv)
+        dpen = torch.addcmul(pen1, t, pen2, value=0.5) * t  # pen(t) - pen(0)
         z_new = torch.addcmul(z, t[:, None], dz)
-        f_new = _logloss(z_new, sign) + pen0 + t * (pen1 + 0.5 * t * pen2)
-        slack = 16 * _EPS * (1.0 + f.abs())
-        bad = f_new > f + _ARMIJO * t * slope + slack
+        f_new = _logloss(z_new, sign) + pen0 + dpen
+        bad = f_new > torch.addcmul(f + slack, t, slope, value=_ARMIJO)
         halvings = 0
         while bool(bad.any()):
             if halvings == _MAX_HALVINGS:  # no decrease found: those problems keep their point
                 t = torch.where(bad, 0.0, t)
+                dpen = torch.where(bad, 0.0, dpen)
                 z_new = torch.addcmul(z, t[:, None], dz)
                 f_new = torch.where(bad, f, f_new)
                 break
             t = torch.where(bad, 0.5 * t, t)
+            dpen = torch.addcmul(pen1, t, pen2, value=0.5) * t
             z_new = torch.addcmul(z, t[:, None], dz)
-            f_new = _logloss(z_new, sign) + pen0 + t * (pen1 + 0.5 * t * pen2)
-            bad = f_new > f + _ARMIJO * t * slope + slack
+            f_new = _logloss(z_new, sign) + pen0 + dpen
+            bad = f_new > torch.addcmul(f + slack, t, slope, value=_ARMIJO)
             halvings += 1
         step = t[:, None] * direction
         beta = beta + step
-        pen0 = pen0 + t * (pen1 + 0.5 * t * pen2)
+        pen0 = pen0 + dpen
         z, f = z_new, f_new
         p = torch.sigmoid(z)
         g_new = gradient(p - y, beta)
@@ -178,14 +173,16 @@ def lbfgs_logistic(
         # zeros, an unused slot.
         sy = torch.linalg.vecdot(step, yk)
         yy = torch.linalg.vecdot(yk, yk)
-        good = (sy > 1e-10 * yy)[:, None]
+        good = sy > 1e-10 * yy
+        keep = good[:, None].to(f64)
         SY = torch.cat(
-            [SY[:, 1:memory], (step * good)[:, None], SY[:, memory + 1 :], (yk * good)[:, None]],
+            [SY[:, 1:memory], (step * keep)[:, None], SY[:, memory + 1 :], (yk * keep)[:, None]],
             dim=1,
         )
-        gamma = torch.where(good[:, 0], sy / yy.clamp(min=_TINY), gamma)
-        n_iter += (~done).long()
-        done = done | (g.abs().amax(-1) < threshold) | (t == 0)
+        gamma = torch.where(good, sy / yy, gamma)
+        n_iter += ~done
+        # t = 0: stopped before this step, or no decrease left to find (rounding).
+        done = (g.abs().amax(-1) < threshold) | (t == 0)
     converged = g.abs().amax(-1) < threshold
     return LbfgsResult(
         w=beta[:, :d].reshape(n_layers, G, d),

@@ -69,26 +69,29 @@ def choose_solver(n: int, d: int) -> str:
     return "dual" if n * n * d <= NEWTON_MAX_STEP_WORK else "lbfgs"
 
 
-def standardisation(
+def standardise(
     X: Float[Tensor, "layers n d"],
-) -> tuple[Float[Tensor, "layers d"], Float[Tensor, "layers d"]]:
-    """Per-layer mean and std (float64) of ``X``; a constant feature gets scale 1.
+) -> tuple[Float[Tensor, "layers n d"], Float[Tensor, "layers d"], Float[Tensor, "layers d"]]:
+    """``((X - mean) / scale, mean, scale)`` per layer: the standardised copy in ``X``'s dtype,
+    the mean and std in float64; a constant feature gets scale 1.
 
     Column sums are matrix products with a ones vector (a strided ``sum`` over the example axis
     is 10-20x slower here). Raises when ``X`` holds NaN or infinity: they propagate into the
     sums, so no separate pass over ``X`` is needed to find them.
     """
-    n_layers, n, d = X.shape
+    n_layers, n, _ = X.shape
     weights = torch.full((n_layers, 1, n), 1.0 / n, dtype=X.dtype, device=X.device)
     mean = torch.bmm(weights, X)
-    var = torch.bmm(weights, (X - mean).square_())
-    mean, var = mean[:, 0].double(), var[:, 0].double()
-    if not bool(torch.isfinite(mean).all() & torch.isfinite(var).all()):
+    centred = X - mean
+    var = torch.bmm(weights, centred.square())
+    mean64, var64 = mean[:, 0].double(), var[:, 0].double()
+    if not bool(torch.isfinite(mean64).all() & torch.isfinite(var64).all()):
         raise ValueError("X contains NaN or infinite values; drop or fix those examples first.")
-    std = var.sqrt()
+    std = var64.sqrt()
     eps = torch.finfo(X.dtype).eps
-    constant = std < 10 * eps * mean.abs().clamp(min=1.0)
-    return mean, torch.where(constant, torch.ones_like(std), std)
+    constant = std < 10 * eps * mean64.abs().clamp(min=1.0)
+    scale = torch.where(constant, torch.ones_like(std), std)
+    return centred.div_(scale[:, None, :].to(X.dtype)), mean64, scale
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,7 @@ class _Solution:
 
 
 def _newton(
-    X: Float[Tensor, "layers n d"],
-    mean: Float[Tensor, "layers d"],
-    scale: Float[Tensor, "layers d"],
+    X_std: Float[Tensor, "layers n d"],
     y: Float[Tensor, "grid n"],
     C: Sequence[float],
     solver: str,
@@ -110,8 +111,9 @@ def _newton(
     max_iter: int,
 ) -> _Solution:
     """One Newton solve per grid entry (the Newton solvers take one C and one label set)."""
-    n_layers, n, d = X.shape
-    X_std = (X.double() - mean[:, None, :]).div_(scale[:, None, :])
+    n_layers, n, d = X_std.shape
+    device = X_std.device
+    X_std = X_std.double()
     if solver == "primal":
         Xa = torch.cat([X_std, X_std.new_ones(n_layers, n, 1)], dim=2)
         del X_std
@@ -121,7 +123,7 @@ def _newton(
         if solver == "dual":
             w, b, n_iter, converged = dual_newton(X_std, labels, c, max_iter, tol * n)
         else:
-            penalty = torch.full((d + 1,), 1.0 / c, dtype=torch.float64, device=X.device)
+            penalty = torch.full((d + 1,), 1.0 / c, dtype=torch.float64, device=device)
             penalty[-1] = 0.0  # the intercept is not penalised
             beta, n_iter, converged = primal_newton(Xa, labels, penalty, max_iter, tol * n)
             w, b = beta[:, :d], beta[:, d]
@@ -130,9 +132,7 @@ def _newton(
 
 
 def _lbfgs(
-    X: Float[Tensor, "layers n d"],
-    mean: Float[Tensor, "layers d"],
-    scale: Float[Tensor, "layers d"],
+    X_std: Float[Tensor, "layers n d"],
     y: Float[Tensor, "grid n"],
     C: Sequence[float],
     tol: float,
@@ -141,15 +141,15 @@ def _lbfgs(
 ) -> _Solution:
     """All grid entries in one batch, or (``warm_start`` with shared labels) one C at a time
     from the strongest regularisation to the weakest, each starting from the previous optimum."""
-    Cs = torch.tensor(list(C), dtype=torch.float64, device=X.device)
+    Cs = torch.tensor(list(C), dtype=torch.float64, device=X_std.device)
     if not warm_start or len(C) == 1 or y.shape[0] > 1:
-        r = lbfgs_logistic(X, y, mean, scale, Cs, tol, max_iter)
+        r = lbfgs_logistic(X_std, y, Cs, tol, max_iter)
         return _Solution(r.w, r.b, r.n_iter, r.converged)
     order = sorted(range(len(C)), key=lambda i: C[i])
     results: dict[int, Any] = {}
     init = None
     for i in order:
-        r = lbfgs_logistic(X, y, mean, scale, Cs[i : i + 1], tol, max_iter, init=init)
+        r = lbfgs_logistic(X_std, y, Cs[i : i + 1], tol, max_iter, init=init)
         init = (r.w, r.b)
         results[i] = r
     rs = [results[i] for i in range(len(C))]
@@ -197,12 +197,12 @@ def _fit(
             f"shape {tuple(y_np.shape)}."
         )
     labels = torch.stack([to_label_tensor(row, n, X.device) for row in rows]).to(torch.float64)
-    mean, scale = standardisation(X)
+    X_std, mean, scale = standardise(X)
     chosen = choose_solver(n, d) if solver == "auto" else solver
     if chosen == "lbfgs":
-        sol = _lbfgs(X, mean, scale, labels, C, tol, int(max_iter), warm_start)
+        sol = _lbfgs(X_std, labels, C, tol, int(max_iter), warm_start)
     else:
-        sol = _newton(X, mean, scale, labels, C, chosen, tol, int(max_iter))
+        sol = _newton(X_std, labels, C, chosen, tol, int(max_iter))
     if not bool(sol.converged.all()):
         bad = torch.nonzero(~sol.converged.all(dim=1)).flatten().tolist()
         warnings.warn(

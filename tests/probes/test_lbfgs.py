@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from probes import LayerwiseLogisticProbe
 from probes._lbfgs import lbfgs_logistic
-from probes.logistic import standardisation
+from probes.logistic import standardise
 
 
 def _data(seed: int, layers: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,13 +108,11 @@ def test_a_problem_that_stops_early_keeps_its_point() -> None:
 def test_solver_warm_start_from_the_optimum_needs_no_iteration() -> None:
     X, y = _data(5, 2, 100, 12)
     Xt = torch.from_numpy(X)
-    mean, scale = standardisation(Xt)
+    X_std, _, _ = standardise(Xt)
     labels = torch.from_numpy(y).double()[None]
     C = torch.tensor([1.0], dtype=torch.float64)
-    first = lbfgs_logistic(Xt, labels, mean, scale, C, tol=1e-8, max_iter=500)
+    first = lbfgs_logistic(X_std, labels, C, tol=1e-8, max_iter=500)
     assert first.converged.all()
-    again = lbfgs_logistic(
-        Xt, labels, mean, scale, C, tol=1e-8, max_iter=500, init=(first.w, first.b)
-    )
+    again = lbfgs_logistic(X_std, labels, C, tol=1e-8, max_iter=500, init=(first.w, first.b))
     assert (again.n_iter == 0).all()
     assert torch.equal(again.w, first.w)
