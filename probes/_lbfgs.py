@@ -57,14 +57,17 @@ def _logloss(z: Float[Tensor, "P n"], sign: Float[Tensor, "P n"]) -> Float[Tenso
 
 
 def _direction(
-    g: Float[Tensor, "P k"], SY: Float[Tensor, "P 2m k"], gamma: Float[Tensor, " P"]
+    g: Float[Tensor, "P k"],
+    SY: Float[Tensor, "P 2m k"],
+    gram: Float[Tensor, "P 2m m"],
+    gamma: Float[Tensor, " P"],
 ) -> Float[Tensor, "P k"]:
     """``-H g`` for the compact L-BFGS inverse Hessian ``H`` of the pairs stacked in ``SY``
     (``s`` rows then ``y`` rows, oldest first; an all-zero pair is an unused slot: only pairs
-    with ``s·y > 0`` are stored)."""
+    with ``s·y > 0`` are stored), given ``gram = [SᵀY; YᵀY]``."""
     m = SY.shape[1] // 2
-    gram = torch.bmm(SY, SY[:, m:].transpose(1, 2))  # [P, 2m, m]: SᵀY over YᵀY
-    proj = torch.bmm(SY, g[:, :, None])  # [P, 2m, 1]: Sᵀg over Yᵀg
+    # Small products as (row vector) @ (matrix)ᵀ: 3-5x faster on the CPU than matrix @ column.
+    proj = torch.bmm(g[:, None, :], SY.transpose(1, 2)).transpose(1, 2)  # [P, 2m, 1]: Sᵀg; Yᵀg
     sy = gram[:, :m]
     diag = sy.diagonal(dim1=1, dim2=2)  # s_i·y_i, 0 for an unused slot
     R = sy.triu() + torch.diag_embed((diag == 0).to(g.dtype))  # unit diagonal where unused
@@ -74,8 +77,33 @@ def _direction(
     inner = torch.baddbmm(-gam * proj[:, m:], torch.diag_embed(diag) + gam * gram[:, m:], u)
     v = torch.linalg.solve_triangular(R.transpose(1, 2), inner, upper=False)
     coeffs = torch.cat([v.neg_(), gam * u], dim=1)  # [P, 2m, 1]
-    Hg_rest = torch.bmm(SY.transpose(1, 2), coeffs).squeeze(-1)
+    Hg_rest = torch.bmm(coeffs.transpose(1, 2), SY).squeeze(1)
     return torch.addcmul(Hg_rest, gamma[:, None], g, value=-1.0)
+
+
+def _push(
+    SY: Float[Tensor, "P 2m k"],
+    gram: Float[Tensor, "P 2m m"],
+    s: Float[Tensor, "P k"],
+    y: Float[Tensor, "P k"],
+) -> tuple[Float[Tensor, "P 2m k"], Float[Tensor, "P 2m m"]]:
+    """Drop the oldest pair, append ``(s, y)``, and update ``gram = [SᵀY; YᵀY]`` with the new
+    row and column only (``4 m k`` multiply-adds instead of ``2 m² k``)."""
+    m = SY.shape[1] // 2
+    SY = torch.cat([SY[:, 1:m], s[:, None], SY[:, m + 1 :], y[:, None]], dim=1)
+    new = torch.bmm(torch.stack([y, s], dim=1), SY.transpose(1, 2)).transpose(1, 2)  # [P, 2m, 2]
+    sy = torch.cat(
+        [torch.cat([gram[:, 1:m, 1:], new[:, m : 2 * m - 1, 1][:, None]], dim=1), new[:, :m, :1]],
+        dim=2,
+    )
+    yy = torch.cat(
+        [
+            torch.cat([gram[:, m + 1 :, 1:], new[:, m : 2 * m - 1, 0][:, None]], dim=1),
+            new[:, m:, :1],
+        ],
+        dim=2,
+    )
+    return SY, torch.cat([sy, yy], dim=1)
 
 
 def lbfgs_logistic(
@@ -126,6 +154,7 @@ def lbfgs_logistic(
     # f can only fall, so the rounding allowance of the decrease test is fixed from the start.
     slack = 16 * _EPS * (1.0 + f.abs())
     SY = torch.zeros(P, 2 * memory, k, dtype=f64, device=dev)
+    gram = torch.zeros(P, 2 * memory, memory, dtype=f64, device=dev)
     gamma = torch.ones(P, dtype=f64, device=dev)
     n_iter = torch.zeros(P, dtype=torch.int64, device=dev)
     threshold = tol * n
@@ -134,7 +163,7 @@ def lbfgs_logistic(
         if bool(done.all()):
             break
         # With no stored pair (all-zero SY, γ = 1) this is the steepest-descent direction -g.
-        direction = _direction(g, SY, gamma)
+        direction = _direction(g, SY, gram, gamma)
         dz = margins(direction)
         pd = lam_pen * direction
         slope = torch.linalg.vecdot(g, direction)  # φ'(0)
@@ -175,10 +204,7 @@ def lbfgs_logistic(
         yy = torch.linalg.vecdot(yk, yk)
         good = sy > 1e-10 * yy
         keep = good[:, None].to(f64)
-        SY = torch.cat(
-            [SY[:, 1:memory], (step * keep)[:, None], SY[:, memory + 1 :], (yk * keep)[:, None]],
-            dim=1,
-        )
+        SY, gram = _push(SY, gram, step * keep, yk * keep)
         gamma = torch.where(good, sy / yy, gamma)
         n_iter += ~done
         # t = 0: stopped before this step, or no decrease left to find (rounding).
