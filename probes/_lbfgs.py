@@ -15,13 +15,17 @@ traffic of float64); everything else runs in float64.
   number of torch ops per iteration does not grow with ``memory``.
 - The step length comes from the 1-D problem ``φ(t) = f(β + t p)``. The model is linear, so
   ``φ`` depends on ``X`` only through ``Δz = X̃ p``, computed once per iteration: a trial step
-  costs ``O(n)``, not a pass. Two Newton steps on the convex ``φ`` (from ``t = 0``, kept inside
-  the bracket of the minimiser), then a check that ``f`` fell; a problem where it did not halves
-  its step until it does.
+  costs ``O(n)``, not a pass. The step is one Newton step on the convex ``φ`` from ``t = 0``
+  (``-φ'(0) / φ''(0)``), then an Armijo check that ``f`` fell enough; a problem where it did
+  not halves its step until it does. (Three safeguarded Newton steps, an almost exact line
+  search, saved no iterations.)
+- Only pairs with ``s·y > 0`` enter the memory; ``[SᵀY; YᵀY]`` is updated with the new row and
+  column each iteration. Stopped problems and failed steps store zero pairs, which drop out.
 - A problem stops when the max-norm of the gradient of the *mean* objective ``f / n`` is below
   ``tol``: scikit-learn's lbfgs rule (``gtol=tol``, on the same standardised features and the
   same objective). Stopped problems keep their point while the others go on. The loop syncs
-  with the host once per iteration (more only when a step must be halved).
+  with the host twice per iteration (the decrease check and the stop), more only when a step
+  must be halved.
 
 Nothing in the loop uses numpy, so the same code runs on a GPU.
 """

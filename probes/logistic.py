@@ -224,7 +224,8 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
 
     ``tol``: stop when the gradient of the mean objective has max-norm below it
     (scikit-learn's rule). ``solver``: ``"auto"`` (default), ``"lbfgs"``, ``"primal"`` or
-    ``"dual"``.
+    ``"dual"``. L-BFGS computes in float32 on float32 input; there a ``tol`` much below 1e-6
+    may be out of reach (a ``ConvergenceWarning`` says so): pass float64 for tighter fits.
 
     Example (``X_*``: ``[layers, n, d]`` activations, ``y_*``: ``[n]`` 0/1 labels)::
 
