@@ -79,11 +79,21 @@ def standardise(
     is 10-20x slower here). Raises when ``X`` holds NaN or infinity: they propagate into the
     sums, so no separate pass over ``X`` is needed to find them.
     """
-    n_layers, n, _ = X.shape
+    n_layers, n, d = X.shape
     weights = torch.full((n_layers, 1, n), 1.0 / n, dtype=X.dtype, device=X.device)
     mean = torch.bmm(weights, X)
     centred = X - mean
-    var = torch.bmm(weights, centred.square())
+    # The squares go through a small reused buffer, a few layers at a time: a second copy of X
+    # costs more in fresh pages than in arithmetic (measured 10 ms against 1.5 ms at 8 x 2000 x
+    # 256 on this CPU).
+    var = torch.empty_like(mean)
+    chunk = max(1, (1 << 20) // (n * d))
+    buffer = torch.empty(min(chunk, n_layers), n, d, dtype=X.dtype, device=X.device)
+    for start in range(0, n_layers, chunk):
+        part = slice(start, min(start + chunk, n_layers))
+        squares = buffer[: part.stop - part.start]
+        torch.mul(centred[part], centred[part], out=squares)
+        torch.bmm(weights[part], squares, out=var[part])
     mean64, var64 = mean[:, 0].double(), var[:, 0].double()
     if not bool(torch.isfinite(mean64).all() & torch.isfinite(var64).all()):
         raise ValueError("X contains NaN or infinite values; drop or fix those examples first.")
