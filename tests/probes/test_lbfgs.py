@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from probes import LayerwiseLogisticProbe
@@ -116,3 +117,34 @@ def test_solver_warm_start_from_the_optimum_needs_no_iteration() -> None:
     again = lbfgs_logistic(X_std, labels, C, tol=1e-8, max_iter=500, init=(first.w, first.b))
     assert (again.n_iter == 0).all()
     assert torch.equal(again.w, first.w)
+
+
+def _residual_like(seed: int, n: int, d: int, layers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Activations shaped like a residual stream: correlated features with a decaying spectrum,
+    a few 'massive' dimensions with large offsets, and a weak class direction."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.r_[np.zeros(n // 2), np.ones(n - n // 2)]).astype(np.int64)
+    X = np.empty((layers, n, d))
+    for layer in range(layers):
+        basis = rng.normal(size=(d, d)) / np.sqrt(d)  # a random mixing: correlated features
+        spectrum = 1.0 / np.arange(1, d + 1) ** 0.7
+        X[layer] = (rng.normal(size=(n, d)) * spectrum) @ basis.T
+        X[layer, :, :3] = 40.0 + 8.0 * X[layer, :, :3]  # massive activations
+        X[layer] += 0.15 * (2 * y - 1)[:, None] * basis[:, 5]
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize(("n", "d"), [(300, 128), (120, 256)])
+def test_default_rule_matches_scikit_learns_auroc_on_residual_like_data(n: int, d: int) -> None:
+    X_all, y_all = _residual_like(6, n + 400, d)  # one geometry; the last 400 rows held out
+    X, y, X_test, y_test = X_all[:, :n], y_all[:n], X_all[:, n:], y_all[n:]
+    probe = LayerwiseLogisticProbe().fit(X, y)
+    assert probe.solver_ == "lbfgs"
+    ours = probe.decision_function(X_test).numpy()
+    for layer in range(2):
+        scaler = StandardScaler().fit(X[layer])
+        reference = LogisticRegression(max_iter=1000).fit(scaler.transform(X[layer]), y)
+        theirs = reference.decision_function(scaler.transform(X_test[layer]))
+        gap = roc_auc_score(y_test, ours[layer]) - roc_auc_score(y_test, theirs)
+        assert abs(gap) < 0.005
+        assert roc_auc_score(y_test, ours[layer]) > 0.6  # the direction is found
