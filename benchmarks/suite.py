@@ -4,7 +4,7 @@ Usage::
 
     python -m benchmarks --quick                 # under 3 minutes on 2 CPU cores
     python -m benchmarks                         # full: more presets and repeats
-    python -m benchmarks --run-dir runs/default  # also report a finished run's stage times
+    python -m benchmarks --run-dir runs/default  # also the stage times and the real probe grid
     python -m benchmarks --device cuda --threads 2 --out runs/benchmarks.json
 
 Absolute times are noisy on a shared machine, so every benchmark runs the toolkit and its
@@ -19,7 +19,10 @@ ratio of medians. ``ratio`` is always toolkit speed / reference speed (higher is
    no early stop) on the same equal-length prompts; the new tokens must be equal.
 3. caching: ``cache_activations`` of every layer's residual stream at the last position vs a
    plain ``torch.no_grad()`` bridge forward over the same token batches.
-4. probes: ``LayerwiseLogisticProbe.fit`` vs a per-layer scikit-learn loop on synthetic data.
+4. probes: ``LayerwiseLogisticProbe.fit`` vs a per-layer scikit-learn loop on synthetic data
+   (three shapes), and ``fit_logistic_grid`` over a finished run's sites x token positions x C
+   values vs scikit-learn's loop over the same grid (``--run-dir``). Each row names the solver
+   the toolkit picked and the largest held-out AUROC difference from scikit-learn.
 5. stages: wall time per stage from a finished run's ``timing.json`` (``--run-dir``).
 
 The table goes to stdout, progress to stderr, and everything to a JSON file. The exit status is
@@ -49,6 +52,12 @@ GOALS = {"training": 0.95, "generation": 5.0, "caching": 0.9, "probes": 10.0}
 # prompts x d_model 128); and a wider model with fewer examples than features.
 PROBE_SHAPES = ((8, 2000, 256), (5, 300, 128), (5, 300, 512))
 STAGES_NOT_MEASURED = "not measured (pass --run-dir of a finished run)"
+REAL_GRID_NOT_MEASURED = "not measured (pass --run-dir of a finished run)"
+# The real grid: one stage's stored last-token activations and two earlier tokens (re-cached
+# from the stage's checkpoint) at every probed site, times these C values.
+REAL_GRID_STAGE = "backdoored"
+REAL_GRID_POSITIONS: tuple[str | int, ...] = ("last", -2, -3)
+REAL_GRID_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -466,10 +475,10 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
             for layer, (scaler, clf) in enumerate(fitted["reference"])
         ]
     )
-    solver = "dual" if n < d else "primal"
+    probe = fitted["toolkit"]
     return _row(
         "probes",
-        f"{layers} layers x {n} x {d}, C=1.0, CPU, {solver}",
+        f"{layers} layers x {n} x {d}, C=1.0, CPU, {probe.solver_}",
         statistics.median(a),
         statistics.median(b),
         "s",
@@ -478,12 +487,107 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
         ratio_max=max(ratios),
         repeats=s.probe_repeats,
         reference_blas_threads=threads,
-        solver=solver,
+        solver=probe.solver_,
         shape=list(shape),
-        newton_steps=[int(k) for k in fitted["toolkit"].n_iter_],
+        toolkit_iterations=[int(k) for k in probe.n_iter_],
         reference_lbfgs_iterations=[int(clf.n_iter_[0]) for _, clf in fitted["reference"]],
         max_abs_auroc_difference=float(np.abs(auroc_toolkit - auroc_ref).max()),
         held_out_auroc_toolkit=[round(float(x), 6) for x in auroc_toolkit],
+        held_out_n=int(len(y_test)),
+    )
+
+
+def _real_grid_data(
+    run_dir: str, stage: str, positions: tuple[str | int, ...]
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray, str]:
+    """One stage's activations at every site and position, stacked as ``[sites x positions,
+    n, d]`` float32 (as stored), split by the run's own train/test questions."""
+    from analysis.bench.zoo import load_run_folder, load_stage
+
+    run = load_run_folder(run_dir)
+    if stage not in run.stages:
+        stage = run.stages[0]
+    data = [load_stage(run, stage, pos) for pos in positions]
+    X = torch.cat([item.X for item in data]).float()
+    first = data[0]
+    y = first.labels
+    described = f"{run.name}/{stage}: {len(first.sites)} sites x {len(positions)} positions"
+    return X[:, first.train], y[first.train], X[:, first.test], y[first.test], described
+
+
+def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
+    """`fit_logistic_grid` over a finished run's sites x positions x C values vs scikit-learn's
+    loop over the same grid (one StandardScaler per site and position, one LogisticRegression
+    per C), same threads, same process, interleaved."""
+    if run_dir is None:
+        return _row("probes", f"real grid: {REAL_GRID_NOT_MEASURED}", None, None, "s", None)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from probes.logistic_grid import fit_logistic_grid
+
+    X_train, y_train, X_test, y_test, described = _real_grid_data(
+        run_dir, REAL_GRID_STAGE, REAL_GRID_POSITIONS
+    )
+    X_train_np, X_test_np = X_train.numpy(), X_test.numpy()
+    Cs = REAL_GRID_CS
+    fitted: dict[str, Any] = {}
+
+    def toolkit() -> None:
+        fitted["toolkit"] = fit_logistic_grid(X_train, y_train, C=Cs)
+
+    def reference() -> None:
+        models = []
+        for site in range(X_train_np.shape[0]):
+            scaler = StandardScaler().fit(X_train_np[site])
+            Z = scaler.transform(X_train_np[site])
+            fits = [LogisticRegression(C=c, max_iter=1000).fit(Z, y_train) for c in Cs]
+            models.append((scaler, fits))
+        fitted["reference"] = models
+
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    with threadpool_limits(limits=threads):
+        for _ in range(s.probe_warmup):
+            toolkit()
+            reference()
+        a, b = [], []
+        for _ in range(s.probe_repeats):
+            a.append(_time_once(toolkit, cpu))
+            b.append(_time_once(reference, cpu))
+    ratios = [ref / tk for tk, ref in zip(a, b, strict=True)]
+    grid = fitted["toolkit"]
+    auroc_toolkit = grid.score(X_test, y_test).numpy()  # [sites x positions, C]
+    auroc_ref = np.array(
+        [
+            [
+                roc_auc_score(y_test, clf.decision_function(scaler.transform(X_test_np[i])))
+                for clf in fits
+            ]
+            for i, (scaler, fits) in enumerate(fitted["reference"])
+        ]
+    )
+    layers, n, d = X_train.shape
+    return _row(
+        "probes",
+        f"real grid, {described} x {len(Cs)} C, {n} x {d}, CPU, {grid.solver}",
+        statistics.median(a),
+        statistics.median(b),
+        "s",
+        statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        repeats=s.probe_repeats,
+        reference_blas_threads=threads,
+        solver=grid.solver,
+        shape=[layers, n, d],
+        grid_C=list(Cs),
+        positions=[str(p) for p in REAL_GRID_POSITIONS],
+        toolkit_iterations=grid.n_iter.tolist(),
+        reference_lbfgs_iterations=[[int(c.n_iter_[0]) for c in f] for _, f in fitted["reference"]],
+        max_abs_auroc_difference=float(np.abs(auroc_toolkit - auroc_ref).max()),
         held_out_n=int(len(y_test)),
     )
 
@@ -577,7 +681,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads value")
     parser.add_argument("--out", default="runs/benchmarks.json", help="JSON output file")
-    parser.add_argument("--run-dir", default=None, help="a finished run folder with timing.json")
+    parser.add_argument(
+        "--run-dir", default=None, help="a finished run folder (stage times, real probe grid)"
+    )
     return parser.parse_args(argv)
 
 
@@ -618,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     for shape in s.probe_shapes:
         _log(f"probes: {shape} ...")
         rows.append(bench_probes(s, shape))
+    _log("probes: real grid ...")
+    rows.append(bench_probe_grid(s, args.run_dir))
     stage_row, stages = read_stages(args.run_dir)
     rows.append(stage_row)
     total = time.perf_counter() - start
@@ -658,13 +766,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"(6N + attention; 6N only: {r['achieved_gflops_6n']:.1f}), "
                 f"{100 * r['fraction_of_matmul_peak']:.0f}% of the matmul peak"
             )
-        elif r["name"] == "probes":
+        elif r["name"] == "probes" and r["ratio"] is not None:
+            where = "x".join(map(str, r["shape"]))
+            if "grid_C" in r:
+                where = f"real grid {where} x {len(r['grid_C'])} C"
             print(
-                f"probes {'x'.join(map(str, r['shape']))}: ratio {r['ratio']:.2f}x "
-                f"(min {r['ratio_min']:.2f}x, max {r['ratio_max']:.2f}x over {r['repeats']} "
-                f"rounds), max |AUROC difference| vs scikit-learn: "
-                f"{r['max_abs_auroc_difference']:.2e}, Newton steps {r['newton_steps']}, "
-                f"scikit-learn lbfgs iterations {r['reference_lbfgs_iterations']}"
+                f"probes {where}: ratio {r['ratio']:.2f}x (min {r['ratio_min']:.2f}x, max "
+                f"{r['ratio_max']:.2f}x over {r['repeats']} rounds), solver {r['solver']}, "
+                f"max |AUROC difference| vs scikit-learn: {r['max_abs_auroc_difference']:.2e}"
             )
     for stage, seconds in stages.items():
         print(f"stage {stage}: {seconds:.1f} s")

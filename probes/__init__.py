@@ -18,7 +18,8 @@ from probes.detection_metrics import (
 )
 from probes.detector_io import load_detector, save_detector
 from probes.detectors import DiffMeansProbe, LDAProbe, MahalanobisDetector, RandomDirectionBaseline
-from probes.logistic import LayerwiseLogisticProbe
+from probes.logistic import LayerwiseLogisticProbe, choose_solver
+from probes.logistic_grid import LogisticGrid, fit_logistic_grid
 from probes.metrics import (
     Estimate,
     auroc,
@@ -50,6 +51,9 @@ __all__ = [
     "save_detector",
     "Estimate",
     "LayerwiseLogisticProbe",
+    "LogisticGrid",
+    "choose_solver",
+    "fit_logistic_grid",
     "auroc",
     "bootstrap_auroc",
     "bootstrap_mean",

@@ -96,3 +96,23 @@ def to_label_tensor(y: Any, n: int, device: torch.device) -> Int[Tensor, " n"]:
             f"pass one label per example."
         )
     return torch.as_tensor(labels, device=device)
+
+
+def to_float_activations(X: Any, name: str = "X") -> Float[Tensor, "layers n d"]:
+    """``X`` as a float32 or float64 tensor ``[layers, n, d]`` (float32 and float64 kept as
+    they are, other dtypes converted to float32 or float64; device kept)."""
+    if isinstance(X, Tensor):
+        tensor = X.detach()
+        if tensor.dtype not in (torch.float32, torch.float64):
+            wide = tensor.dtype in (torch.int64, torch.int32) or tensor.is_complex()
+            tensor = tensor.to(torch.float64 if wide else torch.float32)
+    else:
+        array = np.asarray(X)
+        keep = array.dtype in (np.float32, np.float64)
+        tensor = torch.as_tensor(array if keep else array.astype(np.float64))
+    if tensor.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape [layers, n, d_model], got shape {tuple(tensor.shape)}; "
+            f"for a single layer add a leading axis (X[None])."
+        )
+    return tensor

@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import Float
 
 from probes._validation import check_binary_labels
-from probes.logistic import LayerwiseLogisticProbe
+from probes.logistic_grid import fit_logistic_grid
 from probes.metrics import layerwise_auroc
 
 
@@ -56,9 +56,13 @@ def shuffled_label_null(
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be at least 1, got {n_permutations}.")
     labels = check_binary_labels(y_train, "y_train")
-    rows = []
-    for k in range(n_permutations):
-        permuted = np.random.default_rng(seed + k).permutation(labels)
-        probe = LayerwiseLogisticProbe(C=C).fit(X_train, permuted)
-        rows.append(layerwise_auroc(probe.decision_function(X_test), y_test))
-    return np.stack(rows)
+    permuted = np.stack(
+        [np.random.default_rng(seed + k).permutation(labels) for k in range(n_permutations)]
+    )
+    # Every permutation of every layer in one solve (the same probes as fitting
+    # LayerwiseLogisticProbe(C=C) once per permutation).
+    grid = fit_logistic_grid(X_train, permuted, C=C)
+    scores = grid.decision_function(X_test)  # [layers, permutations, n_test]
+    n_layers, _, n_test = scores.shape
+    flat = layerwise_auroc(scores.transpose(0, 1).reshape(-1, n_test), y_test)
+    return flat.reshape(n_permutations, n_layers)

@@ -38,13 +38,17 @@ def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
     assert names == {"training", "generation", "caching", "probes", "stages"}
     for row in result["rows"]:
         assert set(row) >= ROW_KEYS, row
-        if row["name"] != "stages":
+        if not row["config"].startswith(("not measured", "real grid: not measured")):
             assert row["toolkit_value"] > 0 and row["reference_value"] > 0
             assert row["ratio"] > 0 and row["goal"] > 0 and isinstance(row["met"], bool)
     generation = [row for row in result["rows"] if row["name"] == "generation"]
     assert generation and all(row["outputs_equal"] is True for row in generation)
-    probes = next(row for row in result["rows"] if row["name"] == "probes")
-    assert probes["max_abs_auroc_difference"] < 0.01
+    probes = [row for row in result["rows"] if row["name"] == "probes"]
+    assert len(probes) == 4  # three synthetic shapes, then the real grid
+    for row in probes[:3]:
+        assert row["max_abs_auroc_difference"] < 0.01
+        assert row["solver"] in ("lbfgs", "primal", "dual") and row["solver"] in row["config"]
+    assert probes[3]["config"] == "real grid: not measured (pass --run-dir of a finished run)"
     stages = next(row for row in result["rows"] if row["name"] == "stages")
     assert stages["config"].startswith("not measured") and result["stages"] == {}
 
@@ -56,3 +60,11 @@ def test_stages_are_read_from_a_run_dir(tmp_path: Path) -> None:
     row, stages = read_stages(str(tmp_path))
     assert stages == {"prepare": 1.5, "train": 2.5}
     assert row["toolkit_value"] == 4.0 and row["met"] is None
+
+
+def test_real_probe_grid_needs_a_run_dir() -> None:
+    from benchmarks.suite import SETTINGS, bench_probe_grid
+
+    row = bench_probe_grid(SETTINGS["smoke"], None)
+    assert row["name"] == "probes" and row["ratio"] is None and row["met"] is None
+    assert "pass --run-dir" in row["config"]

@@ -231,3 +231,30 @@ def test_the_obfuscation_stage_is_measured_and_benchmarked(zoo) -> None:
     assert [r["round"] for r in ob["defence"]] == [1] and ob["defence"][0]["budget"] == 4
     assert results["stages"]["obfuscation"]["training"]["started_from"] == "backdoored"
     assert "Adaptive attacker" in (runs[0] / "report.html").read_text()
+
+
+def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -> None:
+    from analysis.bench.benchmark import _logistic_per_position, fit_detector
+    from analysis.bench.zoo import StageData
+
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 40)
+    train, test = np.arange(0, 80, 2), np.arange(1, 80, 2)
+    train = np.sort(np.r_[train[:20], test[:20]])
+    test = np.setdiff1d(np.arange(80), train)
+
+    def stage(position: str, shift: float) -> StageData:
+        X = torch.from_numpy(rng.normal(size=(3, 80, 24)) + shift * labels[None, :, None])
+        return StageData(
+            run="r", stage="sft", position=position, sites=("a", "b", "c"), X=X, labels=labels,
+            groups=np.arange(80) // 2, families=np.array(["f"] * 80), prompts=("p",) * 80,
+            train=train, test=test,
+        )  # fmt: skip
+
+    per_position = [stage("last", 0.5), stage("-2", 0.2)]
+    together = _logistic_per_position(per_position, C=1.0)
+    for data, probe in zip(per_position, together, strict=True):
+        alone = fit_detector("logistic", data.X[:, data.train], data.labels[data.train], 1.0)
+        assert probe.solver_ == alone.solver_
+        torch.testing.assert_close(probe.coef_, alone.coef_, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(probe.decision_function(data.X), alone.decision_function(data.X))

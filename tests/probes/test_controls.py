@@ -25,3 +25,18 @@ def test_shuffled_control_is_seeded_and_leaves_inputs_alone(planted: Planted) ->
     np.testing.assert_array_equal(first, shuffled_label_auroc(*args, seed=3))
     assert not np.array_equal(first, shuffled_label_auroc(*args, seed=4))
     np.testing.assert_array_equal(y_train, planted.y_train)
+
+
+def test_null_fits_every_permutation_as_its_own_probe(planted: Planted) -> None:
+    # One batched solve over the permutations gives each permutation's own probe.
+    from probes import layerwise_auroc, shuffled_label_null
+
+    null = shuffled_label_null(
+        planted.X_train, planted.y_train, planted.X_test, planted.y_test, seed=5, n_permutations=3
+    )
+    assert null.shape == (3, N_LAYERS)
+    for k in range(3):
+        permuted = np.random.default_rng(5 + k).permutation(planted.y_train)
+        probe = LayerwiseLogisticProbe().fit(planted.X_train, permuted)
+        expected = layerwise_auroc(probe.decision_function(planted.X_test), planted.y_test)
+        np.testing.assert_allclose(null[k], expected, atol=1e-9)

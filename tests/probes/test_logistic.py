@@ -32,9 +32,12 @@ def test_recovers_planted_direction(planted: Planted, fitted: LayerwiseLogisticP
     assert cosine > 0.8  # positive: higher score = trigger present
 
 
+@pytest.mark.parametrize("solver", ["lbfgs", "primal"])
 @pytest.mark.parametrize("C", [0.05, 1.0])
-def test_matches_sklearn_per_layer(planted: Planted, C: float) -> None:
-    probe = LayerwiseLogisticProbe(C=C).fit(planted.X_train, planted.y_train)
+def test_matches_sklearn_per_layer(planted: Planted, C: float, solver: str) -> None:
+    probe = LayerwiseLogisticProbe(C=C, tol=1e-8, solver=solver).fit(
+        planted.X_train, planted.y_train
+    )
     ours = probe.decision_function(planted.X_test).numpy()
     for layer in range(N_LAYERS):
         scaler = StandardScaler().fit(planted.X_train[layer])
@@ -53,6 +56,27 @@ def test_matches_sklearn_per_layer(planted: Planted, C: float) -> None:
         np.testing.assert_allclose(ours[layer], theirs, rtol=1e-3, atol=1e-5)
         gap = roc_auc_score(planted.y_test, ours[layer]) - roc_auc_score(planted.y_test, theirs)
         assert abs(gap) < 0.005
+
+
+def test_default_stopping_rule_agrees_with_sklearns_default(planted: Planted) -> None:
+    # tol=1e-4 is scikit-learn's rule on the same objective: held-out AUROC within 0.005 of a
+    # default LogisticRegression, and the logits close to a tightly converged fit.
+    for solver in ("lbfgs", "primal"):
+        probe = LayerwiseLogisticProbe(solver=solver).fit(planted.X_train, planted.y_train)
+        tight = LayerwiseLogisticProbe(solver=solver, tol=1e-10).fit(
+            planted.X_train, planted.y_train
+        )
+        ours = probe.decision_function(planted.X_test).numpy()
+        exact = tight.decision_function(planted.X_test).numpy()
+        assert np.abs(ours - exact).max() < 0.05 * np.abs(exact).max()
+        for layer in range(N_LAYERS):
+            scaler = StandardScaler().fit(planted.X_train[layer])
+            reference = LogisticRegression().fit(
+                scaler.transform(planted.X_train[layer]), planted.y_train
+            )
+            theirs = reference.decision_function(scaler.transform(planted.X_test[layer]))
+            gap = roc_auc_score(planted.y_test, ours[layer]) - roc_auc_score(planted.y_test, theirs)
+            assert abs(gap) < 0.005
 
 
 def test_batched_fit_equals_separate_fits(planted: Planted, fitted: LayerwiseLogisticProbe) -> None:
@@ -137,7 +161,7 @@ def test_constant_feature_gets_unit_scale_and_no_nan() -> None:
 
 def test_sklearn_estimator_contract() -> None:
     probe = LayerwiseLogisticProbe(C=0.5, max_iter=10)
-    assert probe.get_params() == {"C": 0.5, "max_iter": 10, "tol": 1e-6, "solver": "auto"}
+    assert probe.get_params() == {"C": 0.5, "max_iter": 10, "tol": 1e-4, "solver": "auto"}
     assert probe.set_params(C=2.0) is probe and probe.C == 2.0
     copy = clone(probe)
     assert copy.get_params() == probe.get_params()
