@@ -28,6 +28,7 @@ SECTION_DOCS = {
     "train": "Training the backdoored model (and the clean control).",
     "sft": "Supervised safety training (the sft and sft_post stages).",
     "adversarial": "Adversarial (red-team) training on the red team's prompts.",
+    "obfuscation": "The adaptive attacker (stage obfuscation; see the Adaptive attacker page).",
 }
 
 

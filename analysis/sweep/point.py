@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.config import RunConfig, config_from_dict
 from analysis.errors import InputError, RunExistsError
 from analysis.folder.layout import RunLayout
@@ -59,11 +57,13 @@ def run_finished(run_dir: Path) -> bool:
 
 
 def check_same_config(run_dir: Path, cfg: RunConfig, name: str) -> None:
-    """A partial run folder must hold this point's run, not another config's."""
+    """A partial run folder must hold this point's run, not another config's. The saved config
+    is read as this version reads it (keys added since it was written take their defaults), so
+    a sweep started by an older version resumes."""
     layout = RunLayout(run_dir)
     if not layout.config.is_file():
         return
-    saved = yaml.safe_load(layout.config.read_text())
+    saved = layout.read_config().to_dict()
     wanted = cfg.to_dict()
     if saved != wanted:
         keys = sorted(

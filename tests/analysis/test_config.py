@@ -230,7 +230,8 @@ def test_sections_are_the_dataclasses_training_takes_and_immutable() -> None:
 )
 def test_written_config_is_unchanged(tmp_path, overrides: list[str], expected: str) -> None:
     """The files in data/ were written by the config code before the pydantic schema (and
-    gained model.device and model.autocast, resolved to cpu and none, with those keys)."""
+    gained model.device and model.autocast, resolved to cpu and none, with those keys, and the
+    obfuscation section at its defaults)."""
     cfg = resolve_defaults(load_config(overrides=overrides))
     save_config(cfg, tmp_path / "config.resolved.yaml")
     assert (tmp_path / "config.resolved.yaml").read_text() == (DATA / expected).read_text()
@@ -240,7 +241,7 @@ def test_written_config_is_unchanged(tmp_path, overrides: list[str], expected: s
 def test_unresolved_default_to_dict() -> None:
     d = RunConfig().to_dict()
     assert list(d) == ["seed", "world", "backdoor", "data", "model", "train", "eval", "probe",
-                       "safety", "sft", "preference", "rl", "red_team", "adversarial"]  # fmt: skip
+                       "safety", "sft", "preference", "rl", "red_team", "adversarial", "obfuscation"]  # fmt: skip
     assert (d["data"]["vocab_size"], d["model"]["n_ctx"], d["safety"]["stages"]) == (None,) * 3
     assert d["train"]["betas"] == [0.9, 0.98] and d["sft"]["lr"] == 0.0005
 
@@ -334,3 +335,20 @@ def test_the_base_defaults_on_the_docs_page_are_the_codes() -> None:
     page = (Path(__file__).parents[2] / "docs" / "pretrained.md").read_text()
     block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == BASE_DEFAULTS, "docs/pretrained.md shows stale BASE_DEFAULTS"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["obfuscation.attack=black_box"], "black-box attack .* is not built yet"),
+        (["obfuscation.detectors=[logistic,logistic]"], "a detector is listed twice"),
+        (["obfuscation.detectors=[contrast]", "obfuscation.defence_rounds=2"], "contrast probe"),
+        (["backdoor.mechanism=cot", "safety.stages=[obfuscation]"], "built for the normal"),
+        (["obfuscation.layers=[-1]"], "each must be at least 0"),
+    ],
+)
+def test_obfuscation_settings_that_cannot_run_are_refused(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from analysis.config import SMOKE_OVERRIDES
 from analysis.errors import InputError
@@ -303,3 +304,21 @@ def test_a_killed_ray_worker_is_retried_and_its_run_resumes(
     assert seen["timing"] and all(timing[k] == v for k, v in seen["timing"].items())
     assert killed.config.stat().st_mtime_ns == seen["config"]  # resumed, not started again
     assert _results(tmp_path / "sweep") == reference  # and it is the uninterrupted sweep
+
+
+def test_a_partial_folder_of_an_older_version_resumes_and_another_config_is_refused(
+    tmp_path: Path,
+) -> None:
+    from analysis.config import load_config, resolve_defaults
+    from analysis.sweep.point import check_same_config
+
+    cfg = resolve_defaults(load_config(overrides=["seed=3"]))
+    older = cfg.to_dict()
+    del older["obfuscation"]  # a section added after the folder was written
+    folder = tmp_path / "run"
+    folder.mkdir()
+    RunLayout(folder).config.write_text(yaml.safe_dump(older, sort_keys=False))
+    check_same_config(folder, cfg, "seed=3")  # its defaults: the same run
+    other = resolve_defaults(load_config(overrides=["seed=4"]))
+    with pytest.raises(InputError, match=r"another config \(differs in seed\)"):
+        check_same_config(folder, other, "seed=4")
