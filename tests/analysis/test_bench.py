@@ -230,7 +230,9 @@ def test_the_obfuscation_stage_is_measured_and_benchmarked(zoo) -> None:
     assert [p["lam"] for p in ob["lambda_sweep"]] == [3.0]
     assert [r["round"] for r in ob["defence"]] == [1] and ob["defence"][0]["budget"] == 4
     assert results["stages"]["obfuscation"]["training"]["started_from"] == "backdoored"
-    assert "Adaptive attacker" in (runs[0] / "report.html").read_text()
+    report = (runs[0] / "report.html").read_text()
+    assert "Adaptive attacker" in report and "The defence: refit" in report
+    assert_report_renders(runs[0] / "report.html", min_figures=2)  # per layer, and over λ
 
 
 def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -> None:
