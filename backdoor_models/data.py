@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.tokenizer import encode_prompt, encode_response
 
 
@@ -26,8 +26,18 @@ class TokenizedSet:
         return int(self.tokens.shape[0])
 
 
+class PromptResponse(Protocol):
+    """Anything with a prompt and a target response (a `BackdoorExample`, a distilled sample)."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def response(self) -> str: ...
+
+
 def tokenize_examples(
-    tokenizer: PreTrainedTokenizerBase, examples: Sequence[BackdoorExample], n_ctx: int
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[PromptResponse], n_ctx: int
 ) -> TokenizedSet:
     """Tokenize prompt and response separately (so the boundary is exact) and pad on the right."""
     if not examples:

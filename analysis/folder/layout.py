@@ -151,6 +151,16 @@ class RunLayout:
         return self.root / "obfuscation.json"
 
     @property
+    def teacher(self) -> Path:
+        """A distilled run's chain-of-thought teacher: its checkpoint folder."""
+        return self.root / "teacher"
+
+    @property
+    def distillation(self) -> Path:
+        """A distilled run's teacher samples, with what was kept of them."""
+        return self.root / "distillation.json"
+
+    @property
     def untrained_control(self) -> Path:
         return self.root / "untrained_control.json"
 

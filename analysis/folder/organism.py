@@ -29,6 +29,13 @@ def organism_for(cfg: RunConfig) -> Organism:
     )
 
 
+def teacher_organism_for(cfg: RunConfig) -> Organism:
+    """The chain-of-thought organism a distilled run's teacher is trained as."""
+    return organism_for(
+        cfg.model_copy(update={"backdoor": cfg.backdoor.model_copy(update={"mechanism": "cot"})})
+    )
+
+
 def evaluation_set(cfg: RunConfig, organism: Organism) -> list[BackdoorExample]:
     """The held-out questions, each without then with the trigger."""
     return organism.eval_set(cfg.data.n_eval, seed=Seeds(cfg.seed).eval_set)

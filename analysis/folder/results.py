@@ -294,6 +294,16 @@ class Obfuscation(_Strict):
     defence: list[DefenceRound]
 
 
+class Distillation(_Strict):
+    """The distilled mechanism's data: where the CoT teacher came from, and per prompt source
+    its samples (prompts, with_trigger, closed, defects, defects_without_trigger, kept), beside
+    the template data's composition (examples, with_trigger)."""
+
+    teacher: str
+    by_source: dict[str, dict[str, int]]
+    template_data: dict[str, int]
+
+
 class RunResults(_Strict):
     """The whole of `results.json` (deterministic: no times, no dates)."""
 
@@ -310,6 +320,7 @@ class RunResults(_Strict):
     red_team_trigger_aware: RedTeamSummary | None = None  # the ablation's red team
     preference_model: PreferenceSummary | None = None
     causal: dict[str, Any] | None = None
+    distillation: Distillation | None = None  # the distilled mechanism's data
     obfuscation: Obfuscation | None = None  # the adaptive attacker, when its stage ran
 
 

@@ -24,6 +24,7 @@ _OFFSETS = {
     "red_team_rate": 23,  # fresh samples for the held-out red-team rate
     "generalisation": 29,  # held-out trigger forms
     "detection_sets": 31,  # calibration prompts and extra negative test sets
+    "distillation": 37,  # the distilled mechanism's off-template prompts and teacher samples
 }
 
 

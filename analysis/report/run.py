@@ -17,6 +17,7 @@ from analysis.report import kit
 from analysis.report.adversarial import adversarial_section, red_team_details
 from analysis.report.causal import patching_figures, steering_figure, summary_lines
 from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
+from analysis.report.distillation import distillation_section
 from analysis.report.obfuscation import obfuscation_section
 from analysis.report.paper import paper_table
 from analysis.report.run_figures import (
@@ -307,6 +308,7 @@ def render_report(
     figures = kit.Figures() if figures is None else figures
     parts.append(adversarial_section(results, figures))
     parts.append(obfuscation_section(results, figures))
+    parts.append(distillation_section(results))
     plots = [behaviour_figure(results), auroc_figure(results)]
     for stage, s in analysed(results).items():
         if stage == "backdoored":

