@@ -32,32 +32,14 @@ TINY: dict[str, Any] = {
 }
 
 
-# the adaptive attacker, with a λ sweep and a defence round, on run 0
-OBFUSCATION = {
-    "steps": 6,
-    "batch_size": 16,
-    "warmup_steps": 1,
-    "eval_every": 3,
-    "lambdas": [3.0],
-    "defence_rounds": 1,
-    "defence_steps": 4,
-}
-
-
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, Any], Path]:
-    """Run 0 (backdoored, SFT and obfuscation) and run 1 (another seed, backdoored only), then the benchmark."""
+    """Run 0 (backdoored + SFT) and run 1 (another seed, backdoored only), then the benchmark."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("zoo")
     runs = [root / "seed0", root / "seed1"]
-    attacked = {
-        **TINY,
-        "seed": 0,
-        "safety": {**TINY["safety"], "stages": ["sft", "obfuscation"]},
-        "obfuscation": OBFUSCATION,
-    }
-    run_experiment(config_from_dict(attacked), runs[0], progress=False)
+    run_experiment(config_from_dict({**TINY, "seed": 0}), runs[0], progress=False)
     no_safety = {**TINY, "seed": 1, "safety": {**TINY["safety"], "stages": []}}
     run_experiment(config_from_dict(no_safety), runs[1], progress=False)
     bench = run_bench(
@@ -86,7 +68,7 @@ def test_logistic_auroc_per_layer_is_results_json(zoo) -> None:
             assert row["detectors"]["logistic"]["auroc_point"] == stored["probes"]["auroc_point"]
             assert row["n_test"] == stored["probes"]["n_test"]
             checked += 1
-    assert checked == 4  # seed0: backdoored, sft, obfuscation; seed1: backdoored
+    assert checked == 3  # seed0: backdoored, sft; seed1: backdoored
 
 
 def test_transfer_and_shuffle_control_are_results_json(zoo) -> None:
@@ -136,8 +118,8 @@ def test_behaviour_shown_is_exactly_results_json(zoo) -> None:
 def test_every_cell_has_its_metrics_and_the_leaderboard_is_sorted(zoo) -> None:
     _, bench, _ = zoo
     board = bench["leaderboard"]
-    # 4 stages x 4 detectors x 3 sites (embedding + 2 blocks)
-    assert len(board) == 4 * 4 * 3
+    # 3 stages x 4 detectors x 3 sites (embedding + 2 blocks)
+    assert len(board) == 3 * 4 * 3
     values = [c["auroc"]["value"] for c in board]
     assert values == sorted(values, reverse=True)
     families = {"arithmetic", "facts", "strings", "lists", "units"}
@@ -198,41 +180,6 @@ def test_cli_bench_writes_the_report(zoo, tmp_path, capsys) -> None:
     assert bench["transfer"] == []
     assert (out / "bench.html").is_file()
     assert "detector benchmark" in capsys.readouterr().out
-
-
-def test_the_obfuscation_stage_is_measured_and_benchmarked(zoo) -> None:
-    runs, bench, _ = zoo
-    results = _results(runs[0])
-    ob = results["obfuscation"]
-    assert ob["attacked_sites"] == ["blocks.1.hook_resid_post"]  # tiny: blocks 0-1, middle 1
-    assert [(d["detector"], d["attacked"]) for d in ob["detectors"]] == [
-        ("logistic", True),
-        ("diff_means", False),
-        ("lda", False),
-        ("mahalanobis", False),
-        ("contrast", False),
-    ]
-
-    def row(stage: str) -> dict[str, Any]:
-        return next(
-            r
-            for r in bench["stages"]
-            if r["run"] == "seed0" and r["stage"] == stage and r["position"] == "last"
-        )
-
-    # "before" is bench's detector on the backdoored stage; "refit" bench's on the attacked one
-    for stage, key in (("backdoored", "before"), ("obfuscation", "refit")):
-        cells = row(stage)["detectors"]
-        for d in ob["detectors"]:
-            if d["detector"] in cells:
-                expected = [c["auroc"]["value"] for c in cells[d["detector"]]["cells"]]
-                assert [c["auroc"] for c in d[key]] == pytest.approx(expected, abs=1e-12)
-    assert [p["lam"] for p in ob["lambda_sweep"]] == [3.0]
-    assert [r["round"] for r in ob["defence"]] == [1] and ob["defence"][0]["budget"] == 4
-    assert results["stages"]["obfuscation"]["training"]["started_from"] == "backdoored"
-    report = (runs[0] / "report.html").read_text()
-    assert "Adaptive attacker" in report and "The defence: refit" in report
-    assert_report_renders(runs[0] / "report.html", min_figures=2)  # per layer, and over λ
 
 
 def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -> None:
