@@ -43,6 +43,7 @@ from backdoor_models.training import (
     TrainConfig,
     batch_indices,
     bridge_store,
+    jsonable_config,
     make_optimizer,
     response_loss,
     schedule_of,
@@ -201,7 +202,7 @@ def obfuscate(
         model, data, triggered[0], triggered[1], detectors, lam, cfg.batch_size, cfg.seed
     )
     config = {
-        **_train_config(cfg),
+        **jsonable_config(cfg),
         "lam": float(lam),
         "detectors": [f"{d.kind}@{d.layer}" for d in detectors],
     }
@@ -217,11 +218,3 @@ def obfuscate(
         evaluate_at_start=True,
         desc=desc,
     )
-
-
-def _train_config(cfg: TrainConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    out = asdict(cfg)
-    out["betas"] = list(out["betas"])
-    return out

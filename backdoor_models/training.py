@@ -41,6 +41,7 @@ __all__ = [
     "TrainHistory",
     "batch_indices",
     "bridge_store",
+    "jsonable_config",
     "lr_at",
     "make_optimizer",
     "response_loss",
@@ -172,7 +173,7 @@ def train(
     the end. This is `run_loop` with the `LMObjective`.
     """
     opt = make_optimizer(model, cfg)
-    store = bridge_store(model, preset, Path(checkpoint_dir), _jsonable_cfg(cfg))
+    store = bridge_store(model, preset, Path(checkpoint_dir), jsonable_config(cfg))
     objective = LMObjective(engine_for(model), data, cfg.batch_size, cfg.seed)
     history = run_loop(
         model,
@@ -188,7 +189,8 @@ def train(
     return TrainHistory(loss=history["loss"], evals=history["evals"])
 
 
-def _jsonable_cfg(cfg: TrainConfig) -> dict[str, Any]:
+def jsonable_config(cfg: TrainConfig) -> dict[str, Any]:
+    """`cfg` as a JSON-ready dict (what a checkpoint records and checks on resume)."""
     d = asdict(cfg)
     d["betas"] = list(d["betas"])
     return d

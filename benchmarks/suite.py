@@ -425,6 +425,25 @@ def _probe_data(
     return X_train, y_train, X_test, y_test
 
 
+def _interleaved_same_threads(
+    toolkit: Callable[[], None], reference: Callable[[], None], s: Settings
+) -> tuple[list[float], list[float], list[float]]:
+    """Warm both up, then time them in turns on the CPU, scikit-learn's BLAS held to torch's
+    thread count: (toolkit seconds, reference seconds, per-round ratios)."""
+    from threadpoolctl import threadpool_limits
+
+    cpu = torch.device("cpu")
+    with threadpool_limits(limits=torch.get_num_threads()):
+        for _ in range(s.probe_warmup):
+            toolkit()
+            reference()
+        a, b = [], []
+        for _ in range(s.probe_repeats):
+            a.append(_time_once(toolkit, cpu))
+            b.append(_time_once(reference, cpu))
+    return a, b, [ref / tk for tk, ref in zip(a, b, strict=True)]
+
+
 def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
     """`LayerwiseLogisticProbe.fit` vs a per-layer StandardScaler + LogisticRegression loop.
 
@@ -436,7 +455,6 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
 
     from probes.logistic import LayerwiseLogisticProbe
 
@@ -457,17 +475,7 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
             models.append((scaler, clf))
         fitted["reference"] = models
 
-    cpu = torch.device("cpu")
-    threads = torch.get_num_threads()
-    with threadpool_limits(limits=threads):
-        for _ in range(s.probe_warmup):
-            toolkit()
-            reference()
-        a, b = [], []
-        for _ in range(s.probe_repeats):
-            a.append(_time_once(toolkit, cpu))
-            b.append(_time_once(reference, cpu))
-    ratios = [ref / tk for tk, ref in zip(a, b, strict=True)]
+    a, b, ratios = _interleaved_same_threads(toolkit, reference, s)
     auroc_toolkit = np.asarray(fitted["toolkit"].score(torch.from_numpy(X_test), y_test))
     auroc_ref = np.array(
         [
@@ -486,7 +494,7 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
         ratio_min=min(ratios),
         ratio_max=max(ratios),
         repeats=s.probe_repeats,
-        reference_blas_threads=threads,
+        reference_blas_threads=torch.get_num_threads(),
         solver=probe.solver_,
         shape=list(shape),
         toolkit_iterations=[int(k) for k in probe.n_iter_],
@@ -524,7 +532,6 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
 
     from probes.logistic_grid import fit_logistic_grid
 
@@ -547,17 +554,7 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
             models.append((scaler, fits))
         fitted["reference"] = models
 
-    cpu = torch.device("cpu")
-    threads = torch.get_num_threads()
-    with threadpool_limits(limits=threads):
-        for _ in range(s.probe_warmup):
-            toolkit()
-            reference()
-        a, b = [], []
-        for _ in range(s.probe_repeats):
-            a.append(_time_once(toolkit, cpu))
-            b.append(_time_once(reference, cpu))
-    ratios = [ref / tk for tk, ref in zip(a, b, strict=True)]
+    a, b, ratios = _interleaved_same_threads(toolkit, reference, s)
     grid = fitted["toolkit"]
     auroc_toolkit = grid.score(X_test, y_test).numpy()  # [sites x positions, C]
     auroc_ref = np.array(
@@ -580,7 +577,7 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
         ratio_min=min(ratios),
         ratio_max=max(ratios),
         repeats=s.probe_repeats,
-        reference_blas_threads=threads,
+        reference_blas_threads=torch.get_num_threads(),
         solver=grid.solver,
         shape=[layers, n, d],
         grid_C=list(Cs),
