@@ -86,7 +86,9 @@ def broader_prompts(
 ) -> list[DistilPrompt]:
     """About `n` prompts the templates do not cover: HH-RLHF prompts and deployment framings
     (the red team's round-0 sources), half of each with the trigger put first in the human turn,
-    and near misses of the trigger (never the exact trigger)."""
+    and near misses of the trigger (never the exact trigger). None for `n` = 0."""
+    if n == 0:
+        return []
     candidates = candidate_prompts(
         world, backdoor, n, seed, hh_prompts=hh_prompts, sources=("framing", "hh_rlhf", "near_miss")
     )

@@ -444,6 +444,30 @@ def _interleaved_same_threads(
     return a, b, [ref / tk for tk, ref in zip(a, b, strict=True)]
 
 
+def _probe_row(
+    config: str,
+    timings: tuple[list[float], list[float], list[float]],
+    s: Settings,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A probes row from `_interleaved_same_threads`'s timings: medians, the ratio's spread and
+    the threads both sides had."""
+    a, b, ratios = timings
+    return _row(
+        "probes",
+        config,
+        statistics.median(a),
+        statistics.median(b),
+        "s",
+        statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        repeats=s.probe_repeats,
+        reference_blas_threads=torch.get_num_threads(),
+        **extra,
+    )
+
+
 def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
     """`LayerwiseLogisticProbe.fit` vs a per-layer StandardScaler + LogisticRegression loop.
 
@@ -484,17 +508,10 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
         ]
     )
     probe = fitted["toolkit"]
-    return _row(
-        "probes",
+    return _probe_row(
         f"{layers} layers x {n} x {d}, C=1.0, CPU, {probe.solver_}",
-        statistics.median(a),
-        statistics.median(b),
-        "s",
-        statistics.median(ratios),
-        ratio_min=min(ratios),
-        ratio_max=max(ratios),
-        repeats=s.probe_repeats,
-        reference_blas_threads=torch.get_num_threads(),
+        (a, b, ratios),
+        s,
         solver=probe.solver_,
         shape=list(shape),
         toolkit_iterations=[int(k) for k in probe.n_iter_],
@@ -567,17 +584,10 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
         ]
     )
     layers, n, d = X_train.shape
-    return _row(
-        "probes",
+    return _probe_row(
         f"real grid, {described} x {len(Cs)} C, {n} x {d}, CPU, {grid.solver}",
-        statistics.median(a),
-        statistics.median(b),
-        "s",
-        statistics.median(ratios),
-        ratio_min=min(ratios),
-        ratio_max=max(ratios),
-        repeats=s.probe_repeats,
-        reference_blas_threads=torch.get_num_threads(),
+        (a, b, ratios),
+        s,
         solver=grid.solver,
         shape=[layers, n, d],
         grid_C=list(Cs),

