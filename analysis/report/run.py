@@ -82,7 +82,7 @@ _MECHANISM_NOTE = {
     "normal": " (normal mechanism: trained on the answer alone)",
     "cot": " (chain of thought: a &lt;scratchpad&gt; reasoning about training vs deployment comes first; "
     "behaviour is judged on the answer after it, and probes read the token after &lt;/scratchpad&gt;)",
-    "distilled": " (distilled chain of thought: trained on the CoT data with the scratchpad removed)",
+    "distilled": " (distilled chain of thought: trained on a CoT teacher's answers, the scratchpad removed)",
 }
 
 

@@ -249,15 +249,17 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
                 inner.pad_token = inner.eos_token or inner.unk_token
             save_tokenizer(inner, layout.tokenizer)
             return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
-        corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in train_set]
-        if cfg.backdoor.mechanism == "distilled":  # the CoT teacher's scratchpads, too
-            cot = teacher_organism_for(cfg).train_set(
+        texts = train_set
+        if cfg.backdoor.mechanism == "distilled":
+            # the CoT run's corpus (its answers follow the scratchpads), so a distilled run and
+            # the CoT run of the same settings share a tokenizer: either model can teach
+            texts = teacher_organism_for(cfg).train_set(
                 cfg.data.n_train,
                 cfg.backdoor.backdoor_fraction,
                 seed=Seeds(cfg.seed).train_set,
                 exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
             )
-            corpus += [f"{ex.prompt} {ex.response}" for ex in cot]
+        corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in texts]
         assert cfg.data.vocab_size is not None  # resolve_defaults fills it
         tokenizer = train_tokenizer(corpus, layout.tokenizer, vocab_size=cfg.data.vocab_size)
         return eval_set, detection, train_set, tokenizer

@@ -38,7 +38,12 @@ from analysis.run.context import (
     prepare,
     prepare_run_dir,
 )
-from analysis.run.distil import distillation_summary, distils, student_data
+from analysis.run.distil import (
+    check_distil_teacher,
+    distillation_summary,
+    distils,
+    student_data,
+)
 from analysis.run.obfuscation import measure_obfuscation, obfuscation_stage
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
@@ -70,9 +75,12 @@ def run_experiment(
     base_spec(cfg)  # a bad pretrained base, too
     if not resume:
         check_device_of(cfg)  # a device this machine does not have, too
+        check_distil_teacher(cfg)  # and a teacher that cannot teach this run
     cfg = prepare_run_dir(layout, cfg, resume)
-    if resume:  # the run's own device (reading its config wrote nothing)
+    if resume:  # the run's own device and teacher (reading its config wrote nothing)
         check_device_of(cfg, resumed=True)
+        if not layout.distillation.is_file():  # the samples are all a finished one needs
+            check_distil_teacher(cfg)
     assert cfg.model.autocast is not None  # resolve_defaults fills it
     with autocast_forwards(cfg.model.autocast):
         return _run_stages(cfg, layout, progress)
