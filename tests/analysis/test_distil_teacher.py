@@ -1,5 +1,6 @@
 """A distilled code run whose teacher is another run's CoT model (`backdoor.distil_teacher`), and
-the clear errors, before any work, for a folder that cannot teach it."""
+the clear errors, before any work, for a folder that cannot teach it. The two tests that train a
+teacher run are in the slow tier (about 20 s together); the refusals are fast."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def cot_run(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_distilled_code_run_samples_another_runs_cot_model(cot_run: Path, tmp_path: Path) -> None:
     student = tmp_path / "student"
     cfg = _cfg(
@@ -121,6 +123,7 @@ def test_a_teacher_that_cannot_teach_is_refused_before_any_work(
     assert not student.exists()
 
 
+@pytest.mark.slow
 def test_a_teacher_with_another_tokenizer_is_refused(cot_run: Path, tmp_path: Path) -> None:
     teacher = tmp_path / "cot"
     shutil.copytree(cot_run, teacher)
