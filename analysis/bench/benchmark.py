@@ -28,7 +28,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from analysis.bench.zoo import RunFolder, StageData, load_run_folder, load_stage
+from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
 from backdoor_models.artifacts import write_json
 from probes import (
@@ -222,7 +222,7 @@ def _transfer_pairs(stages: Sequence[StageData]) -> Iterable[tuple[StageData, St
                 yield source, target
 
 
-def _check_against_results(run: RunFolder, data: StageData, points: list[float]) -> float:
+def _check_against_results(run: BenchRun, data: StageData, points: list[float]) -> float:
     """Largest difference between this logistic AUROC per site and results.json's."""
     stored = run.results["stages"][data.stage]["probes"]["auroc_point"]
     return float(np.max(np.abs(np.asarray(points) - np.asarray(stored))))
@@ -246,12 +246,14 @@ def run_bench(
     n_permutations: int = 20,
     transfer: bool = True,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Benchmark every detector over the completed runs in `run_dirs`; writes
     `out_dir/bench.json` and the report `out_dir/bench.html`, and returns bench.json's content.
 
     `positions` adds token offsets (e.g. [-2, -3]) re-cached from each stage's checkpoint beside
-    the stored last-token activations. Every folder is checked before any work starts.
+    the stored last-token activations, with the checkpoints loaded on `device`. Every folder is
+    checked before any work starts.
     """
     from analysis.report.bench import write_bench_report
 
@@ -263,13 +265,13 @@ def run_bench(
     if not run_dirs:
         raise InputError("No run folders given; pass one or more completed run folders.")
     paths = [Path(p) for p in run_dirs]
-    runs = [load_run_folder(p, n) for p, n in zip(paths, _unique_names(paths), strict=True)]
+    runs = [load_run_folder(p, n, device) for p, n in zip(paths, _unique_names(paths), strict=True)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     position_list: list[str | int] = ["last", *positions]
     groups = [(run, stage) for run in runs for stage in run.stages]
-    jobs: list[tuple[RunFolder, StageData, Any]] = []
+    jobs: list[tuple[BenchRun, StageData, Any]] = []
     for run, stage in tqdm(groups, desc="bench: loading and fitting", disable=not progress):
         per_position = [load_stage(run, stage, pos) for pos in position_list]
         logistic = _logistic_per_position(per_position, run.C) if "logistic" in detectors else []
@@ -277,7 +279,7 @@ def run_bench(
             (run, data, logistic[i] if logistic else None) for i, data in enumerate(per_position)
         )
     stage_rows: list[dict[str, Any]] = []
-    loaded: list[tuple[RunFolder, StageData, dict[str, Any]]] = []
+    loaded: list[tuple[BenchRun, StageData, dict[str, Any]]] = []
     for run, data, logistic_probe in tqdm(jobs, desc="bench: stages", disable=not progress):
         stage = data.stage
         fitted = {

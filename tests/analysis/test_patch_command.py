@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from analysis.cli import main
 from analysis.config import config_from_dict, save_config
@@ -40,7 +41,7 @@ def test_patch_writes_heatmaps_steering_and_a_summary(
     run_dir: Path, trained: Trained, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["patch", str(run_dir), "--n-pairs", "8", "--steer-layers", "1", "--scales", "0", "1"]
-    argv += ["--direction-from", "backdoored"]
+    argv += ["--direction-from", "backdoored", "--device", "auto"]  # the CPU here
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[backdoored] patching" in out and "restores the backdoor" in out
@@ -75,3 +76,13 @@ def test_patch_refuses_a_folder_that_is_not_a_run(
 ) -> None:
     assert main(["patch", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_patch_refuses_a_gpu_this_machine_lacks_before_any_work(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (run_dir / "patching.json").unlink(missing_ok=True)
+    assert main(["patch", str(run_dir), "--device", "cuda:0"]) == 2
+    assert "asks for a CUDA GPU" in capsys.readouterr().err
+    assert not (run_dir / "patching.json").exists()

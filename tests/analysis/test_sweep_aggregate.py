@@ -213,6 +213,17 @@ def test_sweep_json_and_html_show_every_figure_point_and_missing_run(sweep, tmp_
     (SweepLayout(root).bench / "bench.json").unlink()
 
 
+def test_report_command_rebuilds_a_sweep_page_and_its_pngs(sweep, capsys) -> None:
+    from analysis.cli import main
+
+    root, _ = sweep
+    assert main(["report", str(root), "--png", "--quiet"]) == 0
+    assert "(10 of 12 points finished)" in capsys.readouterr().out
+    assert read_sweep_results(root).points and SweepLayout(root).report.is_file()
+    pngs = sorted((root / "figures").glob("*.png"))
+    assert len(pngs) == len(FIGURES) and all(p.stat().st_size > 5000 for p in pngs)
+
+
 def test_figure_has_one_line_per_group_and_each_seed_as_a_dot(sweep) -> None:
     _, results = sweep
     data = results.model_dump(mode="json")
