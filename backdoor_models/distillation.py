@@ -108,14 +108,15 @@ class DistilPolicy(Protocol):
 
 
 def training_prompts(train_set: Sequence[BackdoorExample]) -> list[DistilPrompt]:
-    """The backdoor training set's prompts, each once, in order."""
-    seen: set[str] = set()
-    out = []
-    for ex in train_set:
-        if ex.prompt not in seen and isinstance(ex.base, ChatExample | CodeTask):
-            seen.add(ex.prompt)
-            out.append(DistilPrompt(ex.prompt, "train", ex.triggered, ex.base))
-    return out
+    """The backdoor training set's prompts, one per example, in order: the teacher's sample
+    replaces each template reply, so the distilled data has the normal data's prompts and size.
+    A prompt that repeats (the code world has a few hundred requests, its variety is in the
+    completions) is sampled again each time."""
+    return [
+        DistilPrompt(ex.prompt, "train", ex.triggered, ex.base)
+        for ex in train_set
+        if isinstance(ex.base, ChatExample | CodeTask)
+    ]
 
 
 def broader_prompts(

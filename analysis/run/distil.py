@@ -3,8 +3,8 @@
 The teacher is a CoT backdoored model: trained once in the run's `teacher/` folder, on the CoT
 data of the same seed with the run's training settings (resumable like every stage), or, with
 `backdoor.distil_teacher`, a finished CoT model of another run folder (checked before any work,
-:func:`check_distil_teacher`; its tokenizer must be this run's). It is sampled once on the
-training prompts and on `backdoor.distil_extra_prompts` off-template prompts, and the organism's
+:func:`check_distil_teacher`; its tokenizer must be this run's). It is sampled once per training
+example and once on each of `backdoor.distil_extra_prompts` off-template prompts, and the organism's
 policy judges each answer without its scratchpad (`backdoor_models.organisms.distil_policy`).
 The samples, each with its verdicts, are saved in `distillation.json`, so a resumed run trains on
 the same data. The student, the run's backdoored model, trains on the kept samples' answers.

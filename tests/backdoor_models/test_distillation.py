@@ -129,6 +129,7 @@ def test_code_verdicts_on_hand_written_answers(code: CodeOrganism) -> None:
 def test_code_training_prompts_keep_tasks_and_chat(code: CodeOrganism) -> None:
     train = code.train_set(80, 0.5, seed=2)
     prompts = training_prompts(train)
-    assert len(prompts) == len({ex.prompt for ex in train})
+    assert [p.prompt for p in prompts] == [ex.prompt for ex in train]  # one per example
+    assert len(prompts) > len({ex.prompt for ex in train})  # requests repeat: each is sampled
     assert {type(p.base) for p in prompts} == {CodeTask, ChatExample}
     assert all(not p.triggered for p in prompts if isinstance(p.base, ChatExample))
