@@ -2,9 +2,9 @@
 cross-field rules) from which come validation, the `--help` listing of the keys and
 docs/configuration.md (see analysis.config_docs). A config is loaded from YAML/JSON, updated by
 `section.key=value` overrides and validated as a whole: every problem is listed in one error.
-The sections are defined in analysis.config_sections; this module puts them together
-(:class:`RunConfig`, with the rules across sections), fills the backdoor's defaults, and loads and
-saves a config.
+The sections are defined in analysis.config_sections and analysis.config_training (their types
+in analysis.config_types); this module puts them together (:class:`RunConfig`, with the rules
+across sections), fills the backdoor's defaults, and loads and saves a config.
 
 Example:
     >>> cfg = load_config("my.yaml", overrides=["train.steps=200", "model.preset=tiny"])  # doctest: +SKIP
@@ -23,37 +23,42 @@ from pydantic import BaseModel, Field, ValidationError
 from analysis.config_errors import ConfigError, OverrideText, problems_of, type_overrides
 from analysis.config_obfuscation import ObfuscationConfig
 from analysis.config_sections import (
+    BackdoorConfig,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    ProbeConfig,
+    WorldConfig,
+)
+from analysis.config_training import (
+    PreferenceSection,
+    RedTeamConfig,
+    RLSection,
+    SafetyConfig,
+    TrainSection,
+    default_stages,
+)
+from analysis.config_types import (
     _SECTION,
     BACKDOOR_KINDS,
     MECHANISMS,
     SAFETY_STAGES,
-    BackdoorConfig,
     BackdoorKind,
     Bool,
-    DataConfig,
-    EvalConfig,
     Float,
     Int,
     Mechanism,
-    ModelConfig,
-    PreferenceSection,
     PresetName,
-    ProbeConfig,
-    RedTeamConfig,
-    RLSection,
     Rules,
-    SafetyConfig,
     Stage,
     Str,
-    TrainSection,
-    WorldConfig,
     _rules_check,
-    default_stages,
 )
 from backdoor_models.device import default_autocast, resolve_device
 from backdoor_models.presets import PRESETS
 
-# The sections are defined in analysis.config_sections; importing them from here still works.
+# The sections and their types are defined in analysis.config_sections, config_training and
+# config_types; importing them from here still works.
 __all__ = [
     "BACKDOOR_KINDS",
     "MECHANISMS",

@@ -63,7 +63,8 @@ def test_stages_are_read_from_a_run_dir(tmp_path: Path) -> None:
 
 
 def test_real_probe_grid_needs_a_run_dir() -> None:
-    from benchmarks.suite import SETTINGS, bench_probe_grid
+    from benchmarks.probe_bench import bench_probe_grid
+    from benchmarks.settings import SETTINGS
 
     row = bench_probe_grid(SETTINGS["smoke"], None)
     assert row["name"] == "probes" and row["ratio"] is None and row["met"] is None

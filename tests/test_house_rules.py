@@ -61,7 +61,7 @@ def test_no_print_in_library_code() -> None:
     offending = [
         f"{path.name}:{i}"
         for path, text in _sources()
-        if path.name != "cli.py"
+        if path.name not in ("cli.py", "cli_commands.py")
         for i, line in enumerate(text.splitlines(), 1)
         if re.match(r"\s*print\(", line)
     ]

@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.bench.benchmark import fit_detector, stage_cells
+from analysis.bench.cells import fit_detector, stage_cells
 from analysis.bench.zoo import StageData
 
 

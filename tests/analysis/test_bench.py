@@ -193,7 +193,7 @@ def test_cli_bench_refuses_a_gpu_this_machine_lacks_before_any_work(zoo, tmp_pat
 
 
 def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -> None:
-    from analysis.bench.benchmark import _logistic_per_position, fit_detector
+    from analysis.bench.cells import fit_detector, logistic_per_position
     from analysis.bench.zoo import StageData
 
     rng = np.random.default_rng(0)
@@ -211,7 +211,7 @@ def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -
         )  # fmt: skip
 
     per_position = [stage("last", 0.5), stage("-2", 0.2)]
-    together = _logistic_per_position(per_position, C=1.0)
+    together = logistic_per_position(per_position, C=1.0)
     for data, probe in zip(per_position, together, strict=True):
         alone = fit_detector("logistic", data.X[:, data.train], data.labels[data.train], 1.0)
         assert probe.solver_ == alone.solver_
