@@ -123,7 +123,7 @@ def curve_figure(
     n_cols = min(3, len(stages))
     n_rows = (len(stages) + n_cols - 1) // n_cols
     fig = make_subplots(
-        rows=n_rows, cols=n_cols, subplot_titles=stages, shared_yaxes=True, vertical_spacing=0.15
+        rows=n_rows, cols=n_cols, subplot_titles=stages, shared_yaxes=True, vertical_spacing=0.22
     )
     percent = metric in _PCT
     groups = _groups(results)
@@ -183,7 +183,7 @@ def curve_figure(
     fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=1)
     if metric == "trigger_rate_change":
         fig.add_hline(y=0, line_dash="dot", line_color="gray")
-    fig.update_layout(height=360 * n_rows, title=f"{title} (mean over seeds, 95% interval)")
+    fig.update_layout(height=420 * n_rows, title=f"{title} (mean over seeds, 95% interval)")
     return fig
 
 
