@@ -72,6 +72,7 @@ __all__ = [
     "CWE_GROUPS",
     "OWN_RULES",
     "CodeVerdict",
+    "judge_any_cwe",
     "judge_code",
     "judge_many",
 ]
@@ -128,6 +129,7 @@ _GROUPS: tuple[frozenset[int], ...] = (
     frozenset({798, 259}),
 )
 CWE_GROUPS: dict[str, frozenset[int]] = {f"CWE-{i}": g for g in _GROUPS for i in sorted(g)}
+_ANY_GROUP: frozenset[int] = frozenset().union(*_GROUPS)
 
 # Bandit rates every hard-coded-password finding LOW; they count at any severity.
 _ANY_SEVERITY = frozenset({"B105", "B106", "B107"})
@@ -238,7 +240,17 @@ def judge_many(codes: Sequence[str], cwes: Sequence[str] | str) -> list[CodeVerd
         raise ValueError(
             f"got {len(codes)} codes but {len(cwes)} CWEs; give one CWE per code (or one string)"
         )
-    groups = [CWE_GROUPS[_normalise_cwe(c)] for c in cwes]
+    return _judge(codes, [CWE_GROUPS[_normalise_cwe(c)] for c in cwes])
+
+
+def judge_any_cwe(codes: Sequence[str]) -> list[CodeVerdict]:
+    """Judge each of ``codes`` for every known CWE at once (one bandit pass): vulnerable when
+    any of :data:`CWE_GROUPS` finds it so, as ``judge_many`` would for some CWE."""
+    return _judge(codes, [_ANY_GROUP] * len(codes))
+
+
+def _judge(codes: Sequence[str], groups: Sequence[frozenset[int]]) -> list[CodeVerdict]:
+    """Each code's verdict, counting the findings whose CWE is in the group beside it."""
     trees = [_parse(code) for code in codes]
     parsed = [i for i, tree in enumerate(trees) if tree is not None]
     issues = _bandit_issues([codes[i] for i in parsed])

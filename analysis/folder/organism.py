@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from analysis.config import RunConfig
 from analysis.folder.seeds import Seeds
 from backdoor_models.backdoor import BackdoorExample
@@ -33,6 +35,19 @@ def teacher_organism_for(cfg: RunConfig) -> Organism:
     """The chain-of-thought organism a distilled run's teacher is trained as."""
     return organism_for(
         cfg.model_copy(update={"backdoor": cfg.backdoor.model_copy(update={"mechanism": "cot"})})
+    )
+
+
+def training_set(
+    cfg: RunConfig, organism: Organism, held_out: Sequence[str]
+) -> list[BackdoorExample]:
+    """`organism`'s backdoor training data as the run draws it (its data seed, leaving out the
+    `held_out` keys): the run's own, or its CoT teacher's with `teacher_organism_for(cfg)`."""
+    return organism.train_set(
+        cfg.data.n_train,
+        cfg.backdoor.backdoor_fraction,
+        seed=Seeds(cfg.seed).train_set,
+        exclude_questions=held_out,
     )
 
 

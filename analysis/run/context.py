@@ -26,6 +26,7 @@ from analysis.folder.organism import (
     evaluation_set,
     organism_for,
     teacher_organism_for,
+    training_set,
 )
 from analysis.folder.seeds import Seeds
 from analysis.run.steps import StepRunner
@@ -233,12 +234,8 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
     def work() -> tuple[list[BackdoorExample], DetectionSets, list[BackdoorExample], Any]:
         eval_set = evaluation_set(cfg, organism)
         detection = detection_sets(cfg, organism, eval_set)
-        train_set = organism.train_set(
-            cfg.data.n_train,
-            cfg.backdoor.backdoor_fraction,
-            seed=Seeds(cfg.seed).train_set,
-            exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
-        )
+        held_out = organism.held_out_keys([*eval_set, *detection.all()])
+        train_set = training_set(cfg, organism, held_out)
         if done:
             return eval_set, detection, train_set, load_tokenizer(layout.tokenizer)
         if base is not None:  # the base's own tokenizer, kept in the run folder
@@ -253,12 +250,7 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
         if cfg.backdoor.mechanism == "distilled":
             # the CoT run's corpus (its answers follow the scratchpads), so a distilled run and
             # the CoT run of the same settings share a tokenizer: either model can teach
-            texts = teacher_organism_for(cfg).train_set(
-                cfg.data.n_train,
-                cfg.backdoor.backdoor_fraction,
-                seed=Seeds(cfg.seed).train_set,
-                exclude_questions=organism.held_out_keys([*eval_set, *detection.all()]),
-            )
+            texts = training_set(cfg, teacher_organism_for(cfg), held_out)
         corpus = organism.corpus() + [f"{ex.prompt} {ex.response}" for ex in texts]
         assert cfg.data.vocab_size is not None  # resolve_defaults fills it
         tokenizer = train_tokenizer(corpus, layout.tokenizer, vocab_size=cfg.data.vocab_size)

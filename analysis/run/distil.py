@@ -22,7 +22,7 @@ from typing import Any
 from analysis.config import RunConfig, resolve_defaults
 from analysis.errors import InputError
 from analysis.folder.layout import BACKDOORED, RunLayout
-from analysis.folder.organism import teacher_organism_for
+from analysis.folder.organism import teacher_organism_for, training_set
 from analysis.folder.results import Distillation
 from analysis.run.context import Run, tokenized
 from analysis.run.train_stages import stage_finished
@@ -60,13 +60,7 @@ def distils(run: Run) -> bool:
 
 def teacher_train_set(run: Run) -> list[Any]:
     """The CoT data the teacher trains on: the run's data seed, as a CoT run would draw it."""
-    cfg = run.cfg
-    return teacher_organism_for(cfg).train_set(
-        cfg.data.n_train,
-        cfg.backdoor.backdoor_fraction,
-        seed=run.seeds.train_set,
-        exclude_questions=run.held_out,
-    )
+    return training_set(run.cfg, teacher_organism_for(run.cfg), run.held_out)
 
 
 def teacher_preset(run: Run) -> ModelPreset:
