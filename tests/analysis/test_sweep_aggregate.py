@@ -34,6 +34,7 @@ from analysis.sweep.results import SweepResults
 from analysis.sweep.runner import SweepLayout
 from analysis.sweep.spec import SweepSpec, expand
 from backdoor_models.atomic import write_json
+from tests.browser import chromium
 
 REAL = json.loads((Path(__file__).parent / "data" / "small_run_results.json").read_text())
 STAGES = list(REAL["stages"])  # backdoored, sft, rl, adversarial, adversarial_trigger_aware
@@ -216,6 +217,7 @@ def test_sweep_json_and_html_show_every_figure_point_and_missing_run(sweep, tmp_
 def test_report_command_rebuilds_a_sweep_page_and_its_pngs(sweep, capsys) -> None:
     from analysis.cli import main
 
+    chromium()  # kaleido's PNG export drives a local Chromium: skip, saying why, without one
     root, _ = sweep
     assert main(["report", str(root), "--png", "--quiet"]) == 0
     assert "(10 of 12 points finished)" in capsys.readouterr().out
