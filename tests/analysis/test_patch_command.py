@@ -68,7 +68,7 @@ def test_patch_refuses_an_unknown_direction_stage(
 ) -> None:
     argv = ["patch", str(run_dir), "--no-steering", "--stages", "rl"]
     assert main(argv) == 2
-    assert "No finished checkpoint for ['rl']" in capsys.readouterr().err
+    assert "has no stage ['rl']" in capsys.readouterr().err
 
 
 def test_patch_refuses_a_folder_that_is_not_a_run(
