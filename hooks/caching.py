@@ -4,7 +4,7 @@ Each wanted hook stores just the selected position of each prompt (a `[batch, ..
 to the CPU), and the forward pass stops after the last block that holds a wanted hook.
 
 Example:
-    >>> acts = cache_activations(model, prompts, resid_post_names(model), position="last")  # doctest: +SKIP
+    >>> acts = cache_activations(model, prompts, probe_sites(model), position="last")  # doctest: +SKIP
     >>> acts["blocks.2.hook_resid_post"].shape                                             # doctest: +SKIP
     torch.Size([400, 128])
 """
@@ -28,14 +28,32 @@ _NO_POSITION_DIM = ("hook_pattern", "hook_attn_scores")
 
 
 def resid_post_names(model: TransformerBridge) -> list[str]:
-    """`blocks.{L}.hook_resid_post` for every layer, in order."""
+    """`blocks.{L}.hook_resid_post` for every layer, in order (no embedding: see
+    :func:`probe_sites` for the sites a run caches)."""
     return [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+
+
+EMBED_SITE = "blocks.0.hook_resid_pre"
+
+
+def probe_sites(model: TransformerBridge) -> list[str]:
+    """The residual-stream sites a run caches, probes, patches and reports, in this order: the
+    embedding (`blocks.0.hook_resid_pre`, labelled `embed`), then each block's output
+    (`blocks.{L}.hook_resid_post`, labelled `L{L}`). A run's activations files, its
+    results.json `sites` lists and the patching grid's rows all use this order, so index `i`
+    means the same site everywhere.
+
+    Example:
+        >>> probe_sites(model)                                  # doctest: +SKIP
+        ['blocks.0.hook_resid_pre', 'blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']
+    """
+    return [EMBED_SITE, *resid_post_names(model)]
 
 
 def check_hook_names(model: TransformerBridge, names: Sequence[str]) -> None:
     """Raise one error listing every unknown hook name, each with its closest valid names."""
     if not names:
-        raise ValueError("No hook names given; pass e.g. resid_post_names(model).")
+        raise ValueError("No hook names given; pass e.g. probe_sites(model).")
     valid = set(model.hook_dict)
     problems = []
     n_layers = int(model.cfg.n_layers)

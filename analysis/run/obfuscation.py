@@ -21,7 +21,7 @@ from transformer_lens import TransformerBridge
 from analysis.bench.evasion import DetectorCells, evasion_cells, fit_all
 from analysis.bench.zoo import StageData, stage_data
 from analysis.contrast.pairs import DEFAULT_PAIRS, resolve_pairs
-from analysis.contrast.probe import contrast_directions, contrast_sites
+from analysis.contrast.probe import contrast_directions
 from analysis.errors import InputError
 from analysis.folder.layout import BACKDOORED, OBFUSCATION
 from analysis.folder.results import Behaviour, BehaviourKept, Obfuscation
@@ -31,7 +31,7 @@ from analysis.run.stage_analysis import judged_eval_set
 from analysis.run.train_stages import stage_finished
 from backdoor_models.obfuscation import FrozenDetector, obfuscate
 from backdoor_models.training import TrainConfig
-from hooks.caching import cache_activations, tokenize_prompts
+from hooks.caching import cache_activations, probe_sites, tokenize_prompts
 from probes import auroc, calibrate_threshold, tpr_at_threshold
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class _Attack:
         backdoored = run.load(BACKDOORED)
         self.run = run
         self.layers = attacked_layers(run, backdoored)
-        self.sites = contrast_sites(backdoored)
+        self.sites = probe_sites(backdoored)
         self.before = _stage(run, BACKDOORED, self.sites)
         self.kinds = _kinds(run)
         self.fitted_before = fit_all(

