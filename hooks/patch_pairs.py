@@ -3,12 +3,15 @@
 Patching by position needs pairs whose clean and triggered prompt have the same length, so
 position t is the same slot in both. :class:`PatchPairs` holds such pairs; :func:`trigger_pairs`
 builds them from triggered prompts by replacing the trigger's tokens with a filler token,
-:func:`pairs_from_token_lists` from token lists, and :func:`prompt_regions` names the regions of
-a prompt (trigger, question, ...) for the sweeps of :mod:`hooks.patching`.
+:func:`pairs_from_token_lists` from token lists, :func:`position_aligned` keeps the pairs that
+share one length and one trigger position (what patching by position needs), and
+:func:`prompt_regions` names the regions of a prompt (trigger, question, ...) for the sweeps of
+:mod:`hooks.patching`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,6 +74,13 @@ class PatchPairs:
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         width = int(self.lengths[idx].max())
         return PatchPairs(self.clean[idx, :width], self.triggered[idx, :width], self.lengths[idx])
+
+    @property
+    def is_position_aligned(self) -> bool:
+        """Whether position t is the same slot in every pair: one length, and the prompts of
+        every pair differ (the trigger) at the same columns."""
+        same_length = int(self.lengths.min()) == int(self.lengths.max())
+        return same_length and bool((self.differs == self.differs[:1]).all())
 
     def source_and_target(self, direction: Direction) -> tuple[Tensor, Tensor]:
         """(tokens the activations come from, tokens of the run they are written into)."""
@@ -170,6 +180,28 @@ def trigger_pairs(
         triggered.append(ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return pairs_from_token_lists(clean, triggered, int(pad))
+
+
+def position_aligned(pairs: PatchPairs) -> tuple[PatchPairs, list[int]]:
+    """The largest group of pairs with one length and the trigger at the same columns, and
+    their row numbers: pairs that patching by position (`patch_residual_by_position`) can
+    average, since position t is the same slot in each. Ties go to the group met first.
+
+    Prompts with the trigger at one place (e.g. always first in the question) keep most pairs;
+    where it moves, few pairs share its columns.
+
+    Example:
+        >>> pairs = pairs_from_token_lists([[1, 5, 6], [1, 7, 8], [2, 2, 9]], [[1, 9, 6], [1, 9, 8], [9, 2, 9]])
+        >>> position_aligned(pairs)[1]
+        [0, 1]
+    """
+    keys = [
+        (int(n), tuple(row[: int(n)].nonzero().flatten().tolist()))
+        for n, row in zip(pairs.lengths, pairs.differs, strict=True)
+    ]
+    best, _ = Counter(keys).most_common(1)[0]
+    rows = [i for i, key in enumerate(keys) if key == best]
+    return pairs.subset(rows), rows
 
 
 def prompt_regions(pairs: PatchPairs) -> dict[str, Bool[Tensor, "n pos"]]:

