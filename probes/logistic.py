@@ -18,6 +18,10 @@ Three batched solvers minimise it for all layers together and reach the same opt
 the gradient of the *mean* objective (the sum above divided by n) falls below ``tol``:
 scikit-learn's lbfgs rule, on the same features, so ``tol=1e-4`` (the default) stops where a
 default ``LogisticRegression`` does. The fitted probe records the solver it used in ``solver_``.
+
+On the CPU a fit runs on as many of the caller's torch threads as its iterations can use
+(:func:`fit_threads`: one for small problems, whose tiny ops only wait on each other's threads)
+and restores the caller's thread count afterwards; the probe records the count in ``threads_``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from torch import Tensor
 
 from probes._lbfgs import lbfgs_logistic
 from probes._newton import dual_newton, primal_newton
+from probes._threads import choose_threads, torch_threads
 from probes._validation import (
     check_binary_labels,
     to_float64_activations,
@@ -67,6 +72,30 @@ def choose_solver(n: int, d: int) -> str:
     if n >= d:
         return "primal" if n * d * d <= NEWTON_MAX_STEP_WORK else "lbfgs"
     return "dual" if n * n * d <= NEWTON_MAX_STEP_WORK else "lbfgs"
+
+
+def iteration_work(solver: str, n_layers: int, n: int, d: int, batch: int) -> int:
+    """Multiply-adds in one iteration of ``solver`` (``"lbfgs"``, ``"primal"`` or ``"dual"``)
+    on ``n_layers`` layers of ``n x d``, ``batch`` problems per layer solved together: L-BFGS's
+    two passes over the features, a primal Newton step's Hessian, a dual step's Cholesky and
+    kernel products (the Newton solvers take one problem per layer at a time)."""
+    if solver == "lbfgs":
+        return 2 * n_layers * batch * n * d
+    if solver == "primal":
+        return n_layers * n * (d + 1) ** 2
+    if solver == "dual":
+        return n_layers * (n**3 // 3 + 4 * n * n)
+    raise ValueError(f"unknown solver {solver!r}; expected 'lbfgs', 'primal' or 'dual'.")
+
+
+def fit_threads(solver: str, n_layers: int, n: int, d: int, batch: int, available: int) -> int:
+    """The torch threads a CPU fit uses, out of ``available`` (the caller's count): one per
+    ``probes._threads.WORK_PER_THREAD`` multiply-adds of :func:`iteration_work`, at least one.
+
+    >>> fit_threads("lbfgs", 5, 300, 512, 1, 2), fit_threads("lbfgs", 8, 2000, 256, 1, 2)
+    (1, 2)
+    """
+    return choose_threads(iteration_work(solver, n_layers, n, d, batch), available)
 
 
 def standardise(
@@ -141,6 +170,11 @@ def _newton(
     return _Solution(*(torch.stack(list(p), dim=1) for p in zip(*parts, strict=True)))
 
 
+def _sequential(C: Sequence[float], n_label_sets: int, warm_start: bool) -> bool:
+    """Whether L-BFGS goes through the grid one C at a time (warm starts on shared labels)."""
+    return warm_start and len(C) > 1 and n_label_sets == 1
+
+
 def _lbfgs(
     X_std: Float[Tensor, "layers n d"],
     y: Float[Tensor, "grid n"],
@@ -152,7 +186,7 @@ def _lbfgs(
     """All grid entries in one batch, or (``warm_start`` with shared labels) one C at a time
     from the strongest regularisation to the weakest, each starting from the previous optimum."""
     Cs = torch.tensor(list(C), dtype=torch.float64, device=X_std.device)
-    if not warm_start or len(C) == 1 or y.shape[0] > 1:
+    if not _sequential(C, y.shape[0], warm_start):
         r = lbfgs_logistic(X_std, y, Cs, tol, max_iter)
         return _Solution(r.w, r.b, r.n_iter, r.converged)
     order = sorted(range(len(C)), key=lambda i: C[i])
@@ -193,8 +227,9 @@ def _fit(
     max_iter: int,
     solver: str,
     warm_start: bool = True,
-) -> tuple[Tensor, Tensor, _Solution, str]:
-    """Checks, standardisation and the solve shared by the probe and the grid.
+) -> tuple[Tensor, Tensor, _Solution, str, int]:
+    """Checks, standardisation and the solve shared by the probe and the grid; returns the
+    standardisation, the solution, the solver and the torch threads it ran on.
     ``y``: ``[n]`` labels, or ``[len(C), n]`` (one label set per grid entry)."""
     _check_settings(C, tol, max_iter, solver)
     X = to_float_activations(X)
@@ -207,12 +242,17 @@ def _fit(
             f"shape {tuple(y_np.shape)}."
         )
     labels = torch.stack([to_label_tensor(row, n, X.device) for row in rows]).to(torch.float64)
-    X_std, mean, scale = standardise(X)
     chosen = choose_solver(n, d) if solver == "auto" else solver
-    if chosen == "lbfgs":
-        sol = _lbfgs(X_std, labels, C, tol, int(max_iter), warm_start)
-    else:
-        sol = _newton(X_std, labels, C, chosen, tol, int(max_iter))
+    threads = torch.get_num_threads()
+    if X.device.type == "cpu":
+        one_at_a_time = chosen != "lbfgs" or _sequential(C, rows.shape[0], warm_start)
+        threads = fit_threads(chosen, n_layers, n, d, 1 if one_at_a_time else len(C), threads)
+    with torch_threads(threads):
+        X_std, mean, scale = standardise(X)
+        if chosen == "lbfgs":
+            sol = _lbfgs(X_std, labels, C, tol, int(max_iter), warm_start)
+        else:
+            sol = _newton(X_std, labels, C, chosen, tol, int(max_iter))
     if not bool(sol.converged.all()):
         bad = torch.nonzero(~sol.converged.all(dim=1)).flatten().tolist()
         warnings.warn(
@@ -221,7 +261,7 @@ def _fit(
             ConvergenceWarning,
             stacklevel=3,
         )
-    return mean, scale, sol, chosen
+    return mean, scale, sol, chosen, threads
 
 
 class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
@@ -230,7 +270,8 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
     Learned attributes: ``mean_``/``scale_`` (training standardisation, ``[layers, d]``),
     ``coef_`` (``[layers, d]``) and ``intercept_`` (``[layers]``) in the original feature
     space, so ``decision_function(X) == X @ coef_ + intercept_``; ``n_iter_`` (``[layers]``,
-    iterations each layer needed) and ``solver_`` (the solver used; see the module docstring).
+    iterations each layer needed), ``solver_`` (the solver used; see the module docstring) and
+    ``threads_`` (the torch threads the fit ran on: :func:`fit_threads` on the CPU).
 
     ``tol``: stop when the gradient of the mean objective has max-norm below it
     (scikit-learn's rule). ``solver``: ``"auto"`` (default), ``"lbfgs"``, ``"primal"`` or
@@ -255,7 +296,7 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
     def fit(self, X: Any, y: Any) -> LayerwiseLogisticProbe:
         """Fit one probe per layer on ``X`` (``[layers, n, d]``, torch or numpy) and 0/1 ``y``."""
         check_binary_labels(y, "y")
-        mean, scale, sol, chosen = _fit(
+        mean, scale, sol, chosen, threads = _fit(
             X, y, [float(self.C)], float(self.tol), int(self.max_iter), self.solver
         )
         self.mean_: Float[Tensor, "layers d"] = mean
@@ -265,6 +306,7 @@ class LayerwiseLogisticProbe(BaseEstimator):  # type: ignore[misc]
         self.n_iter_: Int[Tensor, " layers"] = sol.n_iter[:, 0]
         self.n_features_in_: int = int(mean.shape[1])
         self.solver_: str = chosen
+        self.threads_: int = threads
         return self
 
     def _check_input(self, X: Any) -> Float[Tensor, "layers n d"]:

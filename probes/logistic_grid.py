@@ -27,7 +27,8 @@ class LogisticGrid:
     """Logistic probes for every layer x grid entry (a C value, or a label set), fitted at once.
 
     ``coef``/``intercept`` are in the original feature space, like the probe's, so
-    ``decision_function(X)[l, g] == X[l] @ coef[l, g] + intercept[l, g]``.
+    ``decision_function(X)[l, g] == X[l] @ coef[l, g] + intercept[l, g]``. ``solver`` and
+    ``threads`` are the solver and the torch threads the fit used.
     """
 
     C: tuple[float, ...]
@@ -39,6 +40,7 @@ class LogisticGrid:
     solver: str
     tol: float
     max_iter: int
+    threads: int
 
     def decision_function(self, X: Any) -> Float[Tensor, "layers grid n"]:
         """Logits of every probe on ``X`` (``[layers, n, d]``), float64."""
@@ -68,6 +70,7 @@ class LogisticGrid:
         probe.n_iter_ = self.n_iter[:, index].contiguous()
         probe.n_features_in_ = int(self.mean.shape[1])
         probe.solver_ = self.solver
+        probe.threads_ = self.threads
         return probe
 
 
@@ -87,7 +90,8 @@ def fit_logistic_grid(
     Same objective, standardisation and stopping rule as :class:`LayerwiseLogisticProbe`, which
     is what one grid entry returns. With ``warm_start`` (and shared labels) the L-BFGS solver
     goes through C from smallest (strongest regularisation) to largest, starting each from the
-    previous optimum; otherwise every entry starts cold in one batch.
+    previous optimum; otherwise every entry starts cold in one batch. On the CPU the fit runs on
+    :func:`probes.logistic.fit_threads` of the caller's torch threads (``grid.threads``).
 
     >>> X = torch.randn(2, 40, 3, generator=torch.Generator().manual_seed(0))
     >>> grid = fit_logistic_grid(X, [0, 1] * 20, C=[0.1, 1.0, 10.0])
@@ -99,7 +103,9 @@ def fit_logistic_grid(
         Cs = (float(C),) * (y_np.shape[0] if y_np.ndim == 2 else 1)
     else:
         Cs = tuple(float(c) for c in C)
-    mean, scale, sol, chosen = _fit(X, y_np, Cs, float(tol), int(max_iter), solver, warm_start)
+    mean, scale, sol, chosen, threads = _fit(
+        X, y_np, Cs, float(tol), int(max_iter), solver, warm_start
+    )
     coef = sol.w / scale[:, None, :]
     return LogisticGrid(
         C=Cs,
@@ -111,4 +117,5 @@ def fit_logistic_grid(
         solver=chosen,
         tol=float(tol),
         max_iter=int(max_iter),
+        threads=threads,
     )
