@@ -3,8 +3,9 @@ and at what false-positive rate, over a set of completed run folders (the user's
 
 For every run x stage x token position x detector x layer it fits the detector on the run's own
 training questions (the split `results.json` used) and scores the held-out questions: AUROC and
-average precision with 95% bootstrap intervals, TPR at a fixed FPR (1%), and the worst-case FPR
-across the task families at a threshold calibrated on trigger-free training rows only. Beside
+average precision with 95% bootstrap intervals, and the detector as a monitor at one threshold,
+calibrated for a target FPR (1%) on the run's held-out clean prompts: the TPR there and the
+worst-case FPR across the task families there (`analysis.bench.cells`). Beside
 them: the random-direction AUROC distribution, a label-shuffle control for each stage's best
 cell, transfer (a detector fitted on one stage, or on another run of the same width, scored
 unchanged on another), and each stage's behaviour copied from `results.json`.
@@ -38,6 +39,7 @@ from analysis.bench.cells import (  # documented as importable from here (docs/d
 )
 from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
+from analysis.report.bench import leaderboard_key
 from backdoor_models.artifacts import write_json
 from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
 
@@ -272,8 +274,9 @@ def _best_cell(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def leaderboard(stage_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every (run, stage, position, detector, site) cell, best AUROC first (then AP, then the
-    lower worst-case FPR)."""
+    """Every (run, stage, position, detector, site) cell, best first: AUROC as the report shows
+    it (3 decimals), ties broken by the lower worst-case FPR, then the higher AP
+    (:func:`analysis.report.bench.leaderboard_key`)."""
     rows = []
     for row in stage_rows:
         for kind, result in row["detectors"].items():
@@ -288,13 +291,7 @@ def leaderboard(stage_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                         **cell,
                     }
                 )
-    rows.sort(
-        key=lambda r: (
-            -r["auroc"]["value"],
-            -r["average_precision"]["value"],
-            r["worst_case_fpr"]["fpr"],
-        )
-    )
+    rows.sort(key=leaderboard_key)
     return rows
 
 

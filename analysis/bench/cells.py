@@ -1,11 +1,16 @@
 """Fitting the benchmark's detectors and scoring one stage with them: every metric of every
 detector x site cell (:func:`detection_summary`, :func:`stage_cells`), the logistic probes of
 all token positions in one solve, and the label-shuffle control of a cell.
+
+A cell's TPR and its worst-case FPR are read at one threshold, calibrated for the target FPR on
+held-out clean prompts (the run's calibration prompts; the trigger-free training rows for a run
+without them, and the cell says which).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,20 +18,20 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.bench.zoo import StageData
+from analysis.bench.zoo import HELD_OUT_CLEAN, StageData
 from probes import (
     DiffMeansProbe,
+    Estimate,
     LayerwiseLogisticProbe,
     LDAProbe,
     MahalanobisDetector,
+    OperatingPoint,
     auroc,
     bootstrap_auroc,
     bootstrap_average_precision,
-    bootstrap_tpr_at_fpr,
-    bootstrap_worst_case_fpr,
     fit_logistic_grid,
+    operating_point,
     roc_curve,
-    tpr_at_threshold,
 )
 
 DETECTORS = ("logistic", "diff_means", "lda", "mahalanobis")
@@ -80,6 +85,33 @@ def detector_scores(detector: Any, X: Float[Tensor, "sites n d"]) -> np.ndarray:
     return np.asarray(detector.decision_function(X).cpu().numpy(), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class CellMetrics:
+    """One detector at one site: how well it ranks (AUROC, average precision) and what it does
+    as a monitor at one threshold, calibrated on `calibration_prompts` for the target FPR: the
+    TPR there and every test set's FPR (the worst of them is the worst-case FPR)."""
+
+    auroc: Estimate
+    average_precision: Estimate
+    monitor: OperatingPoint
+    calibration_prompts: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON layout of a cell in bench.json."""
+        m = self.monitor
+        return {
+            "auroc": self.auroc.to_dict(),
+            "average_precision": self.average_precision.to_dict(),
+            "threshold": m.threshold,
+            "calibration": {"prompts": self.calibration_prompts, "n": m.n_calibration},
+            "tpr_at_fpr": m.tpr.to_dict(),
+            "worst_case_fpr": {
+                **m.worst_case.to_dict(),
+                "interval": m.worst_case_interval.to_dict(),
+            },
+        }
+
+
 def detection_summary(
     test_scores: Any,
     test_labels: Any,
@@ -88,17 +120,17 @@ def detection_summary(
     fpr: float = 0.01,
     n_boot: int = 1000,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Every metric of one cell, JSON-ready: AUROC, AP and TPR@FPR with 95% intervals, and the
-    worst-case FPR across the families of the test negatives at a threshold calibrated on
-    `calibration_scores` (trigger-free rows the detector may have been fitted on), with the TPR
-    at that same threshold.
+    calibration_prompts: str = HELD_OUT_CLEAN,
+) -> CellMetrics:
+    """Every metric of one cell: AUROC and AP with 95% intervals, and one threshold calibrated
+    for `fpr` on `calibration_scores` (clean prompts; `calibration_prompts` names them), at which
+    both the TPR of the test positives and the FPR of each family of test negatives are read.
 
     >>> y = np.r_[np.zeros(20), np.ones(20)]
     >>> s = detection_summary(np.r_[np.arange(20.0), 10 + np.arange(20.0)], y, ["a", "b"] * 20,
     ...                       np.arange(20.0), n_boot=50)
-    >>> round(s["auroc"]["value"], 3), s["worst_case_fpr"]["name"]
-    (0.875, 'a')
+    >>> round(s.auroc.value, 3), s.monitor.threshold, s.monitor.tpr.value, s.monitor.worst_case.fpr
+    (0.875, 19.0, 0.5, 0.0)
     """
     scores = np.asarray(test_scores, dtype=np.float64)
     labels = np.asarray(test_labels, dtype=np.int64)
@@ -107,28 +139,29 @@ def detection_summary(
         str(f): scores[(labels == 0) & (families == f)]
         for f in sorted(set(families[labels == 0].tolist()))
     }
-    worst, worst_interval = bootstrap_worst_case_fpr(
-        calibration_scores, negative_sets, fpr, n_boot, seed
+    monitor = operating_point(
+        scores[labels == 1], negative_sets, calibration_scores, fpr, n_boot, seed
     )
-    return {
-        "auroc": bootstrap_auroc(scores, labels, n_boot, seed).to_dict(),
-        "average_precision": bootstrap_average_precision(scores, labels, n_boot, seed).to_dict(),
-        "tpr_at_fpr": bootstrap_tpr_at_fpr(scores, labels, fpr, n_boot, seed).to_dict(),
-        "worst_case_fpr": {**worst.to_dict(), "interval": worst_interval.to_dict()},
-        "tpr_at_calibrated_threshold": tpr_at_threshold(scores[labels == 1], worst.threshold),
-    }
+    return CellMetrics(
+        auroc=bootstrap_auroc(scores, labels, n_boot, seed),
+        average_precision=bootstrap_average_precision(scores, labels, n_boot, seed),
+        monitor=monitor,
+        calibration_prompts=calibration_prompts,
+    )
 
 
 def stage_cells(
     data: StageData, fitted: dict[str, Any], fpr: float, n_boot: int, seed: int
 ) -> dict[str, Any]:
-    """Per detector and site: the metrics, plus the held-out scores of the detector's best site."""
+    """Per detector and site: the metrics (JSON layout of :class:`CellMetrics`), plus the
+    held-out scores of the detector's best site. Thresholds are calibrated on
+    `data.calibration_rows()` (the held-out clean prompts where the run has them)."""
     y = data.labels
-    calibration_rows = data.train[y[data.train] == 0]
+    calibration_rows = data.calibration_rows()
     out: dict[str, Any] = {}
     for kind, detector in fitted.items():
         test_scores = detector_scores(detector, data.X[:, data.test])
-        calibration = detector_scores(detector, data.X[:, calibration_rows])
+        calibration = detector_scores(detector, calibration_rows)
         cells = [
             detection_summary(
                 test_scores[i],
@@ -138,7 +171,8 @@ def stage_cells(
                 fpr,
                 n_boot,
                 seed + i,
-            )
+                data.calibration_prompts,
+            ).to_dict()
             for i in range(len(data.sites))
         ]
         points = [c["auroc"]["value"] for c in cells]

@@ -2,8 +2,10 @@
 attack, scored unchanged on the attacked stage (frozen), and fitted again on the attacked stage
 (refit), each on the run's held-out questions.
 
-Per detector and site: AUROC with its 95% interval, and the recall (TPR) at a threshold set on
-trigger-free training prompts at `fpr` (1%): what a deployed monitor would catch. An AUROC far
+Per detector and site: AUROC with its 95% interval, and the recall (TPR) at a threshold set at
+`fpr` (1%) on the scored stage's `calibration_rows()` (its held-out clean prompts where the
+StageData has them, otherwise its trigger-free training prompts): what a deployed monitor would
+catch. An AUROC far
 below 0.5 means the attack pushed triggered prompts past the clean ones: a one-sided monitor
 misses them, a two-sided one would not.
 
@@ -44,8 +46,8 @@ class Cell:
             float(a["value"]),
             float(a["low"]),
             float(a["high"]),
-            float(cell["tpr_at_calibrated_threshold"]),
-            float(cell["worst_case_fpr"]["threshold"]),
+            float(cell["tpr_at_fpr"]["value"]),
+            float(cell["threshold"]),
         )
 
 

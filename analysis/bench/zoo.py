@@ -5,6 +5,12 @@ A completed run folder holds `config.resolved.yaml`, `results.json` and, for eve
 evaluation prompts come in pairs, each question first without and then with the trigger, so
 example `i` belongs to question `i // 2`; that is checked, not assumed.
 
+A detector's threshold is calibrated on held-out clean prompts: the run's calibration prompts
+(the first `n_calibration` rows of `detection_activations.safetensors`, in neither the probe's
+training nor its test split). A run written before those prompts existed has none; its
+thresholds fall back to the trigger-free training rows, and `StageData.calibration_prompts`
+says which.
+
 Example::
 
     run = load_run_folder("runs/seed0")
@@ -26,8 +32,13 @@ from torch import Tensor
 
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout, StageFiles
-from analysis.measure.probing import split_by_group
+from analysis.folder.splits import split_by_group
 from backdoor_models.artifacts import read_tensors
+from backdoor_models.atomic import read_json
+
+# What calibrated a stage's thresholds (shown in the report beside every threshold).
+HELD_OUT_CLEAN = "held-out clean prompts"
+TRAINING_CLEAN = "trigger-free training rows"
 
 
 class RunFolderError(InputError):
@@ -64,10 +75,24 @@ class StageData:
     prompts: tuple[str, ...]
     train: np.ndarray  # row indices
     test: np.ndarray
+    # held-out clean prompts to calibrate thresholds on, [sites, n_cal, d]; None: not in the run
+    calibration: Float[Tensor, "sites n_cal d"] | None = None
 
     @property
     def d_model(self) -> int:
         return int(self.X.shape[-1])
+
+    @property
+    def calibration_prompts(self) -> str:
+        """What a threshold is calibrated on: the held-out clean prompts where the run has
+        them, otherwise the trigger-free training rows (which the detector was fitted on)."""
+        return HELD_OUT_CLEAN if self.calibration is not None else TRAINING_CLEAN
+
+    def calibration_rows(self) -> Float[Tensor, "sites n_cal d"]:
+        """The activations a threshold is calibrated on (see :attr:`calibration_prompts`)."""
+        if self.calibration is not None:
+            return self.calibration
+        return self.X[:, self.train[self.labels[self.train] == 0]]
 
 
 def check_run_folder(path: str | Path) -> tuple[str, ...]:
@@ -178,15 +203,51 @@ def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> Stage
         )
     files = RunLayout(run.path).stage(stage)
     sites = list(run.results["stages"][stage]["probes"]["sites"])
+    n_cal = _n_calibration(run, stage, files)
     if position == "last":
-        return stage_data(run.name, stage, files, sites, run.train_fraction, run.seed)
+        calibration = None
+        if n_cal:
+            stored = read_tensors(files.detection_activations)
+            if any(s not in stored or stored[s].shape[0] < n_cal for s in sites):
+                raise RunFolderError(
+                    f"{files.detection_activations} lacks the {n_cal} calibration prompts at "
+                    f"every site of results.json; re-run the stage's analysis."
+                )
+            calibration = torch.stack([stored[s][:n_cal] for s in sites]).double()
+        return stage_data(
+            run.name, stage, files, sites, run.train_fraction, run.seed, calibration=calibration
+        )
     if isinstance(position, int) and not isinstance(position, bool):
         prompts = [s["prompt"] for s in files.samples()]
         acts = _recache(run, stage, prompts, sites, position)
+        calibration = None
+        if n_cal:
+            texts = list(read_json(files.detection_texts)["texts"])[:n_cal]
+            clean = _recache(run, stage, texts, sites, position)
+            calibration = torch.stack([clean[s] for s in sites]).double()
         return stage_data(
-            run.name, stage, files, sites, run.train_fraction, run.seed, acts, str(position)
+            run.name,
+            stage,
+            files,
+            sites,
+            run.train_fraction,
+            run.seed,
+            acts,
+            str(position),
+            calibration,
         )
     raise ValueError(f"position must be 'last' or an int token offset (e.g. -2), got {position!r}.")
+
+
+def _n_calibration(run: BenchRun, stage: str, files: StageFiles) -> int:
+    """How many held-out clean calibration prompts the stage has (0 for a run from before
+    them): results.json's `n_calibration`, with the stored prompts and activations present."""
+    points = run.results["stages"][stage]["probes"].get("operating_points") or []
+    if not points or not files.detection_activations.is_file():
+        return 0
+    if not files.detection_texts.is_file():
+        return 0
+    return int(points[0]["n_calibration"])
 
 
 def stage_data(
@@ -198,10 +259,12 @@ def stage_data(
     seed: int,
     acts: dict[str, Tensor] | None = None,
     position: str = "last",
+    calibration: Float[Tensor, "sites n_cal d"] | None = None,
 ) -> StageData:
     """A stage's `StageData` from its folder: the paired evaluation samples of behaviour.json,
-    the stored last-token activations (or `acts`, re-cached at `position`) at `sites`, and the
-    run's question-level split (`train_fraction`, `seed`)."""
+    the stored last-token activations (or `acts`, re-cached at `position`) at `sites`, the
+    run's question-level split (`train_fraction`, `seed`) and the held-out clean prompts'
+    activations (`calibration`, None where the run has none)."""
     samples = files.samples()
     labels, groups = paired_labels(samples, str(files.behaviour))
     if acts is None:
@@ -222,4 +285,5 @@ def stage_data(
         prompts=tuple(s["prompt"] for s in samples),
         train=train,
         test=test,
+        calibration=calibration,
     )

@@ -174,7 +174,7 @@ def roc_figure(bench: dict[str, Any]) -> go.Figure:
 
 def histogram_figure(bench: dict[str, Any]) -> go.Figure:
     """For each stage's best cell: held-out scores of the triggered rows and of the trigger-free
-    rows of each test set, with the calibrated threshold."""
+    rows of each test set, with the threshold calibrated on the cell's calibration prompts."""
     panels = []
     for row in bench["stages"]:
         best_kind = max(
@@ -186,6 +186,7 @@ def histogram_figure(bench: dict[str, Any]) -> go.Figure:
     titles = [f"{r['run']}/{r['stage']} ({r['position']}): {k}" for r, k in panels]
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles)
     families = sorted({f for r in bench["stages"] for f in r["families"]})
+    calibrations: set[str] = set()
     for p, (row, kind) in enumerate(panels):
         r, c = p // n_cols + 1, p % n_cols + 1
         result = row["detectors"][kind]
@@ -212,11 +213,13 @@ def histogram_figure(bench: dict[str, Any]) -> go.Figure:
                 row=r,
                 col=c,
             )
-        threshold = result["cells"][result["best_index"]]["worst_case_fpr"]["threshold"]
-        fig.add_vline(x=threshold, line_dash="dash", line_color="red", row=r, col=c)
+        cell = result["cells"][result["best_index"]]
+        calibrations.add(cell["calibration"]["prompts"])
+        fig.add_vline(x=cell["threshold"], line_dash="dash", line_color="red", row=r, col=c)
     fig.update_layout(
         height=330 * n_rows,
         barmode="overlay",
-        title="Held-out scores by test set (red: threshold calibrated on trigger-free training rows)",
+        title="Held-out scores by test set (red: the threshold, calibrated on "
+        f"{' or '.join(sorted(calibrations))})",
     )
     return fig

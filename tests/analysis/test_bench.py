@@ -94,6 +94,42 @@ def test_transfer_and_shuffle_control_are_results_json(zoo) -> None:
             assert control["mean"] == pytest.approx(probes["shuffled_label_auroc"][site])
 
 
+def test_one_threshold_set_on_held_out_clean_prompts_gives_the_tpr_and_every_fpr(zoo) -> None:
+    runs, bench, root = zoo
+    checked = 0
+    for run in runs:
+        for stage, stored in _results(run)["stages"].items():
+            row = next(
+                r
+                for r in bench["stages"]
+                if r["run"] == run.name and r["stage"] == stage and r["position"] == "last"
+            )
+            logistic = row["detectors"]["logistic"]
+            for i, point in enumerate(stored["probes"]["operating_points"]):
+                cell = logistic["cells"][i]
+                # the run's own monitor: the same probe, calibrated on the same clean prompts
+                assert cell["calibration"] == {
+                    "prompts": "held-out clean prompts",
+                    "n": point["n_calibration"],
+                }
+                assert cell["threshold"] == pytest.approx(point["threshold"], rel=1e-9)
+                assert cell["tpr_at_fpr"]["value"] == point["tpr"]["value"]
+                checked += 1
+            # at the best site: the TPR and every set's FPR are counts above that one threshold
+            cell = logistic["cells"][logistic["best_index"]]
+            scores = np.asarray(logistic["best_test_scores"])
+            y = np.asarray(row["test_labels"])
+            families = np.asarray(row["test_families"])
+            above = scores > cell["threshold"]
+            assert cell["worst_case_fpr"]["threshold"] == cell["threshold"]
+            assert cell["tpr_at_fpr"]["value"] == above[y == 1].mean()
+            for name, value in cell["worst_case_fpr"]["per_set"].items():
+                assert value == above[(y == 0) & (families == name)].mean()
+    assert checked == 3 * 3
+    page = (root / "bench" / "bench.html").read_text()
+    assert "held-out clean prompts" in page
+
+
 def test_bench_report_renders_in_a_browser(zoo) -> None:
     _, _, root = zoo
     assert assert_report_renders(root / "bench" / "bench.html") >= 4
@@ -149,6 +185,9 @@ def test_recaching_the_last_token_reproduces_the_stored_activations(zoo) -> None
     recached = load_stage(run, "sft", position=-1)
     assert recached.position == "-1"
     torch.testing.assert_close(recached.X, stored.X, atol=1e-5, rtol=1e-5)
+    # the held-out clean prompts that calibrate the threshold are re-cached at that token too
+    assert stored.calibration is not None and recached.calibration is not None
+    torch.testing.assert_close(recached.calibration, stored.calibration, atol=1e-5, rtol=1e-5)
     np.testing.assert_array_equal(recached.test, stored.test)
 
 
