@@ -1,6 +1,11 @@
 """Benchmark 4 of the suite, the probes: ``LayerwiseLogisticProbe.fit`` vs a per-layer
-scikit-learn loop on synthetic data, and ``fit_logistic_grid`` over a finished run's sites x token
-positions x C values vs scikit-learn's loop over the same grid; both sides on the same threads.
+scikit-learn loop on synthetic data, and ``fit_logistic_grid`` over sites x C values vs
+scikit-learn's loop over the same grid, on synthetic data of the real grid's shape and on a
+finished run's sites x token positions; both sides on the same threads.
+
+Each row records the torch threads the toolkit's fit chose (``toolkit_threads``; it uses fewer
+than it is given on small problems, ``probes.logistic.fit_threads``) and the threads both sides
+were given (``threads``; the reference's BLAS is held to the same number).
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ def _interleaved_same_threads(
     return a, b, [ref / tk for tk, ref in zip(a, b, strict=True)]
 
 
+def _threads_note(toolkit_threads: int) -> str:
+    """``"1 of 2 threads"``: the threads the toolkit's fit used, of those both sides were given."""
+    return f"{toolkit_threads} of {torch.get_num_threads()} threads"
+
+
 def _probe_row(
     config: str,
     timings: tuple[list[float], list[float], list[float]],
@@ -82,6 +92,7 @@ def _probe_row(
         ratio_min=min(ratios),
         ratio_max=max(ratios),
         repeats=s.probe_repeats,
+        threads=torch.get_num_threads(),
         reference_blas_threads=torch.get_num_threads(),
         **extra,
     )
@@ -128,10 +139,12 @@ def bench_probes(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
     )
     probe = fitted["toolkit"]
     return _probe_row(
-        f"{layers} layers x {n} x {d}, C=1.0, CPU, {probe.solver_}",
+        f"{layers} layers x {n} x {d}, C=1.0, CPU, {probe.solver_}, "
+        + _threads_note(probe.threads_),
         (a, b, ratios),
         s,
         solver=probe.solver_,
+        toolkit_threads=probe.threads_,
         shape=list(shape),
         toolkit_iterations=[int(k) for k in probe.n_iter_],
         reference_lbfgs_iterations=[int(clf.n_iter_[0]) for _, clf in fitted["reference"]],
@@ -165,15 +178,42 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
     per C), same threads, same process, interleaved."""
     if run_dir is None:
         return result_row("probes", f"real grid: {REAL_GRID_NOT_MEASURED}", None, None, "s", None)
+    X_train, y_train, X_test, y_test, described = _real_grid_data(
+        run_dir, REAL_GRID_STAGE, REAL_GRID_POSITIONS
+    )
+    return _grid_row(
+        s,
+        (X_train, y_train, X_test, y_test),
+        f"real grid, {described}",
+        positions=[str(p) for p in REAL_GRID_POSITIONS],
+    )
+
+
+def bench_synthetic_grid(s: Settings, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """`fit_logistic_grid` vs scikit-learn's loop over the real grid's C values on synthetic
+    data of ``shape`` (the real grid's sites x positions, n, d by default): the grid path,
+    measured without a finished run."""
+    layers, n, d = shape
+    X_train, y_train, X_test, y_test = _probe_data(layers, n, d, seed=1)
+    data = (torch.from_numpy(X_train), y_train, torch.from_numpy(X_test), y_test)
+    return _grid_row(s, data, f"synthetic grid, {layers} layers")
+
+
+def _grid_row(
+    s: Settings,
+    data: tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray],
+    described: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Time `fit_logistic_grid` against scikit-learn's loop over the same layers x C values on
+    ``data`` (train and test activations ``[layers, n, d]`` float32, and labels)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
     from probes.logistic_grid import fit_logistic_grid
 
-    X_train, y_train, X_test, y_test, described = _real_grid_data(
-        run_dir, REAL_GRID_STAGE, REAL_GRID_POSITIONS
-    )
+    X_train, y_train, X_test, y_test = data
     X_train_np, X_test_np = X_train.numpy(), X_test.numpy()
     Cs = REAL_GRID_CS
     fitted: dict[str, Any] = {}
@@ -192,7 +232,7 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
 
     a, b, ratios = _interleaved_same_threads(toolkit, reference, s)
     grid = fitted["toolkit"]
-    auroc_toolkit = grid.score(X_test, y_test).numpy()  # [sites x positions, C]
+    auroc_toolkit = grid.score(X_test, y_test).numpy()  # [layers, C]
     auroc_ref = np.array(
         [
             [
@@ -204,15 +244,16 @@ def bench_probe_grid(s: Settings, run_dir: str | None) -> dict[str, Any]:
     )
     layers, n, d = X_train.shape
     return _probe_row(
-        f"real grid, {described} x {len(Cs)} C, {n} x {d}, CPU, {grid.solver}",
+        f"{described} x {len(Cs)} C, {n} x {d}, CPU, {grid.solver}, " + _threads_note(grid.threads),
         (a, b, ratios),
         s,
         solver=grid.solver,
+        toolkit_threads=grid.threads,
         shape=[layers, n, d],
         grid_C=list(Cs),
-        positions=[str(p) for p in REAL_GRID_POSITIONS],
         toolkit_iterations=grid.n_iter.tolist(),
         reference_lbfgs_iterations=[[int(c.n_iter_[0]) for c in f] for _, f in fitted["reference"]],
         max_abs_auroc_difference=float(np.abs(auroc_toolkit - auroc_ref).max()),
         held_out_n=int(len(y_test)),
+        **extra,
     )

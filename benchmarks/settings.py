@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-GOALS = {"training": 0.95, "generation": 5.0, "caching": 0.9, "probes": 10.0}
+# Probes (issue 26): at least as fast as scikit-learn's loop on the same threads, every shape.
+GOALS = {"training": 0.95, "generation": 5.0, "caching": 0.9, "probes": 1.0}
 # (layers, n_train, d): the original benchmark shape; the default run (5 sites x 300 training
 # prompts x d_model 128); and a wider model with fewer examples than features.
 PROBE_SHAPES = ((8, 2000, 256), (5, 300, 128), (5, 300, 512))
@@ -18,6 +19,9 @@ REAL_GRID_NOT_MEASURED = "not measured (pass --run-dir of a finished run)"
 REAL_GRID_STAGE = "backdoored"
 REAL_GRID_POSITIONS: tuple[str | int, ...] = ("last", -2, -3)
 REAL_GRID_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+# The synthetic grid has the default run's real grid's shape: 5 sites x 3 positions, 300
+# training prompts, d_model 128 (times REAL_GRID_CS).
+SYNTHETIC_GRID_SHAPE = (5 * len(REAL_GRID_POSITIONS), 300, 128)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Settings:
     cache_warmup: int
     cache_repeats: int
     probe_shapes: tuple[tuple[int, int, int], ...]  # (layers, n_train, d)
+    probe_grid_shape: tuple[int, int, int]  # the synthetic grid's (layers, n_train, d)
     probe_warmup: int
     probe_repeats: int
     matmul_n: int
@@ -62,6 +67,7 @@ SETTINGS: dict[str, Settings] = {
         cache_warmup=0,
         cache_repeats=1,
         probe_shapes=((2, 200, 16), (2, 40, 64)),
+        probe_grid_shape=(2, 100, 16),
         probe_warmup=0,
         probe_repeats=1,
         matmul_n=256,
@@ -83,6 +89,7 @@ SETTINGS: dict[str, Settings] = {
         cache_warmup=1,
         cache_repeats=5,
         probe_shapes=PROBE_SHAPES,
+        probe_grid_shape=SYNTHETIC_GRID_SHAPE,
         probe_warmup=1,
         probe_repeats=5,
         matmul_n=2048,
@@ -104,6 +111,7 @@ SETTINGS: dict[str, Settings] = {
         cache_warmup=1,
         cache_repeats=7,
         probe_shapes=PROBE_SHAPES,
+        probe_grid_shape=SYNTHETIC_GRID_SHAPE,
         probe_warmup=2,
         probe_repeats=11,
         matmul_n=2048,

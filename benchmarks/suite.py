@@ -20,9 +20,11 @@ ratio of medians. ``ratio`` is always toolkit speed / reference speed (higher is
 3. caching: ``cache_activations`` of every layer's residual stream at the last position vs a
    plain ``torch.no_grad()`` bridge forward over the same token batches.
 4. probes: ``LayerwiseLogisticProbe.fit`` vs a per-layer scikit-learn loop on synthetic data
-   (three shapes), and ``fit_logistic_grid`` over a finished run's sites x token positions x C
-   values vs scikit-learn's loop over the same grid (``--run-dir``). Each row names the solver
-   the toolkit picked and the largest held-out AUROC difference from scikit-learn.
+   (three shapes), and ``fit_logistic_grid`` over sites x C values vs scikit-learn's loop over
+   the same grid, on synthetic data of the real grid's shape and over a finished run's sites x
+   token positions (``--run-dir``). Both sides get the same threads. Each row names the solver
+   the toolkit picked, the threads its fit used of those it was given, and the largest held-out
+   AUROC difference from scikit-learn.
 5. stages: wall time per stage from a finished run's ``timing.json`` (``--run-dir``).
 
 Benchmarks 1-3 are in ``benchmarks.hot_paths`` and 4 in ``benchmarks.probe_bench``; the modes
@@ -48,7 +50,7 @@ from typing import Any
 import torch
 
 from benchmarks.hot_paths import bench_caching, bench_generation, bench_training
-from benchmarks.probe_bench import bench_probe_grid, bench_probes
+from benchmarks.probe_bench import bench_probe_grid, bench_probes, bench_synthetic_grid
 from benchmarks.settings import SETTINGS, STAGES_NOT_MEASURED, result_row
 from benchmarks.timing import matmul_peak_gflops
 
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     for shape in s.probe_shapes:
         _log(f"probes: {shape} ...")
         rows.append(bench_probes(s, shape))
+    _log(f"probes: synthetic grid {s.probe_grid_shape} ...")
+    rows.append(bench_synthetic_grid(s, s.probe_grid_shape))
     _log("probes: real grid ...")
     rows.append(bench_probe_grid(s, args.run_dir))
     stage_row, stages = read_stages(args.run_dir)
@@ -229,10 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         elif r["name"] == "probes" and r["ratio"] is not None:
             where = "x".join(map(str, r["shape"]))
             if "grid_C" in r:
-                where = f"real grid {where} x {len(r['grid_C'])} C"
+                kind = "real" if r["config"].startswith("real") else "synthetic"
+                where = f"{kind} grid {where} x {len(r['grid_C'])} C"
             print(
                 f"probes {where}: ratio {r['ratio']:.2f}x (min {r['ratio_min']:.2f}x, max "
-                f"{r['ratio_max']:.2f}x over {r['repeats']} rounds), solver {r['solver']}, "
+                f"{r['ratio_max']:.2f}x over {r['repeats']} rounds), solver {r['solver']} on "
+                f"{r['toolkit_threads']} of {r['threads']} threads, "
                 f"max |AUROC difference| vs scikit-learn: {r['max_abs_auroc_difference']:.2e}"
             )
     for stage, seconds in stages.items():

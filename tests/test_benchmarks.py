@@ -44,11 +44,14 @@ def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
     generation = [row for row in result["rows"] if row["name"] == "generation"]
     assert generation and all(row["outputs_equal"] is True for row in generation)
     probes = [row for row in result["rows"] if row["name"] == "probes"]
-    assert len(probes) == 4  # three synthetic shapes, then the real grid
-    for row in probes[:3]:
+    assert len(probes) == 5  # three synthetic shapes, the synthetic grid, then the real grid
+    for row in probes[:4]:
         assert row["max_abs_auroc_difference"] < 0.01
         assert row["solver"] in ("lbfgs", "primal", "dual") and row["solver"] in row["config"]
-    assert probes[3]["config"] == "real grid: not measured (pass --run-dir of a finished run)"
+        assert row["threads"] == row["reference_blas_threads"] == 1
+        assert row["toolkit_threads"] == 1 and "1 of 1 threads" in row["config"]
+    assert probes[3]["config"].startswith("synthetic grid") and len(probes[3]["grid_C"]) == 5
+    assert probes[4]["config"] == "real grid: not measured (pass --run-dir of a finished run)"
     stages = next(row for row in result["rows"] if row["name"] == "stages")
     assert stages["config"].startswith("not measured") and result["stages"] == {}
 
@@ -60,6 +63,24 @@ def test_stages_are_read_from_a_run_dir(tmp_path: Path) -> None:
     row, stages = read_stages(str(tmp_path))
     assert stages == {"prepare": 1.5, "train": 2.5}
     assert row["toolkit_value"] == 4.0 and row["met"] is None
+
+
+def test_synthetic_grid_row_records_both_sides_threads() -> None:
+    import torch
+
+    from benchmarks.probe_bench import bench_synthetic_grid
+    from benchmarks.settings import SETTINGS
+
+    s = SETTINGS["smoke"]
+    row = bench_synthetic_grid(s, s.probe_grid_shape)
+    assert row["name"] == "probes" and row["ratio"] > 0 and isinstance(row["met"], bool)
+    assert row["shape"] == list(s.probe_grid_shape) and len(row["grid_C"]) == 5
+    assert row["threads"] == row["reference_blas_threads"] == torch.get_num_threads()
+    # a 2 x 100 x 16 grid is far too small for a second thread
+    assert row["toolkit_threads"] == 1
+    assert f"1 of {torch.get_num_threads()} threads" in row["config"]
+    assert row["max_abs_auroc_difference"] < 0.01
+    assert torch.get_num_threads() == row["threads"]  # the caller's count is back
 
 
 def test_real_probe_grid_needs_a_run_dir() -> None:
