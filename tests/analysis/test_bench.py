@@ -130,6 +130,25 @@ def test_one_threshold_set_on_held_out_clean_prompts_gives_the_tpr_and_every_fpr
     assert "held-out clean prompts" in page
 
 
+def test_a_run_without_calibration_prompts_calibrates_on_training_rows_and_says_so(
+    zoo, tmp_path
+) -> None:
+    runs, _, _ = zoo
+    old = tmp_path / "old"
+    shutil.copytree(runs[1], old)
+    (old / "backdoored" / "detection_activations.safetensors").unlink()
+    data = load_stage(load_run_folder(old), "backdoored")
+    assert data.calibration is None and data.calibration_prompts == "trigger-free training rows"
+    bench = run_bench(
+        [old], tmp_path / "b", n_boot=20, n_directions=10, transfer=False, progress=False
+    )
+    n_clean_train = int((data.labels[data.train] == 0).sum())
+    for cell in bench["leaderboard"]:
+        assert cell["calibration"] == {"prompts": "trigger-free training rows", "n": n_clean_train}
+    page = (tmp_path / "b" / "bench.html").read_text()
+    assert "Trigger-free training rows calibrate only runs written before" in page
+
+
 def test_bench_report_renders_in_a_browser(zoo) -> None:
     _, _, root = zoo
     assert assert_report_renders(root / "bench" / "bench.html") >= 4
