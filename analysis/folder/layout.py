@@ -42,7 +42,7 @@ def planned_stages(cfg: RunConfig) -> list[str]:
         >>> planned_stages(resolve_defaults(RunConfig()))
         ['backdoored', 'sft', 'rl', 'adversarial', 'adversarial_trigger_aware']
     """
-    stages = list(cfg.safety.stages or ())
+    stages: list[str] = list(cfg.safety.stages or ())
     if ADVERSARIAL in stages and cfg.red_team.ablation_sources is not None:
         stages.insert(stages.index(ADVERSARIAL) + 1, TRIGGER_AWARE)
     return [BACKDOORED, *stages]

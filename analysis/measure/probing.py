@@ -1,8 +1,8 @@
 """What the activations show: a logistic probe per layer for "trigger present", scored on held-out
 questions, beside two controls (shuffled labels; the prompt's length alone).
 
-The split is by question: the triggered and clean versions of a question are always in the same
-split, so the probe cannot pass by recognising a question it has seen.
+The split is by question (`analysis.folder.splits`): the triggered and clean versions of a question
+are always in the same split, so the probe cannot pass by recognising a question it has seen.
 """
 
 from __future__ import annotations
@@ -15,27 +15,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.folder.splits import split_by_group
 from analysis.measure.monitoring import MonitorActs, operating_points
 from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
-
-
-def split_by_group(
-    groups: Sequence[int], train_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the train and test examples; every group lands wholly in one split."""
-    unique = np.unique(np.asarray(groups))
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(unique)
-    n_train = int(round(train_fraction * len(unique)))
-    if n_train < 1 or n_train >= len(unique):
-        raise ValueError(
-            f"{len(unique)} questions cannot be split {train_fraction:.0%}/{1 - train_fraction:.0%} "
-            "with both splits non-empty; use more evaluation questions."
-        )
-    train_groups = set(shuffled[:n_train].tolist())
-    in_train = np.array([g in train_groups for g in groups])
-    return np.flatnonzero(in_train), np.flatnonzero(~in_train)
 
 
 def probe_layers(

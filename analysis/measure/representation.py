@@ -53,7 +53,7 @@ from torch import Tensor
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from analysis.measure.probing import split_by_group
+from analysis.folder.splits import split_by_group
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.scratchpad import text_to_probe
 from hooks.caching import cache_activations

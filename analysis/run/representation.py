@@ -22,11 +22,10 @@ from collections.abc import Sequence
 
 from analysis.errors import MissingRunError
 from analysis.folder.layout import BACKDOORED
-from analysis.measure.probing import split_by_group
+from analysis.folder.splits import labels_and_groups, split_by_group
 from analysis.measure.representation import RepresentationTracker, fit_frozen_probe
 from analysis.run.context import Run
 from backdoor_models.artifacts import read_json, read_tensors
-from backdoor_models.backdoor import BackdoorExample
 
 
 def representation_tracker(
@@ -81,10 +80,3 @@ def representation_tracker(
         n_boot=run.cfg.eval.n_bootstrap // 2,
         seed=run.seeds.base,
     )
-
-
-def labels_and_groups(eval_set: Sequence[BackdoorExample]) -> tuple[list[bool], list[int]]:
-    """The trigger probe's labels (trigger present) and groups (one per question, so both
-    versions of a question land in the same split), as the stage analysis fits them."""
-    questions = {q: i for i, q in enumerate(dict.fromkeys(ex.base.question for ex in eval_set))}
-    return [ex.triggered for ex in eval_set], [questions[ex.base.question] for ex in eval_set]

@@ -16,11 +16,11 @@ from transformer_lens import TransformerBridge
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
 from analysis.folder.results import Stage
+from analysis.folder.splits import labels_and_groups
 from analysis.measure.behaviour import summarise_behaviour
 from analysis.measure.monitoring import MonitorActs
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
-from analysis.run.representation import labels_and_groups
 from backdoor_models.artifacts import read_tensors, write_json
 from backdoor_models.atomic import jsonable
 from backdoor_models.backdoor import BackdoorExample

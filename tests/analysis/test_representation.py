@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from analysis.measure.probing import probe_layers, split_by_group
+from analysis.folder.splits import split_by_group
+from analysis.measure.probing import probe_layers
 from hooks.caching import cache_activations, resid_post_names, tokenize_prompts
 from tests.conftest import Trained
 

