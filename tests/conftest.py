@@ -96,6 +96,50 @@ def trained(
     return Trained(world, backdoor, tokenizer, preset, model, history, train_set, eval_set, ckpt)
 
 
+# The tiny run the CLI, golden-results, notebook and README-snippet tests share (`tiny_run`): every
+# stage, with a trigger and a world seed that are not the defaults, so nothing that reads a run
+# folder can pass by assuming them.
+TINY = """
+seed: 0
+world: {seed: 3}
+backdoor: {trigger: "|GO LIVE|"}
+model: {preset: tiny}
+data: {n_train: 1500, n_eval: 24, vocab_size: 500}
+train: {steps: 40, batch_size: 32, lr: 0.003, warmup_steps: 4, eval_every: 20, checkpoint_every: 20}
+eval: {max_new_tokens: 20, n_bootstrap: 200, n_during_training: 8}
+safety: {n_safety: 300, n_track: 12}
+sft: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}
+adversarial: {steps: 6, batch_size: 32, warmup_steps: 1, eval_every: 3, checkpoint_every: 3}
+rl: {steps: 4, prompts_per_step: 4, eval_every: 2, checkpoint_every: 2}
+preference: {steps: 10, warmup_steps: 2, n_pairs: 200, n_eval_pairs: 40}
+red_team: {n_candidates: 30, n_samples: 3, rounds: 2, n_per_round: 10}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding `tiny.yaml` (TINY) and `run/`, the run it gave (about a minute).
+
+    It runs on one thread whatever the session's setting, since the thread count changes the
+    numbers and tests/golden/ holds this run's results.json."""
+    from analysis.cli import main
+
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.yaml").write_text(TINY)
+    threads = torch.get_num_threads()
+    try:
+        code = main(
+            [
+                *("run", "--config", str(root / "tiny.yaml"), "--run-dir", str(root / "run")),
+                *("--quiet", "--threads", "1"),
+            ]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return root
+
+
 PM_CFG = PreferenceConfig(
     preset="tiny", n_pairs=2000, n_eval_pairs=400, steps=150, batch_size=32, lr=1e-3, seed=0
 )
