@@ -23,9 +23,10 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"{a.ljust(width)}  {b}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """`run`: train, evaluate and probe one run (or finish one, --resume); prints a summary."""
-    from analysis.config import SMOKE_OVERRIDES, load_config
+def run_overrides(args: argparse.Namespace) -> list[str]:
+    """The `--set` overrides a `run` command line means, its shorthands (--backdoor,
+    --mechanism, --base, --device, --smoke) included, in the order they apply."""
+    from analysis.config import SMOKE_OVERRIDES
 
     overrides = list(args.set)
     if args.backdoor:
@@ -38,6 +39,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.insert(0, f"model.device={args.device}")
     if args.smoke:
         overrides[:0] = SMOKE_OVERRIDES  # before --set, which still wins
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`run`: train, evaluate and probe one run (or finish one, --resume); prints a summary."""
+    from analysis.config import load_config
+
+    overrides = run_overrides(args)
     cfg = load_config(args.config, overrides)
     if args.resume:
         if args.config or overrides:
