@@ -183,6 +183,8 @@ def load_base(
     from transformer_lens import TransformerBridge
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from backdoor_models.hf_masks import guard_attention_masks
+
     path = Path(path)
     check_base(path, min_context=1)
     tokenizer = AutoTokenizer.from_pretrained(
@@ -222,6 +224,7 @@ def load_base(
         dtype=torch.float32,
         trust_remote_code=False,
     )
+    guard_attention_masks(model)  # left-padded batches under bf16 autocast gave NaN
     model.eval()
     return model, tokenizer
 
