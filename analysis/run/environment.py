@@ -6,7 +6,7 @@ kernels run.
 Example:
     >>> env = run_environment(seed=0, device="cpu")
     >>> sorted(env)
-    ['cpu', 'device', 'seed', 'threads', 'versions']
+    ['cpu', 'device', 'precision', 'seed', 'threads', 'versions']
 """
 
 from __future__ import annotations
@@ -75,11 +75,15 @@ def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     }
 
 
-def run_environment(seed: int, device: str) -> dict[str, Any]:
-    """environment.json: the seed, the device, torch's thread counts, the CPU and versions."""
+def run_environment(
+    seed: int, device: str, autocast: str = "none", autocast_reason: str = ""
+) -> dict[str, Any]:
+    """environment.json: the seed, the device and its precision (with the reason), torch's
+    thread counts, the CPU and versions."""
     return {
         "seed": seed,
         "device": device,
+        "precision": {"autocast": autocast, "reason": autocast_reason},
         "threads": {
             "intra_op": torch.get_num_threads(),
             "inter_op": torch.get_num_interop_threads(),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
-from analysis.config import RunConfig, resolve_defaults
+from analysis.config import RunConfig, autocast_reason, resolve_defaults
 from analysis.folder.layout import (
     ADVERSARIAL,
     BACKDOORED,
@@ -197,13 +197,16 @@ def _patchable(cfg: RunConfig) -> bool:
 
 
 def _model_info(run: Run) -> ModelInfo:
-    """The model of results.json: the preset, or `base:NAME` with the base's parameters."""
+    """The model of results.json: the preset, or `base:NAME` with the base's parameters, and
+    the precision the run computed in, with the reason."""
+    precision = {"autocast": run.cfg.model.autocast, "autocast_reason": autocast_reason(run.cfg)}
     if run.base is None:
         return ModelInfo(
             preset=run.preset.name,
             n_params=run.preset.n_params(len(run.tokenizer)),
             d_vocab=len(run.tokenizer),
             n_ctx=run.preset.n_ctx,
+            **precision,
         )
     from backdoor_models.pretrained import check_base
 
@@ -216,6 +219,7 @@ def _model_info(run: Run) -> ModelInfo:
         prompt_format="the base's chat template"
         if info.has_chat_template
         else "plain Human: / Assistant: (the base has no chat template)",
+        **precision,
     )
 
 

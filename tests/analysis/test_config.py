@@ -8,6 +8,7 @@ import yaml
 
 from analysis.config import (
     RunConfig,
+    autocast_reason,
     config_from_dict,
     load_config,
     resolve_defaults,
@@ -352,3 +353,12 @@ def test_obfuscation_settings_that_cannot_run_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=overrides)
+
+
+def test_auto_resolves_into_the_config_with_its_reason() -> None:
+    cfg = load_config(None, ["model.autocast=auto"])
+    assert cfg.model.autocast == "none"  # a native model on the CPU
+    assert autocast_reason(cfg).startswith("a native model on the CPU")
+    forced = load_config(None, ["model.autocast=bf16"])
+    assert forced.model.autocast == "bf16"
+    assert autocast_reason(forced).startswith("model.autocast=bf16 set in the config (auto would")

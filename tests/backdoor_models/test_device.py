@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+from backdoor_models import device as device_module
 from backdoor_models.backdoor import make_training_set
 from backdoor_models.base_spec import BaseSpec
 from backdoor_models.checkpoint import load_model
@@ -24,7 +25,8 @@ from backdoor_models.device import (
     DeviceError,
     autocast_forwards,
     check_device,
-    default_autocast,
+    choose_autocast,
+    cpu_bf16_units,
     forward_dtype,
     is_device_name,
     resolve_device,
@@ -50,14 +52,40 @@ def test_device_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         assert is_device_name(name)
     for name in ("gpu", "cuda:", "cuda:x", "CPU", "mps", ""):
         assert not is_device_name(name)
-    assert default_autocast("cpu") == "none"
-    assert default_autocast("cuda") == default_autocast("cuda:1") == "bf16"
     _no_gpu(monkeypatch)
-    assert resolve_device("auto") == "cpu" and default_autocast("auto") == "none"
+    assert resolve_device("auto") == "cpu" and _auto("auto", pretrained=False) == "none"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == "cuda" and default_autocast("auto") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_device("auto") == "cuda" and _auto("auto", pretrained=False) == "bf16"
+    assert _auto("cuda:1", pretrained=True) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert choose_autocast("cuda", pretrained=False) == ("none", "a CUDA GPU without bf16 support")
     with pytest.raises(DeviceError, match="use cpu, cuda, cuda:N or auto"):
         resolve_device("gpu")
+
+
+def _auto(device: str, pretrained: bool) -> str:
+    return choose_autocast(device, pretrained)[0]
+
+
+def test_the_precision_policy_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 for a pretrained base where the CPU has native bf16 units; float32 for the native
+    toy models (measured slower in bf16) and on a CPU without them."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_bf16_units(info) == ["avx512_bf16"]
+    info.write_text("flags : fpu avx2 amx_bf16 avx512_bf16\n")
+    assert cpu_bf16_units(info) == ["amx_bf16", "avx512_bf16"]
+    assert cpu_bf16_units(tmp_path / "missing") == []
+    monkeypatch.setattr(device_module, "cpu_bf16_units", lambda: ["amx_bf16"])
+    mode, why = choose_autocast("cpu", pretrained=True)
+    assert mode == "bf16" and "amx_bf16" in why
+    assert choose_autocast("cpu", pretrained=False)[0] == "none"
+    monkeypatch.setattr(device_module, "cpu_bf16_units", lambda: [])
+    assert choose_autocast("cpu", pretrained=True) == (
+        "none",
+        "a pretrained base on a CPU without native bf16 (no AMX or AVX-512 BF16)",
+    )
 
 
 def test_cuda_without_a_gpu_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
