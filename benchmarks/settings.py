@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 # Probes (issue 26): at least as fast as scikit-learn's loop on the same threads, every shape.
-GOALS = {"training": 0.95, "generation": 5.0, "caching": 0.9, "probes": 1.0}
+# The pretrained path (issue 27): at least as fast as plain peft + transformers on the same base.
+GOALS = {
+    "training": 0.95,
+    "generation": 5.0,
+    "caching": 0.9,
+    "probes": 1.0,
+    "pretrained training": 1.0,
+    "pretrained generation": 1.0,
+}
+# Each pretrained row runs in float32 and under bf16 autocast (`autocast_forwards`'s modes).
+PRETRAINED_PRECISIONS = ("none", "bf16")
 # (layers, n_train, d): the original benchmark shape; the default run (5 sites x 300 training
 # prompts x d_model 128); and a wider model with fewer examples than features.
 PROBE_SHAPES = ((8, 2000, 256), (5, 300, 128), (5, 300, 512))
@@ -48,6 +58,15 @@ class Settings:
     probe_repeats: int
     matmul_n: int
     matmul_repeats: int
+    # the pretrained path (benchmarks.pretrained_paths): LoRA training and HF generation
+    pretrained_batch: int
+    pretrained_seq: int
+    pretrained_warmup: int
+    pretrained_repeats: int
+    pretrained_gen_prompts: int
+    pretrained_gen_new_tokens: int
+    pretrained_gen_repeats: int
+    pretrained_precisions: tuple[str, ...] = PRETRAINED_PRECISIONS
 
 
 SETTINGS: dict[str, Settings] = {
@@ -72,6 +91,13 @@ SETTINGS: dict[str, Settings] = {
         probe_repeats=1,
         matmul_n=256,
         matmul_repeats=2,
+        pretrained_batch=2,
+        pretrained_seq=16,
+        pretrained_warmup=0,
+        pretrained_repeats=1,
+        pretrained_gen_prompts=4,
+        pretrained_gen_new_tokens=4,
+        pretrained_gen_repeats=1,
     ),
     "quick": Settings(
         train_presets=("tiny", "small", "base"),
@@ -94,6 +120,13 @@ SETTINGS: dict[str, Settings] = {
         probe_repeats=5,
         matmul_n=2048,
         matmul_repeats=5,
+        pretrained_batch=8,
+        pretrained_seq=64,
+        pretrained_warmup=1,
+        pretrained_repeats=5,
+        pretrained_gen_prompts=16,
+        pretrained_gen_new_tokens=32,
+        pretrained_gen_repeats=3,
     ),
     "full": Settings(
         train_presets=("tiny", "small", "base", "medium"),
@@ -116,6 +149,13 @@ SETTINGS: dict[str, Settings] = {
         probe_repeats=11,
         matmul_n=2048,
         matmul_repeats=10,
+        pretrained_batch=8,
+        pretrained_seq=64,
+        pretrained_warmup=2,
+        pretrained_repeats=9,
+        pretrained_gen_prompts=16,
+        pretrained_gen_new_tokens=32,
+        pretrained_gen_repeats=5,
     ),
 }
 

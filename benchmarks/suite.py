@@ -6,6 +6,7 @@ Usage::
     python -m benchmarks                         # full: more presets and repeats
     python -m benchmarks --run-dir runs/default  # also the stage times and the real probe grid
     python -m benchmarks --device cuda --threads 2 --out runs/benchmarks.json
+    python -m benchmarks --quick --base tiny --base smollm2-135m  # the pretrained rows on SmolLM2
 
 Absolute times are noisy on a shared machine, so every benchmark runs the toolkit and its
 reference in the same process, interleaved (A B A B ...) after warm-up runs, and reports the
@@ -26,13 +27,24 @@ ratio of medians. ``ratio`` is always toolkit speed / reference speed (higher is
    the toolkit picked, the threads its fit used of those it was given, and the largest held-out
    AUROC difference from scikit-learn.
 5. stages: wall time per stage from a finished run's ``timing.json`` (``--run-dir``).
+6. pretrained training: tokens/s of the toolkit's LoRA step on a Hugging Face base (``add_lora``,
+   ``response_loss`` through ``HFEngine``, clipping, AdamW) vs ``peft.get_peft_model`` on its own
+   copy of the same base (same LoRA config, AdamW, batch), in fp32 and under bf16 autocast; also
+   achieved FLOP/s against the measured fp32 and bf16 matmul peaks.
+7. pretrained generation: new tokens/s of ``HFEngine.generate`` vs transformers' ``generate``
+   (greedy, same left-padded chat prompts, no early stop), fp32 and bf16 autocast; the fraction
+   of prompts with identical new tokens is recorded.
+   Rows 6-7 run on each ``--base``: ``tiny`` (tests/tiny_hf.py's random 2-layer Llama, the
+   default), ``smollm2-135m`` or a Hugging Face folder.
 
-Benchmarks 1-3 are in ``benchmarks.hot_paths`` and 4 in ``benchmarks.probe_bench``; the modes
+Benchmarks 1-3 are in ``benchmarks.hot_paths``, 4 in ``benchmarks.probe_bench`` and 6-7 in
+``benchmarks.pretrained_paths``; the modes
 and goals in ``benchmarks.settings``; the interleaved timing in ``benchmarks.timing``. This module
 reads the stage times (5), prints the table and writes the JSON.
 
 The table goes to stdout, progress to stderr, and everything to a JSON file. The exit status is
-1 when generation outputs differ (a correctness failure), else 0, whether or not goals are met.
+1 when generation outputs differ (a correctness failure: any native generation row, or a
+pretrained one in fp32), else 0, whether or not goals are met.
 """
 
 from __future__ import annotations
@@ -50,6 +62,12 @@ from typing import Any
 import torch
 
 from benchmarks.hot_paths import bench_caching, bench_generation, bench_training
+from benchmarks.pretrained_paths import (
+    PRECISION_LABEL,
+    TINY_BASE,
+    bench_hf_generation,
+    bench_lora_training,
+)
 from benchmarks.probe_bench import bench_probe_grid, bench_probes, bench_synthetic_grid
 from benchmarks.settings import SETTINGS, STAGES_NOT_MEASURED, result_row
 from benchmarks.timing import matmul_peak_gflops
@@ -146,6 +164,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--run-dir", default=None, help="a finished run folder (stage times, real probe grid)"
     )
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=None,
+        help="a pretrained base for the LoRA training and HF generation rows: tiny (default), "
+        "smollm2-135m or a Hugging Face folder; repeat for several",
+    )
     return parser.parse_args(argv)
 
 
@@ -161,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--device cuda was asked for but CUDA is not available; use --device cpu.")
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     s = SETTINGS[mode]
+    bases = args.base or [TINY_BASE]
     start = time.perf_counter()
 
     from backdoor_models.tokenizer import train_tokenizer
@@ -171,8 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         _log("training a tokenizer (vocab 1024) ...")
         corpus = ChatWorld(0).corpus()
         tokenizer = train_tokenizer(corpus, tmp, vocab_size=1024)
-        _log("measuring the fp32 matmul peak ...")
+        _log("measuring the fp32 and bf16 matmul peaks ...")
         peak = matmul_peak_gflops(s.matmul_n, s.matmul_repeats, device)
+        peaks = {
+            "fp32": peak,
+            "bf16": matmul_peak_gflops(s.matmul_n, s.matmul_repeats, device, torch.bfloat16),
+        }
         for name in s.train_presets:
             _log(f"training step: {name} ...")
             rows.append(bench_training(name, tokenizer, device, s, peak))
@@ -183,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in s.cache_presets:
             _log(f"caching: {name} ...")
             rows.append(bench_caching(name, tokenizer, prompts, device, s))
+        for base in bases:
+            _log(f"pretrained training (LoRA): {base} ...")
+            rows.extend(bench_lora_training(base, Path(tmp), device, s, peaks))
+            _log(f"pretrained generation: {base} ...")
+            rows.extend(bench_hf_generation(base, Path(tmp), device, s))
     for shape in s.probe_shapes:
         _log(f"probes: {shape} ...")
         rows.append(bench_probes(s, shape))
@@ -202,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": mode != "full",
         "mode": mode,
         "matmul_peak_gflops": max([peak] + [r.get("matmul_peak_gflops", 0.0) for r in rows]),
+        "matmul_peak_gflops_bf16": peaks["bf16"],
+        "bases": bases,
         "matmul_size": s.matmul_n,
         "settings": asdict(s),
         "rows": rows,
@@ -218,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"fp32 matmul peak ({s.matmul_n}x{s.matmul_n} torch.mm, best of {s.matmul_repeats}, max over the run): "
-        f"{result['matmul_peak_gflops']:.1f} GFLOP/s"
+        f"{result['matmul_peak_gflops']:.1f} GFLOP/s; bf16: {peaks['bf16']:.1f} GFLOP/s"
     )
     print()
     print(format_table(rows))
@@ -229,6 +266,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"training {r['preset']}: {r['achieved_gflops_6n_plus_attention']:.1f} GFLOP/s "
                 f"(6N + attention; 6N only: {r['achieved_gflops_6n']:.1f}), "
                 f"{100 * r['fraction_of_matmul_peak']:.0f}% of the matmul peak"
+            )
+        elif r["name"] == "pretrained training":
+            print(
+                f"pretrained training {r['base']} {PRECISION_LABEL[r['precision']]}: {r['achieved_gflops']:.1f} "
+                f"GFLOP/s, {100 * r['fraction_of_fp32_peak']:.0f}% of the fp32 matmul peak, "
+                f"{100 * r['fraction_of_bf16_peak']:.0f}% of the bf16 peak"
+            )
+        elif r["name"] == "pretrained generation":
+            print(
+                f"pretrained generation {r['base']} {PRECISION_LABEL[r['precision']]}: greedy tokens equal to "
+                f"transformers' generate for {100 * r['greedy_equal_fraction']:.0f}% of prompts "
+                f"({100 * r['greedy_equal_token_fraction']:.1f}% of new tokens)"
             )
         elif r["name"] == "probes" and r["ratio"] is not None:
             where = "x".join(map(str, r["shape"]))
@@ -250,6 +299,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "FAILED: FusedNative.generate and the bridge's generate gave different tokens for "
             + ", ".join(r["preset"] for r in unequal),
+            file=sys.stderr,
+        )
+        return 1
+    wrong = [
+        r["base"]
+        for r in rows
+        if r["name"] == "pretrained generation"
+        and r["precision"] == "none"
+        and r["greedy_equal_fraction"] < 1.0
+    ]
+    if wrong:
+        print(
+            "FAILED: HFEngine.generate and transformers' generate gave different fp32 greedy "
+            "tokens on " + ", ".join(wrong),
             file=sys.stderr,
         )
         return 1

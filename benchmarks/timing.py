@@ -1,5 +1,5 @@
 """Timing two implementations fairly on a shared machine: interleaved runs (A B A B ...) after
-warm-up, medians, and a measured fp32 matmul peak.
+warm-up, medians, and a measured fp32 (or bf16) matmul peak.
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ def interleaved(
     return statistics.median(a), statistics.median(b)
 
 
-def matmul_peak_gflops(n: int, repeats: int, device: torch.device) -> float:
-    """Measured fp32 matmul throughput: best of `repeats` timings of an n x n @ n x n `torch.mm`."""
+def matmul_peak_gflops(
+    n: int, repeats: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> float:
+    """Measured matmul throughput in `dtype` (fp32 by default): best of `repeats` timings of an
+    n x n @ n x n `torch.mm`."""
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
     torch.mm(a, b)
     best = min(time_once(lambda: torch.mm(a, b), device) for _ in range(repeats))
     return 2 * n**3 / best / 1e9

@@ -9,12 +9,64 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {"name", "config", "toolkit_value", "reference_value", "unit", "ratio", "goal", "met"}
 TOP_KEYS = {"device", "threads", "torch", "quick", "matmul_peak_gflops", "rows", "stages"}
+TOP_KEYS |= {"matmul_peak_gflops_bf16", "bases"}
+PRETRAINED_TRAINING_KEYS = {
+    "base",
+    "precision",
+    "n_params_base",
+    "n_params_lora",
+    "n_params_lora_reference",
+    "step_seconds_toolkit",
+    "step_seconds_reference",
+    "achieved_gflops",
+    "matmul_peak_gflops",
+    "matmul_peak_gflops_bf16",
+    "fraction_of_fp32_peak",
+    "fraction_of_bf16_peak",
+    "flops_formula",
+}
+PRETRAINED_GENERATION_KEYS = {
+    "base",
+    "precision",
+    "greedy_equal_fraction",
+    "greedy_equal_token_fraction",
+    "seconds_toolkit",
+    "seconds_reference",
+}
+
+
+def check_pretrained_rows(rows: list[dict[str, Any]], base: str) -> None:
+    """One training and one generation row per precision, with their fields (not timings)."""
+    training = [r for r in rows if r["name"] == "pretrained training" and r["base"] == base]
+    generation = [r for r in rows if r["name"] == "pretrained generation" and r["base"] == base]
+    assert [r["precision"] for r in training] == ["none", "bf16"]
+    assert [r["precision"] for r in generation] == ["none", "bf16"]
+    for row in training + generation:
+        assert set(row) >= ROW_KEYS, row
+        assert row["toolkit_value"] > 0 and row["reference_value"] > 0 and row["ratio"] > 0
+        assert row["goal"] == 1.0 and isinstance(row["met"], bool)
+        label = "fp32" if row["precision"] == "none" else "bf16 autocast"
+        assert row["config"].startswith(base) and f", {label}" in row["config"]
+    for row in training:
+        assert set(row) >= PRETRAINED_TRAINING_KEYS, row
+        assert row["n_params_lora"] == row["n_params_lora_reference"] > 0  # the same LoRA config
+        assert row["matmul_peak_gflops"] > 0 and row["matmul_peak_gflops_bf16"] > 0
+        assert row["fraction_of_fp32_peak"] > 0 and row["fraction_of_bf16_peak"] > 0
+        assert row["unit"] == "tokens/s" and row["achieved_gflops"] > 0
+    for row in generation:
+        assert set(row) >= PRETRAINED_GENERATION_KEYS, row
+        assert row["unit"] == "new tokens/s"
+        assert 0.0 <= row["greedy_equal_fraction"] <= row["greedy_equal_token_fraction"] <= 1.0
+        assert "equal tokens" in row["config"]
+    # the tiny base has no near-ties: fp32 greedy tokens are transformers' own
+    assert generation[0]["greedy_equal_fraction"] == 1.0
 
 
 @pytest.mark.slow  # about 40 s of real benchmarks (`make test-slow`)
@@ -35,7 +87,12 @@ def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
     assert result["threads"] == 1
     assert result["matmul_peak_gflops"] > 0
     names = {row["name"] for row in result["rows"]}
-    assert names == {"training", "generation", "caching", "probes", "stages"}
+    assert names == {"training", "generation", "caching", "probes", "stages"} | {
+        "pretrained training",
+        "pretrained generation",
+    }
+    assert result["bases"] == ["tiny"] and result["matmul_peak_gflops_bf16"] > 0
+    check_pretrained_rows(result["rows"], "tiny-hf")
     for row in result["rows"]:
         assert set(row) >= ROW_KEYS, row
         if not row["config"].startswith(("not measured", "real grid: not measured")):
@@ -90,3 +147,19 @@ def test_real_probe_grid_needs_a_run_dir() -> None:
     row = bench_probe_grid(SETTINGS["smoke"], None)
     assert row["name"] == "probes" and row["ratio"] is None and row["met"] is None
     assert "pass --run-dir" in row["config"]
+
+
+def test_pretrained_rows_on_the_tiny_base(tmp_path: Path) -> None:
+    """The LoRA training and HF generation rows of the suite, at the smoke sizes (a few seconds)."""
+    import torch
+
+    from benchmarks.pretrained_paths import bench_hf_generation, bench_lora_training
+    from benchmarks.settings import SETTINGS
+
+    s, device = SETTINGS["smoke"], torch.device("cpu")
+    peaks = {"fp32": 0.0, "bf16": 0.0}
+    rows = bench_lora_training("tiny", tmp_path, device, s, peaks)
+    rows += bench_hf_generation("tiny", tmp_path, device, s)
+    assert peaks["fp32"] > 0 and peaks["bf16"] > 0  # measured beside the training rows
+    check_pretrained_rows(rows, "tiny-hf")
+    assert all(f"{s.pretrained_gen_prompts} prompts" in r["config"] for r in rows[2:])
