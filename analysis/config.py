@@ -201,17 +201,6 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update=update)
 
 
-def autocast_reason(cfg: RunConfig) -> str:
-    """Why the resolved config runs in its precision: the policy's reason (`choose_autocast`)
-    when `model.autocast` is what `auto` picks here, else that the config asks for it."""
-    policy, why = choose_autocast(cfg.model.device, pretrained=cfg.model.base is not None)
-    if cfg.model.autocast == policy:
-        return why
-    return (
-        f"model.autocast={cfg.model.autocast} set in the config (auto would pick {policy}: {why})"
-    )
-
-
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
     data = _from_before_sources(data)

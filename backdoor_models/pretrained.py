@@ -157,6 +157,22 @@ def check_base(path: Path, min_context: int) -> BaseInfo:
     )
 
 
+def load_hf_causal_lm(path: Path) -> Any:
+    """The folder's Hugging Face causal LM as `load_base` reads it: float32, eager attention
+    (so attention patterns are hooked), safetensors only, offline, no remote code."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        str(path),
+        local_files_only=True,
+        use_safetensors=True,
+        trust_remote_code=False,
+        dtype=torch.float32,
+        attn_implementation="eager",
+    )
+
+
 def load_base(
     path: Path, device: str = "cpu", random_init_seed: int | None = None
 ) -> tuple[TransformerBridge, PreTrainedTokenizerBase]:
@@ -199,14 +215,7 @@ def load_base(
             )
         tokenizer.pad_token = fallback
     if random_init_seed is None:
-        hf_model = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            local_files_only=True,
-            use_safetensors=True,
-            trust_remote_code=False,
-            dtype=torch.float32,
-            attn_implementation="eager",
-        )
+        hf_model = load_hf_causal_lm(path)
     else:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
         with torch.random.fork_rng(devices=[]):

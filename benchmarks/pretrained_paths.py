@@ -69,16 +69,9 @@ def base_folder(spec: str, tmp: Path) -> tuple[Path, str]:
 
 def load_reference(folder: Path, device: torch.device) -> nn.Module:
     """A plain transformers copy of the base, loaded as ``load_base`` loads the toolkit's."""
-    from transformers import AutoModelForCausalLM
+    from backdoor_models.pretrained import load_hf_causal_lm
 
-    model = AutoModelForCausalLM.from_pretrained(
-        str(folder),
-        local_files_only=True,
-        use_safetensors=True,
-        trust_remote_code=False,
-        dtype=torch.float32,
-        attn_implementation="eager",
-    )
+    model = load_hf_causal_lm(folder)
     module: nn.Module = model.to(device)  # type: ignore[arg-type]  # transformers' `to` is mistyped
     return module
 

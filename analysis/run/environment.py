@@ -19,6 +19,9 @@ from typing import Any
 
 import torch
 
+from analysis.config import RunConfig
+from backdoor_models.device import choose_autocast
+
 # CPU features that decide which kernels torch runs (bf16 and int8 matrix units, vector widths)
 CPU_FLAGS = (
     "avx2",
@@ -91,3 +94,14 @@ def run_environment(
         "cpu": cpu_facts(),
         "versions": library_versions(),
     }
+
+
+def autocast_reason(cfg: RunConfig) -> str:
+    """Why the resolved config runs in its precision: the policy's reason (`choose_autocast`)
+    when `model.autocast` is what `auto` picks here, else that the config asks for it."""
+    policy, why = choose_autocast(cfg.model.device, pretrained=cfg.model.base is not None)
+    if cfg.model.autocast == policy:
+        return why
+    return (
+        f"model.autocast={cfg.model.autocast} set in the config (auto would pick {policy}: {why})"
+    )

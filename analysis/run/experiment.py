@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
-from analysis.config import RunConfig, autocast_reason, resolve_defaults
+from analysis.config import RunConfig, resolve_defaults
 from analysis.folder.layout import (
     ADVERSARIAL,
     BACKDOORED,
@@ -51,6 +51,7 @@ from analysis.run.distil import (
     distils,
     student_data,
 )
+from analysis.run.environment import autocast_reason
 from analysis.run.obfuscation import measure_obfuscation, obfuscation_stage
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner

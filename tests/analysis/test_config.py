@@ -8,7 +8,6 @@ import yaml
 
 from analysis.config import (
     RunConfig,
-    autocast_reason,
     config_from_dict,
     load_config,
     resolve_defaults,
@@ -16,6 +15,7 @@ from analysis.config import (
 )
 from analysis.config_docs import config_help, reference_markdown
 from analysis.config_errors import ConfigError
+from analysis.run.environment import autocast_reason
 from backdoor_models.preference import PreferenceConfig
 from backdoor_models.rl import RLConfig
 from backdoor_models.training import TrainConfig
