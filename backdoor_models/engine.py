@@ -23,8 +23,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
-from backdoor_models.device import forward_autocast
+from backdoor_models.device import forward_autocast, forward_dtype
+from backdoor_models.frozen_weights import frozen_weights_in
 from backdoor_models.fused import FusedNative
+from backdoor_models.hf_direct import direct_model
 from backdoor_models.steering import steered
 
 __all__ = ["Engine", "HFEngine", "engine_for", "is_pretrained"]
@@ -66,7 +68,7 @@ def engine_for(model: TransformerBridge) -> Engine:
 class HFEngine:
     """Logits and decoding for a bridge booted from a Hugging Face causal LM.
 
-    `logits` runs the bridge's forward on right-padded rows (causal attention: padding after a
+    `logits` runs the HF model on right-padded rows (causal attention: padding after a
     row's end changes nothing before it), on the model's device, under the enclosing
     `backdoor_models.device.autocast_forwards`, and returns float32 logits. `generate`
     left-pads with an attention mask and position ids, and returns each prompt's new tokens up
@@ -92,8 +94,13 @@ class HFEngine:
                 "HFEngine.logits takes right-padded rows from position 0; pass no positions."
             )
         device = next(self.model.parameters()).device
-        with steered(self.model, steering), forward_autocast(device):
-            out: Tensor = self.model(tokens.to(device), return_type="logits")
+        with (
+            steered(self.model, steering),
+            forward_autocast(device),
+            direct_model(self.model) as hf,  # the bridge's wrappers only when hooked
+            frozen_weights_in(hf, forward_dtype()),  # no per-call casts of the frozen base
+        ):
+            out: Tensor = hf(input_ids=tokens.to(device)).logits
         return out.float()
 
     def generate(

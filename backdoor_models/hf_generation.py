@@ -7,9 +7,10 @@ positions (GPT-2): an HF forward given a padded batch and no position ids shifts
 of the shorter rows. (Rotary models such as Llama hide the mistake, because a shift of every
 position leaves their attention scores unchanged.)
 
-The loop calls the bridge's HF model (`bridge.original_model`) with its KV cache. That model's
-submodules are the bridge's wrappers, so LoRA adapters, hooks added with `bridge.hooks(...)` and
-steering all apply. transformers 5.x passes the cache to attention as `cache`, which
+The loop calls the bridge's HF model (`bridge.original_model`) with its KV cache, without the
+bridge's wrappers while nothing hooks it (`backdoor_models.hf_direct`): LoRA adapters apply
+either way, and hooks added with `bridge.hooks(...)` and steering keep the wrappers, so they
+apply too. With the wrappers, transformers 5.x passes the cache to attention as `cache`, which
 TransformerLens 4.3's attention bridges do not read; `_kv_cache_reaches_attention` hands it over
 under the name they do (without it, cached decoding ignores every earlier token). The tests
 check cached decoding against a plain uncached greedy loop.
@@ -35,7 +36,9 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.chat_format import encode_chat_prompt, end_of_turn_ids
-from backdoor_models.device import forward_autocast
+from backdoor_models.device import forward_autocast, forward_dtype
+from backdoor_models.frozen_weights import frozen_weights_in
+from backdoor_models.hf_direct import direct_model
 
 
 def left_pad(
@@ -139,18 +142,22 @@ def generate_hf_tokens(
         raise ValueError(f"max_new_tokens must be at least 1; got {max_new_tokens}.")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 is greedy); got {temperature}.")
-    model = _hf_model(bridge)
-    device = next(model.parameters()).device
+    device = next(_hf_model(bridge).parameters()).device
     # a prompt that comes several times (n samples of one prompt) is read once: its KV cache
     # is copied to each of its rows after the prompt's forward
     first_row: dict[tuple[int, ...], int] = {}
     rows_of = [first_row.setdefault(tuple(e), len(first_row)) for e in encoded]
     ids, mask, positions = left_pad(list(first_row), pad_token_id, device)
     stops = torch.tensor(sorted(set(stop_token_ids)), dtype=torch.long, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with _kv_cache_reaches_attention(bridge), forward_autocast(device):
+    with (
+        direct_model(bridge) as model,  # the bridge's wrappers only when something hooks it
+        _kv_cache_reaches_attention(bridge),
+        forward_autocast(device),
+        frozen_weights_in(model, forward_dtype()),  # the frozen base cast once, not per step
+    ):
+        was_training = model.training
+        model.eval()
+        try:
             logits, cache = _forward(
                 model, None, input_ids=ids, attention_mask=mask, position_ids=positions
             )
@@ -176,8 +183,8 @@ def generate_hf_tokens(
                     attention_mask=mask,
                     position_ids=positions,
                 )
-    finally:
-        model.train(was_training)
+        finally:
+            model.train(was_training)
     rows = torch.stack(new, dim=1).tolist()
     stop_set = set(int(s) for s in stop_token_ids)
     out = []
