@@ -305,3 +305,17 @@ def test_run_folder_gives_the_same_result_as_the_direct_call(
     )
     with pytest.raises(FileNotFoundError, match="not a finished stage"):
         contrast_for_run_dir(tmp_path, stage="rl")
+
+
+def test_logits_at_the_read_positions_equal_the_full_forwards_on_a_base(tmp_path: Path) -> None:
+    from analysis.contrast.probe import _logits_at
+    from backdoor_models.pretrained import load_base
+    from tests.tiny_hf import tiny_hf_folder
+
+    model, _ = load_base(tiny_hf_folder(tmp_path / "tiny"))
+    tokens = torch.randint(5, 300, (3, 12), generator=torch.Generator().manual_seed(0))
+    positions = torch.tensor([[3, 4], [10, 11], [0, 1]])
+    with torch.no_grad():
+        full = model(tokens, return_type="logits")
+        read = _logits_at(model, tokens, positions)
+    torch.testing.assert_close(read, full[torch.arange(3)[:, None], positions])
