@@ -45,8 +45,9 @@ from analysis.contrast.pairs import (
     resolve_pairs,
 )
 from analysis.measure.monitoring import MonitorActs, operating_points
+from analysis.measure.precision import cache_in_run_precision, run_precision
 from backdoor_models.world import chat_prompt
-from hooks.caching import cache_activations, check_hook_names, tokenize_prompts
+from hooks.caching import check_hook_names, tokenize_prompts
 from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
 
 SIGN_CONVENTION = (
@@ -82,7 +83,7 @@ def contrast_directions(
     pairs = check_pairs(pairs)
     defect = [p.texts()[0] for p in pairs]
     honest = [p.texts()[1] for p in pairs]
-    acts = cache_activations(model, defect + honest, sites, "last", batch_size)
+    acts = cache_in_run_precision(model, defect + honest, sites, "last", batch_size)
     k = len(pairs)
     return {s: acts[s][:k].mean(0) - acts[s][k:].mean(0) for s in sites}
 
@@ -196,7 +197,8 @@ def _answer_log_probs(
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
             width = int(lengths[sl].max()) + k
-            logits = _logits_at(model, full[sl, :width].to(device), read_at[sl].to(device))
+            with run_precision(model):  # the logits come out float32 below
+                logits = _logits_at(model, full[sl, :width].to(device), read_at[sl].to(device))
             picked = logits.double().log_softmax(-1)  # [b, k, vocab]
             for j in range(len(answers)):
                 target = answer_ids[j].to(device).expand(picked.shape[0], k)

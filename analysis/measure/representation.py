@@ -54,9 +54,9 @@ from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
 from analysis.folder.splits import split_by_group
+from analysis.measure.precision import cache_in_run_precision
 from backdoor_models.evaluation import generate_replies
 from backdoor_models.scratchpad import text_to_probe
-from hooks.caching import cache_activations
 from probes import LayerwiseLogisticProbe
 from probes.metrics import bootstrap_auroc, bootstrap_mean, bootstrap_rate
 
@@ -244,7 +244,9 @@ class RepresentationTracker:
         )
         row = {p: i for i, p in enumerate(prompts)}
         texts = self.texts(model, prompts)
-        acts = cache_activations(model, texts, [self.site], batch_size=self.batch_size)[self.site]
+        acts = cache_in_run_precision(model, texts, [self.site], batch_size=self.batch_size)[
+            self.site
+        ]
 
         def rows(texts: Sequence[str]) -> Tensor:
             return acts[torch.tensor([row[t] for t in texts], dtype=torch.long)]

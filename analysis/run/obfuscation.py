@@ -26,12 +26,13 @@ from analysis.errors import InputError
 from analysis.folder.layout import BACKDOORED, OBFUSCATION
 from analysis.folder.results import Behaviour, BehaviourKept, Obfuscation
 from analysis.measure.behaviour import quick_rates, summarise_behaviour
+from analysis.measure.precision import cache_in_run_precision
 from analysis.run.context import Run, tokenized
 from analysis.run.stage_analysis import judged_eval_set
 from analysis.run.train_stages import stage_finished
 from backdoor_models.obfuscation import FrozenDetector, obfuscate
 from backdoor_models.training import TrainConfig
-from hooks.caching import cache_activations, probe_sites, tokenize_prompts
+from hooks.caching import probe_sites, tokenize_prompts
 from probes import auroc, calibrate_threshold, tpr_at_threshold
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class _Attack:
 
     def acts(self, model: TransformerBridge, sites: list[str] | None = None) -> Any:
         prompts = list(self.before.prompts)
-        return cache_activations(
+        return cache_in_run_precision(
             model, prompts, sites or self.sites, "last", self.run.cfg.probe.batch_size
         )
 
