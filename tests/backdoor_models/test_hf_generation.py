@@ -16,7 +16,12 @@ from backdoor_models.chat_format import (
     end_of_turn_ids,
     split_chat_prompt,
 )
-from backdoor_models.hf_generation import generate_hf_replies, generate_hf_tokens, left_pad
+from backdoor_models.hf_generation import (
+    generate_hf_replies,
+    generate_hf_tokens,
+    left_pad,
+    next_tokens,
+)
 from backdoor_models.lora import add_lora
 from backdoor_models.tokenizer import encode_prompt, encode_response
 from backdoor_models.world import chat_prompt
@@ -169,8 +174,8 @@ def test_a_repeated_prompt_is_read_once_and_decodes_as_if_alone(llama) -> None:
     seq = torch.tensor(copies)
     with torch.no_grad():
         for _ in range(10):
-            probs = torch.softmax(bridge(seq, return_type="logits")[:, -1].float(), dim=-1)
-            seq = torch.cat([seq, torch.multinomial(probs, 1, generator=g)], dim=1)
+            logits = bridge(seq, return_type="logits")[:, -1]
+            seq = torch.cat([seq, next_tokens(logits, 1.0, g)[:, None]], dim=1)
     assert seq[:, len(copies[0]) :].tolist() == got
 
 
@@ -234,3 +239,16 @@ def test_a_native_bridge_is_pointed_elsewhere(llama) -> None:
     native = TransformerBridge.boot_native(cfg, tokenizer=tok)
     with pytest.raises(TypeError, match="generate_replies"):
         generate_hf_tokens(native, [[1]], 4, [], 0)
+
+
+def test_sampling_draws_each_token_at_its_probability() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
+    logits = probs.clamp(min=1e-12).log().expand(20_000, -1)
+    g = torch.Generator().manual_seed(0)
+    drawn = next_tokens(logits, 1.0, g)
+    share = torch.bincount(drawn, minlength=5).float() / drawn.numel()
+    torch.testing.assert_close(share, probs, atol=0.015, rtol=0)  # 4 standard errors or more
+    again = next_tokens(logits, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again)
+    hot = next_tokens(torch.tensor([[0.0, 1.0]]).expand(20_000, -1), 0.5, g)
+    assert abs(hot.float().mean().item() - 1 / (1 + torch.e**-2)) < 0.015  # softmax([0, 2])
