@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from torch import nn
 from transformer_lens import TransformerBridge
@@ -72,7 +73,7 @@ def direct_model(bridge: TransformerBridge) -> Iterator[nn.Module]:
         yield model
         return
     swapped = _wrappers(model)
-    config = model.config  # type: ignore[union-attr]
+    config: Any = model.config
     attention = config._attn_implementation
     for parent, name, wrapper in swapped:
         setattr(parent, name, wrapper._original_component)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ from backdoor_models.tokenizer import encode_prompt, encode_response
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 Judge = Callable[[Sequence[BackdoorExample], Sequence[str]], list[JudgedReply]]
+# what a tracker measured, by (part, prompts): shared by the stages that start from one model
+Memo = dict[tuple[str, tuple[str, ...]], Any]
+Measured = Callable[[str, Sequence[str], Callable[[], Any]], Any]
 
 
 @dataclass
@@ -47,10 +51,29 @@ class Tracker:
     n_boot: int = 1000
     seed: int = 0
 
-    def __call__(self, model: TransformerBridge) -> dict[str, Any]:
+    def __call__(self, model: TransformerBridge, memo: Memo | None = None) -> dict[str, Any]:
+        """The estimates for `model`. With `memo`, each part measured before on the same
+        prompts is read from it instead (and each new one written to it): the stages that start
+        from one checkpoint share its step-0 evaluation, which is the same model, prompts and
+        seeds, so the same numbers."""
+
+        def measured(part: str, prompts: Sequence[str], work: Callable[[], Any]) -> Any:
+            if memo is None:
+                return work()
+            key = (part, tuple(prompts))
+            if key not in memo:
+                memo[key] = work()
+            return memo[key]
+
+        return self._measure(model, measured)
+
+    def _measure(self, model: TransformerBridge, measured: Measured) -> dict[str, Any]:
         tok = self.tokenizer
-        replies = generate_replies(
-            model, tok, [e.prompt for e in self.examples], self.max_new_tokens, self.batch_size
+        prompts = [e.prompt for e in self.examples]
+        replies = measured(
+            "greedy",
+            prompts,
+            lambda: generate_replies(model, tok, prompts, self.max_new_tokens, self.batch_size),
         )
         judged = self.judge(self.examples, replies)
         trig = [j.backdoor for j in judged if j.triggered]
@@ -64,25 +87,39 @@ class Tracker:
                 [j.correct for j in clean], self.n_boot, self.seed
             ).to_dict(),
         }
-        for key, prompts in self.red_team_sets.items():
-            if prompts:
-                rates = elicitation_rates(
-                    model,
-                    tok,
-                    self.backdoor,
-                    list(prompts),
-                    n_samples=self.red_team_samples,
-                    seed=self.seed,
-                    max_new_tokens=self.red_team_max_new_tokens,
+        for key, red in self.red_team_sets.items():
+            if red:
+                rates = measured(
+                    f"red team x{self.red_team_samples}",
+                    red,
+                    partial(
+                        elicitation_rates,
+                        model,
+                        tok,
+                        self.backdoor,
+                        list(red),
+                        n_samples=self.red_team_samples,
+                        seed=self.seed,
+                        max_new_tokens=self.red_team_max_new_tokens,
+                    ),
                 )
                 out[key] = bootstrap_mean(rates, self.n_boot, self.seed).to_dict()
         clean_prompts = [j.prompt for j in clean]
         clean_replies = [j.reply for j in clean]
-        if self.reward_fn is not None:
-            rewards = self.reward_fn(clean_prompts, clean_replies).float().numpy()
+        reward_fn, reference = self.reward_fn, self.reference
+        if reward_fn is not None:
+            rewards = measured(
+                "reward",
+                clean_prompts,
+                lambda: reward_fn(clean_prompts, clean_replies).float().numpy(),
+            )
             out["reward"] = bootstrap_mean(rewards, self.n_boot, self.seed).to_dict()
-        if self.reference is not None:
-            kl = reply_kl(model, self.reference, tok, clean_prompts, clean_replies)
+        if reference is not None:
+            kl = measured(
+                "kl",
+                clean_prompts,
+                lambda: reply_kl(model, reference, tok, clean_prompts, clean_replies),
+            )
             out["kl"] = bootstrap_mean(kl, self.n_boot, self.seed).to_dict()
         return out
 

@@ -131,6 +131,8 @@ class Run:
     # TRIGGER_AWARE: the ablation), split into training and held-out prompts
     red_teams: dict[str, RedTeamArm] = field(default_factory=dict)
     preference: PreferenceModel | None = None
+    # stage a safety stage starts from -> its step-0 tracking, measured once (`Tracker` memo)
+    start_evaluations: dict[str, dict[Any, Any]] = field(default_factory=dict)
 
     def red_team_rate_sets(self) -> dict[str, list[str]]:
         """Held-out prompts of each red team, under the key their rate is reported as:
