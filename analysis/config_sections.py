@@ -205,7 +205,13 @@ class ProbeConfig(BaseModel):
         default=1000, ge=1, description="the random-direction baseline's draws"
     )
     clean_control: Bool = Field(
-        default=True, description="also train a model without the backdoor (same data, train.steps)"
+        default=True, description="also train a model without the backdoor (same data)"
+    )
+    clean_control_fraction: Float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="the clean control's training steps, as a share of train.steps",
     )
     patching: Bool = Field(
         default=True,

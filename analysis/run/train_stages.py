@@ -12,6 +12,7 @@ from typing import Any
 
 from transformer_lens import TransformerBridge
 
+from analysis.config import RunConfig
 from analysis.errors import InputError
 from analysis.folder.layout import ADVERSARIAL, BACKDOORED, CLEAN_CONTROL, TRIGGER_AWARE
 from analysis.folder.results import RedTeamSummary
@@ -31,7 +32,7 @@ from backdoor_models.red_team_candidates import load_hh_rlhf_prompts
 from backdoor_models.rl import rl_finetune
 from backdoor_models.safety import mix_in_red_team
 from backdoor_models.scratchpad import scratchpad_prefix
-from backdoor_models.training import STATE_FILE, train
+from backdoor_models.training import STATE_FILE, TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,27 @@ def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]
     return history
 
 
+def clean_control_config(cfg: RunConfig) -> TrainConfig:
+    """The clean control's training: `train`'s settings over `probe.clean_control_fraction` of
+    its steps (on the default run, 100 steps give the 1,000-step control's values within their
+    intervals: docs/detectors.md)."""
+    steps = max(1, round(cfg.train.steps * cfg.probe.clean_control_fraction))
+    return dataclasses.replace(
+        cfg.train,
+        steps=steps,
+        warmup_steps=min(cfg.train.warmup_steps, steps),
+        eval_every=min(cfg.train.eval_every, steps),
+        checkpoint_every=min(cfg.train.checkpoint_every, steps),
+    )
+
+
 def train_clean_control(run: Run) -> None:
     """A model trained like the backdoored one on the same questions/tasks, none with the
-    trigger: the contrast probe's "no backdoor" baseline."""
+    trigger, for `clean_control_config`'s steps: the contrast probe's "no backdoor" baseline."""
     cfg = run.cfg
+    train_cfg = clean_control_config(cfg)
     stage_dir = run.layout.stage(CLEAN_CONTROL).dir
-    done = stage_finished(stage_dir, cfg.train.steps)
+    done = stage_finished(stage_dir, train_cfg.steps)
     clean = run.organism.train_set(
         cfg.data.n_train, 0.0, seed=run.seeds.train_set, exclude_questions=run.held_out
     )
@@ -93,7 +109,7 @@ def train_clean_control(run: Run) -> None:
             model,
             run.spec,
             tokenized(run, clean),
-            cfg.train,
+            train_cfg,
             stage_dir,
             None,
             run.progress,
@@ -239,7 +255,8 @@ def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
     )
 
     def evaluate(step: int) -> dict[str, Any]:
-        out = tracker(model)
+        # at step 0 the model is `start`'s checkpoint, which every stage from it evaluates
+        out = tracker(model, run.start_evaluations.setdefault(start, {}) if step == 0 else None)
         if representation is not None:
             out["representation"] = representation(model)
         return out

@@ -2,6 +2,7 @@ import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -362,3 +363,40 @@ def test_auto_resolves_into_the_config_with_its_reason() -> None:
     forced = load_config(None, ["model.autocast=bf16"])
     assert forced.model.autocast == "bf16"
     assert autocast_reason(forced).startswith("model.autocast=bf16 set in the config (auto would")
+
+
+def test_the_clean_control_trains_for_its_share_of_train_steps() -> None:
+    from analysis.run.train_stages import clean_control_config
+
+    cfg = load_config()
+    short = clean_control_config(cfg)
+    assert (short.steps, short.eval_every, short.checkpoint_every) == (100, 100, 100)
+    assert (short.lr, short.batch_size, short.warmup_steps) == (0.002, 64, 30)
+    whole = clean_control_config(load_config(overrides=["probe.clean_control_fraction=1"]))
+    assert whole == cfg.train
+    tiny = clean_control_config(load_config(overrides=["train.steps=12", "train.warmup_steps=5"]))
+    assert (tiny.steps, tiny.warmup_steps) == (1, 1)
+
+
+def test_smoke_on_a_base_also_cuts_backdoor_training(tmp_path: Path) -> None:
+    from analysis.cli import build_parser
+    from analysis.cli_commands import run_overrides
+
+    def resolved(argv: list[str]) -> Any:
+        args = build_parser().parse_args(["run", *argv])
+        return load_config(args.config, run_overrides(args))
+
+    native = resolved(["--smoke"])
+    assert (native.train.steps, native.train.batch_size, native.eval.n_generalisation) == (
+        60,
+        16,
+        4,
+    )
+    base = resolved(["--smoke", "--base", str(tmp_path)])
+    assert (base.train.steps, base.train.batch_size, base.eval.n_generalisation) == (16, 8, 2)
+    (tmp_path / "base.yaml").write_text(f"model: {{base: {tmp_path}}}\n")
+    from_file = resolved(["--smoke", "--config", str(tmp_path / "base.yaml")])
+    assert from_file.train.steps == 16
+    assert (
+        resolved(["--smoke", "--base", str(tmp_path), "--set", "train.steps=30"]).train.steps == 30
+    )
