@@ -25,6 +25,7 @@ from pathlib import Path
 
 from analysis.cli_commands import (
     cmd_bench,
+    cmd_compare,
     cmd_patch,
     cmd_presets,
     cmd_report,
@@ -195,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         "sees a GPU)",
     )
     patch.set_defaults(func=cmd_patch)
+    cmp = sub.add_parser(
+        "compare",
+        parents=common,
+        help="two runs of one config side by side (e.g. float32 and bf16): does each behaviour "
+        "rate lie in the reference's 95%% interval, and each probe AUROC within a tolerance?",
+    )
+    cmp.add_argument("reference", help="the reference run folder (e.g. the float32 run)")
+    cmp.add_argument("other", help="the run compared with it (e.g. the bf16 run)")
+    cmp.add_argument(
+        "--auroc-tolerance", type=float, default=0.02, help="largest AUROC gap that agrees"
+    )
+    cmp.set_defaults(func=cmd_compare)
     swp = sub.add_parser(
         "sweep",
         parents=common,

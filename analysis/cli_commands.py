@@ -244,3 +244,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     print(f"\nreport: {Path(args.out) / 'bench.html'}\nresults: {Path(args.out) / 'bench.json'}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`compare`: two runs of one config side by side; 1 when a number disagrees."""
+    from analysis.folder.compare import compare_runs, markdown_table
+
+    rows = compare_runs(Path(args.reference), Path(args.other), args.auroc_tolerance)
+    print(markdown_table(rows, Path(args.reference).name, Path(args.other).name))
+    return 0 if all(r.agrees for r in rows) else 1

