@@ -16,17 +16,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
 from backdoor_models.device import forward_autocast, forward_dtype
 from backdoor_models.frozen_weights import frozen_weights_in
 from backdoor_models.fused import FusedNative
-from backdoor_models.hf_direct import direct_model
+from backdoor_models.hf_direct import direct_model, is_hooked
 from backdoor_models.steering import steered
 
 __all__ = ["Engine", "HFEngine", "engine_for", "is_pretrained"]
@@ -52,6 +52,20 @@ class Engine(Protocol):
         generator: torch.Generator | None = None,
         steering: Mapping[int, Tensor] | None = None,
     ) -> list[list[int]]: ...
+
+
+# Hugging Face causal LMs whose logits are the output embedding applied to the base model's
+# last hidden state, with no scaling or soft-capping after it (Gemma's are not like this)
+PLAIN_HEADS = frozenset(
+    {
+        "GPT2LMHeadModel",
+        "GPTNeoXForCausalLM",
+        "LlamaForCausalLM",
+        "MistralForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen3ForCausalLM",
+    }
+)
 
 
 def is_pretrained(model: TransformerBridge) -> bool:
@@ -101,6 +115,29 @@ class HFEngine:
             frozen_weights_in(hf, forward_dtype()),  # no per-call casts of the frozen base
         ):
             out: Tensor = hf(input_ids=tokens.to(device)).logits
+        return out.float()
+
+    def logits_where(
+        self, tokens: Int[Tensor, "batch pos"], where: Bool[Tensor, "batch pos"]
+    ) -> Float[Tensor, "n d_vocab"]:
+        """The float32 logits at the positions where `where` is True, in row-major order: what a
+        loss on response tokens reads. Every position runs through the blocks; the unembedding
+        (on SmolLM2 a fifth of a token's FLOPs) runs only where asked, for an architecture whose
+        head is a plain linear layer on the decoder's output (`PLAIN_HEADS`). Any other, or a
+        hooked bridge, gets `logits(tokens)[where]`."""
+        device = next(self.model.parameters()).device
+        tokens, where = tokens.to(device), where.to(device)
+        with (
+            forward_autocast(device),
+            direct_model(self.model) as hf,
+            frozen_weights_in(hf, forward_dtype()),
+        ):
+            causal_lm: Any = hf
+            if type(hf).__name__ in PLAIN_HEADS and not is_hooked(self.model):
+                hidden = causal_lm.base_model(input_ids=tokens).last_hidden_state
+                out: Tensor = causal_lm.get_output_embeddings()(hidden[where])
+            else:
+                out = hf(input_ids=tokens).logits[where]
         return out.float()
 
     def generate(

@@ -96,6 +96,12 @@ def response_loss(fused: Engine, tokens: torch.Tensor, loss_mask: torch.Tensor) 
     the model's device (the rows are moved there; the logits come back in float32)."""
     width = int(loss_mask.nonzero()[:, 1].max()) + 1  # trim padding shared by the whole batch
     tokens, loss_mask = tokens[:, :width], loss_mask[:, :width]
+    logits_where = getattr(fused, "logits_where", None)
+    if logits_where is not None:  # a base: the unembedding at the scored positions only
+        where = loss_mask[:, 1:].bool()
+        picked = logits_where(tokens[:, :-1], where)
+        targets = tokens[:, 1:].to(picked.device)[where.to(picked.device)]
+        return F.cross_entropy(picked, targets)
     logits = fused.logits(tokens[:, :-1])
     targets = tokens[:, 1:].to(logits.device)
     mask = loss_mask[:, 1:].to(logits.device)

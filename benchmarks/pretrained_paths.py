@@ -4,8 +4,10 @@ greedy generation against transformers' own ``generate``, each in float32 and un
 autocast.
 
 Both sides get the same base folder loaded the same way (``load_base``'s arguments: float32,
-eager attention, safetensors, offline) but separate copies of it: ``boot_transformers`` wraps the
-toolkit's copy in place, so the reference loads its own ``AutoModelForCausalLM``.
+safetensors, offline) but separate copies of it: ``boot_transformers`` wraps the toolkit's copy
+in place, so the reference loads its own ``AutoModelForCausalLM``. Both attend with PyTorch's
+fused ``sdpa``: the reference by transformers' default, the toolkit wherever no hook reads
+attention (``load_base`` asks for eager attention so that patterns can be cached).
 
 - training: ``response_loss(engine_for(bridge), ...)`` + backward + ``clip_grad_norm_`` +
   AdamW (``make_optimizer``) on a bridge with ``add_lora`` adapters (what ``run_loop`` does per
@@ -68,10 +70,14 @@ def base_folder(spec: str, tmp: Path) -> tuple[Path, str]:
 
 
 def load_reference(folder: Path, device: torch.device) -> nn.Module:
-    """A plain transformers copy of the base, loaded as ``load_base`` loads the toolkit's."""
+    """A plain transformers copy of the base, loaded as ``load_base`` loads the toolkit's, but
+    with transformers' default attention (``sdpa`` where the model supports it), which the
+    toolkit also uses wherever no hook reads attention (``backdoor_models.hf_direct``)."""
     from backdoor_models.pretrained import load_hf_causal_lm
 
     model = load_hf_causal_lm(folder)
+    if getattr(model, "_supports_sdpa", False):
+        model.config._attn_implementation = "sdpa"
     module: nn.Module = model.to(device)  # type: ignore[arg-type]  # transformers' `to` is mistyped
     return module
 
@@ -142,7 +148,10 @@ def bench_lora_training(
     gen = torch.Generator().manual_seed(0)
     shape = (s.pretrained_batch, s.pretrained_seq)
     tokens = torch.randint(3, len(tokenizer), shape, generator=gen).to(device)
-    loss_mask = torch.ones_like(tokens)
+    # a chat SFT batch: the first half of each row is the prompt, which no loss scores
+    loss_mask = torch.zeros_like(tokens, dtype=torch.bool)
+    loss_mask[:, s.pretrained_seq // 2 :] = True
+    labels = tokens[:, 1:].masked_fill(~loss_mask[:, 1:], -100)  # transformers' way to skip
     rows = []
     for precision in s.pretrained_precisions:
 
@@ -156,7 +165,7 @@ def bench_lora_training(
         def reference_step(precision: str = precision) -> None:
             with _autocast(device, precision):
                 logits = ref(input_ids=tokens[:, :-1]).logits
-            loss = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
             ref_opt.zero_grad(set_to_none=True)
             loss.backward()
             ref_opt.step()
@@ -172,8 +181,9 @@ def bench_lora_training(
         tps_toolkit, tps_ref = n_tokens / t_toolkit, n_tokens / t_ref
         gflops = flops_per_token * tps_toolkit / 1e9
         config = (
-            f"{label} LoRA r{LORA_RANK}, {s.pretrained_batch}x{s.pretrained_seq} tokens, "
-            f"{PRECISION_LABEL[precision]}, {n_base / 1e6:.2f}M base + {n_lora / 1e6:.2f}M LoRA"
+            f"{label} LoRA r{LORA_RANK}, {s.pretrained_batch}x{s.pretrained_seq} tokens (loss on "
+            f"the second half), {PRECISION_LABEL[precision]}, {n_base / 1e6:.2f}M base + "
+            f"{n_lora / 1e6:.2f}M LoRA"
         )
         rows.append(
             result_row(
@@ -200,10 +210,11 @@ def bench_lora_training(
                 flops_formula=formula,
                 step=(
                     "toolkit: response_loss(engine_for(bridge)) + backward + clip_grad_norm(1.0) "
-                    "+ AdamW (run_loop's step); reference: peft model forward + cross-entropy + "
-                    "backward + AdamW, no clipping"
+                    "+ AdamW (run_loop's step); reference: peft model forward + cross-entropy "
+                    "with the prompt's labels at -100 + backward + AdamW, no clipping; the loss "
+                    "scores the second half of each row"
                 ),
-                reference="peft.get_peft_model on AutoModelForCausalLM (eager attention, fp32)",
+                reference="peft.get_peft_model on AutoModelForCausalLM (sdpa attention, fp32)",
             )
         )
     return rows
@@ -280,7 +291,7 @@ def bench_hf_generation(
                 seconds_toolkit=t_toolkit,
                 seconds_reference=t_ref,
                 repeats=s.pretrained_gen_repeats,
-                reference="transformers generate(do_sample=False), eager attention, fp32 weights",
+                reference="transformers generate(do_sample=False), sdpa attention, fp32 weights",
             )
         )
     return rows

@@ -71,3 +71,26 @@ def test_a_hooked_bridge_keeps_its_wrappers_and_its_hooks_fire(bridge: Transform
             hooked = hf(input_ids=tokens).logits
     assert not is_hooked(bridge)
     assert (hooked - clean).abs().max() > 1e-3
+
+
+def test_the_response_loss_unembeds_only_where_it_scores(bridge: TransformerBridge) -> None:
+    from backdoor_models.engine import HFEngine
+    from backdoor_models.training import response_loss
+
+    tokens = _tokens()
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[0, 4:9], mask[1, 2:11], mask[2, 7:10] = True, True, True
+    engine = HFEngine(bridge)
+    picked = response_loss(engine, tokens, mask)
+    picked.backward()
+    grads = [p.grad.clone() for p in lora_parameters(bridge)]
+    bridge.zero_grad(set_to_none=True)
+    logits = engine.logits(tokens[:, :10])  # the whole-sequence path: every position unembedded
+    losses = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), tokens[:, 1:11].flatten(), reduction="none"
+    )
+    full = (losses * mask[:, 1:11].flatten()).sum() / mask[:, 1:11].sum()
+    full.backward()
+    torch.testing.assert_close(picked, full, rtol=1e-5, atol=1e-6)
+    for p, g in zip(lora_parameters(bridge), grads, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
