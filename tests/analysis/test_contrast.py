@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from analysis.config import load_config, save_config
+from analysis.contrast.ask import ask_the_model
 from analysis.contrast.on_run import contrast_for_run_dir
 from analysis.contrast.pairs import (
     DEFAULT_PAIRS,
@@ -20,7 +21,6 @@ from analysis.contrast.pairs import (
 )
 from analysis.contrast.probe import (
     ContrastControl,
-    ask_the_model,
     contrast_directions,
     contrast_probe_analysis,
     project_on_directions,
@@ -308,7 +308,7 @@ def test_run_folder_gives_the_same_result_as_the_direct_call(
 
 
 def test_logits_at_the_read_positions_equal_the_full_forwards_on_a_base(tmp_path: Path) -> None:
-    from analysis.contrast.probe import _logits_at
+    from analysis.contrast.ask import _logits_at
     from backdoor_models.pretrained import load_base
     from tests.tiny_hf import tiny_hf_folder
 
