@@ -171,3 +171,20 @@ def trained_pm(
     finally:
         torch.set_num_threads(threads)
     return TrainedPM(pm, history, directory)
+
+
+@pytest.fixture()
+def lora_bridge(tmp_path: Path) -> TransformerBridge:
+    """The tiny HF base (`tests/tiny_hf.py`) with LoRA r4 adapters drawn away from zero, so
+    they change the logits (seed 0)."""
+    from backdoor_models.lora import add_lora, lora_parameters
+    from backdoor_models.pretrained import load_base
+    from tests.tiny_hf import tiny_hf_folder
+
+    model, _ = load_base(tiny_hf_folder(tmp_path / "tiny"))
+    add_lora(model, rank=4, alpha=8)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in lora_parameters(model):  # B starts at zero: make the adapters matter
+            p.normal_(0, 0.2)
+    return model

@@ -4,28 +4,12 @@ weight changes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import torch
 from torch import nn
 from transformer_lens import TransformerBridge
 
 from backdoor_models.frozen_weights import frozen_weights_in
-from backdoor_models.lora import add_lora, lora_parameters
-from backdoor_models.pretrained import load_base
-from tests.tiny_hf import tiny_hf_folder
-
-
-@pytest.fixture()
-def bridge(tmp_path: Path) -> TransformerBridge:
-    model, _ = load_base(tiny_hf_folder(tmp_path / "tiny"))
-    add_lora(model, rank=4, alpha=8)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in lora_parameters(model):
-            p.normal_(0, 0.2)
-    return model
+from backdoor_models.lora import lora_parameters
 
 
 def _loss(hf: nn.Module) -> torch.Tensor:
@@ -34,28 +18,28 @@ def _loss(hf: nn.Module) -> torch.Tensor:
         return hf(input_ids=tokens).logits.float().square().mean()
 
 
-def test_bf16_copies_give_autocasts_numbers_and_gradients(bridge: TransformerBridge) -> None:
-    hf = bridge.original_model
+def test_bf16_copies_give_autocasts_numbers_and_gradients(lora_bridge: TransformerBridge) -> None:
+    hf = lora_bridge.original_model
     plain = _loss(hf)
     plain.backward()
-    grads = [p.grad.clone() for p in lora_parameters(bridge)]
-    bridge.zero_grad(set_to_none=True)
+    grads = [p.grad.clone() for p in lora_parameters(lora_bridge)]
+    lora_bridge.zero_grad(set_to_none=True)
     with frozen_weights_in(hf, torch.bfloat16):
         held = _loss(hf)
     held.backward()
     assert held.item() == plain.item()
-    for p, g in zip(lora_parameters(bridge), grads, strict=True):
+    for p, g in zip(lora_parameters(lora_bridge), grads, strict=True):
         assert torch.equal(p.grad, g)
 
 
-def test_only_frozen_linears_change_dtype_and_only_inside(bridge: TransformerBridge) -> None:
-    hf = bridge.original_model
+def test_only_frozen_linears_change_dtype_and_only_inside(lora_bridge: TransformerBridge) -> None:
+    hf = lora_bridge.original_model
     before = {n: (p, p.dtype) for n, p in hf.named_parameters()}
     with frozen_weights_in(hf, torch.bfloat16):
         inside = dict(hf.named_parameters())
         frozen = [n for n in inside if n.endswith("base_layer.weight")]
         assert frozen and all(inside[n].dtype == torch.bfloat16 for n in frozen)
-        assert all(p.dtype == torch.float32 for p in lora_parameters(bridge))
+        assert all(p.dtype == torch.float32 for p in lora_parameters(lora_bridge))
         assert all(p.dtype == torch.float32 for n, p in inside.items() if "embed" in n)
     after = dict(hf.named_parameters())
     assert all(after[n] is p and p.dtype == dt for n, (p, dt) in before.items())
