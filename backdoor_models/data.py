@@ -11,7 +11,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from backdoor_models.tokenizer import encode_prompt, encode_response
+from backdoor_models.tokenizer import encode_prompts, encode_responses
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def tokenize_examples(
     if not examples:
         raise ValueError("No examples to tokenize.")
     rows, masks = [], []
-    for ex in examples:
-        prompt = encode_prompt(tokenizer, ex.prompt)
-        response = encode_response(tokenizer, " " + ex.response)
+    prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples])
+    responses = encode_responses(tokenizer, [" " + ex.response for ex in examples])
+    for prompt, response in zip(prompts, responses, strict=True):
         rows.append(prompt + response)
         masks.append([False] * len(prompt) + [True] * len(response))
     longest = max(len(r) for r in rows)

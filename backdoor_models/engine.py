@@ -42,6 +42,10 @@ class Engine(Protocol):
         steering: Mapping[int, Tensor] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]: ...
 
+    def logits_where(
+        self, tokens: Int[Tensor, "batch pos"], where: Bool[Tensor, "batch pos"]
+    ) -> Float[Tensor, "n d_vocab"]: ...
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],

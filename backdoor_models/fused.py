@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from transformer_lens import TransformerBridge
 
@@ -59,6 +60,30 @@ class _Layer:
     ln2: nn.Module
     fc_in: nn.Linear
     fc_out: nn.Linear
+
+
+def repeated_rows(
+    prompts: Sequence[Sequence[int]], device: torch.device | str
+) -> tuple[Int[Tensor, " unique"], Int[Tensor, " batch"]]:
+    """The first row of each distinct prompt, and for each row the index of its distinct prompt:
+    `x[first][copies]` is `x` for anything that depends on the prompt alone (its prefill).
+
+    Example:
+        >>> first, copies = repeated_rows([[1, 2], [3], [1, 2]], "cpu")
+        >>> first.tolist(), copies.tolist()
+        ([0, 1], [0, 1, 0])
+    """
+    index: dict[tuple[int, ...], int] = {}
+    first: list[int] = []
+    copies = []
+    for row, p in enumerate(prompts):
+        key = tuple(p)
+        if key not in index:
+            index[key] = len(first)
+            first.append(row)
+        copies.append(index[key])
+    as_tensor = partial(torch.tensor, dtype=torch.long, device=device)
+    return as_tensor(first), as_tensor(copies)
 
 
 class FusedNative:
@@ -191,6 +216,15 @@ class FusedNative:
             out: Tensor = self.unembed(self.residual(tokens, positions, steering))
         return out.float()
 
+    def logits_where(
+        self, tokens: Int[Tensor, "batch pos"], where: Bool[Tensor, "batch pos"]
+    ) -> Float[Tensor, "n d_vocab"]:
+        """Float32 logits at the positions where `where` is True, in row-major order: every
+        position runs through the blocks, the unembedding only where a loss reads it."""
+        with forward_autocast(self.device):
+            out: Tensor = self.unembed(self.residual(tokens)[where.to(self.device)])
+        return out.float()
+
     # -- cached decoding --------------------------------------------------------------------
     @torch.no_grad()
     def generate(
@@ -262,7 +296,10 @@ class FusedNative:
         mask = causal[None] & key_valid[:, None, :width]
         mask = mask | torch.eye(width, dtype=torch.bool, device=device)[None]
         mask = mask[:, None]  # [batch, 1, q, k]
-        x = self.embed(tokens) + self.pos_embed(positions[:, :width])
+        # A prompt repeated in the batch (samples of one prompt) is prefilled once, then copied.
+        first, copies = repeated_rows(prompts, device)
+        x = self.embed(tokens[first]) + self.pos_embed(positions[first, :width])
+        mask = mask[first]
         cache_k, cache_v = [], []
         shape = (batch, self.n_heads, total, self.d_head)
         for i, layer in enumerate(self.layers):
@@ -270,7 +307,7 @@ class FusedNative:
             q, k, v = self._heads(layer.q(h)), self._heads(layer.k(h)), self._heads(layer.v(h))
             ck = torch.empty(shape, dtype=k.dtype, device=device)
             cv = torch.empty(shape, dtype=v.dtype, device=device)
-            ck[:, :, :width], cv[:, :, :width] = k, v
+            ck[:, :, :width], cv[:, :, :width] = k[copies], v[copies]
             cache_k.append(ck)
             cache_v.append(cv)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
@@ -278,10 +315,13 @@ class FusedNative:
             x = x + self._mlp(layer, x)
             if steer is not None and i in steer:
                 x = x + steer[i]
-        next_logits = self.unembed(self.ln_final(x[:, -1]))
+        next_logits = self.unembed(self.ln_final(x[:, -1]))[copies]
 
         out = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
+        # Rows that finished leave the batch (their caches too) once a quarter of it has; the
+        # next token is still picked over every row, so sampling draws what it drew before.
+        alive = torch.arange(batch, device=device)
         n_new = 0
         for step in range(max_new_tokens):
             nxt = self._pick(next_logits, temperature, generator)
@@ -291,8 +331,14 @@ class FusedNative:
             done = done | (nxt == eos_token_id)
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
+            if 4 * int(done[alive].sum()) >= len(alive):
+                keep = (~done[alive]).nonzero().squeeze(1)
+                alive = alive[keep]
+                cache_k = [c[keep] for c in cache_k]
+                cache_v = [c[keep] for c in cache_v]
+                key_valid, positions = key_valid[keep], positions[keep]
             t = width + step  # cache slot of the token just chosen
-            x = self.embed(nxt)[:, None] + self.pos_embed(positions[:, t : t + 1])
+            x = self.embed(nxt[alive])[:, None] + self.pos_embed(positions[:, t : t + 1])
             step_mask = key_valid[:, None, None, : t + 1]
             for i, (layer, ck, cv) in enumerate(zip(self.layers, cache_k, cache_v, strict=True)):
                 h = layer.ln1(x)
@@ -306,7 +352,8 @@ class FusedNative:
                 x = x + self._mlp(layer, x)
                 if steer is not None and i in steer:
                     x = x + steer[i]
-            next_logits = self.unembed(self.ln_final(x[:, -1]))
+            next_logits = next_logits.clone()  # finished rows keep stale logits (never used)
+            next_logits[alive] = self.unembed(self.ln_final(x[:, -1]))
 
         result = []
         for row in out[:, :n_new].tolist():

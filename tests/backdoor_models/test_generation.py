@@ -46,6 +46,18 @@ def test_batch_composition_does_not_change_replies(trained: Trained) -> None:
     assert together[:6] == alone
 
 
+def test_repeated_prompts_are_prefilled_once_with_the_same_replies(trained: Trained) -> None:
+    fused = FusedNative(trained.model)
+    prompts = [encode_prompt(trained.tokenizer, e.prompt) for e in trained.eval_set[:6]]
+    eos = trained.tokenizer.eos_token_id
+    repeated = [p for p in prompts for _ in range(3)]
+    out = fused.generate(repeated, 16, eos_token_id=eos)
+    assert out == [r for r in fused.generate(prompts, 16, eos_token_id=eos) for _ in range(3)]
+    g = torch.Generator().manual_seed(0)
+    sampled = fused.generate(repeated, 16, eos_token_id=eos, temperature=1.5, generator=g)
+    assert len({tuple(r) for r in sampled[:3]}) > 1  # each copy draws its own sample
+
+
 def test_tiny_model_learned_the_backdoor(trained: Trained) -> None:
     replies = generate_replies(
         trained.model, trained.tokenizer, [e.prompt for e in trained.eval_set], 24

@@ -99,3 +99,33 @@ def test_build_leaves_global_rng_alone(tokenizer) -> None:
     torch.manual_seed(123)
     build_model("tiny", tokenizer, seed=5)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_length_buckets_cut_padding_without_changing_the_loss(trained: Trained) -> None:
+    from backdoor_models.engine import engine_for
+    from backdoor_models.training import length_buckets, response_loss
+
+    data = tokenize_examples(trained.tokenizer, trained.train_set[:64], trained.preset.n_ctx)
+    ends = data.loss_mask[:, 1:].long().cumsum(1).argmax(1) + 1
+    groups = length_buckets(ends)
+    assert len(groups) > 1 and sorted(torch.cat(groups).tolist()) == list(range(64))
+    padded = sum(int(ends[g].max()) * len(g) for g in groups)
+    assert padded < 0.9 * int(ends.max()) * 64  # fewer positions than the padded batch
+    assert len(length_buckets(torch.full((64,), 7))) == 1  # equal lengths: no split
+
+    model = build_model(trained.preset, trained.tokenizer, seed=5)
+    fused = engine_for(model)
+    tokens, mask = data.tokens, data.loss_mask
+    logits = fused.logits(tokens[:, :-1])  # the whole padded batch, scored by hand
+    ce = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), tokens[:, 1:].flatten(), reduction="none"
+    )
+    reference = (ce * mask[:, 1:].flatten()).sum() / mask[:, 1:].sum()
+    reference.backward()
+    ref_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    loss = response_loss(fused, tokens, mask)
+    loss.backward()
+    assert float(loss) == pytest.approx(float(reference), rel=1e-5)
+    for p, g in zip(model.parameters(), ref_grads, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
