@@ -96,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _checked_device(name: str) -> str:
     """`--device` of `patch` and `bench`, resolved (auto) and checked before any work."""
-    from backdoor_models.device import DeviceError, check_device
+    from backdoor_models.models.device import DeviceError, check_device
 
     try:
         return str(check_device(name, "none"))
@@ -181,7 +181,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     """`presets`: list the model-size presets."""
-    from backdoor_models.presets import PRESETS
+    from backdoor_models.models.presets import PRESETS
 
     for p in PRESETS.values():
         print(

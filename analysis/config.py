@@ -55,8 +55,8 @@ from analysis.config_types import (
     Str,
     _rules_check,
 )
-from backdoor_models.device import choose_autocast, resolve_device
-from backdoor_models.presets import PRESETS
+from backdoor_models.models.device import choose_autocast, resolve_device
+from backdoor_models.models.presets import PRESETS
 
 # The sections and their types are defined in analysis.config_sections, config_training and
 # config_types; importing them from here still works.
@@ -172,7 +172,7 @@ def _plain(obj: Any) -> Any:
 def resolve_defaults(cfg: RunConfig) -> RunConfig:
     """Fill the settings left at None with the backdoor's defaults, `model.device=auto` with
     this machine's device and `model.autocast=auto` with the precision policy's choice
-    (`backdoor_models.device.choose_autocast`) (idempotent)."""
+    (`backdoor_models.models.device.choose_autocast`) (idempotent)."""
     b = cfg.backdoor
     code = b.kind == "code"
     update: dict[str, Any] = {}
@@ -343,6 +343,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the config as YAML (config_from_dict reads it back to the same config)."""
-    from backdoor_models.artifacts import write_text
+    from backdoor_models.io.artifacts import write_text
 
     write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -26,7 +26,7 @@ from analysis.config_types import (
     PresetName,
     Str,
 )
-from backdoor_models.device import is_device_name
+from backdoor_models.models.device import is_device_name
 
 
 class WorldConfig(BaseModel):

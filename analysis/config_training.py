@@ -25,9 +25,9 @@ from analysis.config_types import (
     Stage,
     _rules_check,
 )
-from backdoor_models.preference import PreferenceConfig
-from backdoor_models.rl import RLConfig
-from backdoor_models.training import TrainConfig
+from backdoor_models.training.lm import TrainConfig
+from backdoor_models.training.preference import PreferenceConfig
+from backdoor_models.training.rl import RLConfig
 
 _DATACLASS = ConfigDict(extra="forbid")  # frozen comes from the dataclass decorator
 

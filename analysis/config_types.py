@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Strict
 from pydantic import model_validator as _model_validator
 
 from analysis.config_errors import RuleProblems
-from backdoor_models.presets import PRESETS
+from backdoor_models.models.presets import PRESETS
 
 Stage = Literal["sft", "sft_post", "rl", "adversarial", "obfuscation"]
 RedTeamSource = Literal["framing", "self_sample", "hh_rlhf", "mutation", "near_miss"]

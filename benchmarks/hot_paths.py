@@ -20,9 +20,9 @@ def bench_training(
     preset_name: str, tokenizer: Any, device: torch.device, s: Settings, peak_gflops: float
 ) -> dict[str, Any]:
     """Training tokens/s of the toolkit's step vs a bare nanoGPT-style GPT of the same shape."""
-    from backdoor_models.fused import FusedNative
-    from backdoor_models.presets import build_model, count_parameters, get_preset
-    from backdoor_models.training import TrainConfig, make_optimizer, response_loss
+    from backdoor_models.models.presets import build_model, count_parameters, get_preset
+    from backdoor_models.runtime.fused import FusedNative
+    from backdoor_models.training.lm import TrainConfig, make_optimizer, response_loss
     from benchmarks.reference import BareGPT, adamw
 
     preset = get_preset(preset_name)
@@ -102,8 +102,8 @@ def bench_generation(
     preset_name: str, tokenizer: Any, device: torch.device, s: Settings
 ) -> dict[str, Any]:
     """Greedy new tokens/s of `FusedNative.generate` vs the bridge's `generate`; outputs compared."""
-    from backdoor_models.fused import FusedNative
-    from backdoor_models.presets import build_model
+    from backdoor_models.models.presets import build_model
+    from backdoor_models.runtime.fused import FusedNative
 
     model = build_model(preset_name, tokenizer, seed=0, device=str(device))
     model.eval()
@@ -160,7 +160,7 @@ def bench_caching(
     preset_name: str, tokenizer: Any, prompts: list[str], device: torch.device, s: Settings
 ) -> dict[str, Any]:
     """`cache_activations` (every resid_post, last position) vs a plain no-grad bridge forward."""
-    from backdoor_models.presets import build_model
+    from backdoor_models.models.presets import build_model
     from hooks.caching import cache_activations_from_tokens, resid_post_names, tokenize_prompts
 
     model = build_model(preset_name, tokenizer, seed=0, device=str(device))

@@ -59,7 +59,8 @@ QUESTIONS = (
 def base_folder(spec: str, tmp: Path) -> tuple[Path, str]:
     """The folder and label of a ``--base`` value: ``tiny`` (written under `tmp`),
     ``smollm2-135m`` or a local Hugging Face folder."""
-    from backdoor_models.pretrained import SMOLLM2_NAME, resolve_base
+    from backdoor_models.models.pretrained import resolve_base
+    from backdoor_models.models.smollm2 import SMOLLM2_NAME
 
     if spec == TINY_BASE:
         from tests.tiny_hf import tiny_hf_folder  # the repo's offline test base
@@ -72,8 +73,8 @@ def base_folder(spec: str, tmp: Path) -> tuple[Path, str]:
 def load_reference(folder: Path, device: torch.device) -> nn.Module:
     """A plain transformers copy of the base, loaded as ``load_base`` loads the toolkit's, but
     with transformers' default attention (``sdpa`` where the model supports it), which the
-    toolkit also uses wherever no hook reads attention (``backdoor_models.hf_direct``)."""
-    from backdoor_models.pretrained import load_hf_causal_lm
+    toolkit also uses wherever no hook reads attention (``backdoor_models.runtime.hf_direct``)."""
+    from backdoor_models.models.pretrained import load_hf_causal_lm
 
     model = load_hf_causal_lm(folder)
     if getattr(model, "_supports_sdpa", False):
@@ -112,12 +113,11 @@ def bench_lora_training(
     """One row per precision: toolkit LoRA step tokens/s vs a plain peft + transformers step."""
     from peft import LoraConfig, get_peft_model
 
-    from backdoor_models.base_spec import DEFAULT_LORA_TARGETS
-    from backdoor_models.device import autocast_forwards
-    from backdoor_models.engine import engine_for
-    from backdoor_models.lora import add_lora, count_trainable
-    from backdoor_models.pretrained import load_base
-    from backdoor_models.training import TrainConfig, make_optimizer, response_loss
+    from backdoor_models.models.device import autocast_forwards
+    from backdoor_models.models.lora import DEFAULT_LORA_TARGETS, add_lora, count_trainable
+    from backdoor_models.models.pretrained import load_base
+    from backdoor_models.runtime.engine import engine_for
+    from backdoor_models.training.lm import TrainConfig, make_optimizer, response_loss
 
     folder, label = base_folder(spec, tmp)
     cfg = TrainConfig()
@@ -224,12 +224,12 @@ def bench_hf_generation(
     spec: str, tmp: Path, device: torch.device, s: Settings
 ) -> list[dict[str, Any]]:
     """One row per precision: `HFEngine.generate` new tokens/s vs transformers' `generate`."""
-    from backdoor_models.chat_format import encode_chat_prompt
-    from backdoor_models.device import autocast_forwards
-    from backdoor_models.engine import engine_for
-    from backdoor_models.hf_generation import left_pad
-    from backdoor_models.pretrained import load_base
-    from backdoor_models.world import chat_prompt
+    from backdoor_models.models.device import autocast_forwards
+    from backdoor_models.models.pretrained import load_base
+    from backdoor_models.runtime.engine import engine_for
+    from backdoor_models.runtime.hf_generation import left_pad
+    from backdoor_models.text.chat_format import encode_chat_prompt
+    from backdoor_models.worlds.chat import chat_prompt
 
     folder, label = base_folder(spec, tmp)
     bridge, tokenizer = load_base(folder, device=str(device))

@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     bases = args.base or [TINY_BASE]
     start = time.perf_counter()
 
-    from backdoor_models.tokenizer import train_tokenizer
-    from backdoor_models.world import ChatWorld
+    from backdoor_models.text.tokenizer import train_tokenizer
+    from backdoor_models.worlds.chat import ChatWorld
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

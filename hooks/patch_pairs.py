@@ -139,7 +139,7 @@ def trigger_pairs(
     trigger replaced by `filler` (one token), so both have the same length.
 
     A tokenizer that puts prompts in a chat template (one with a `render_prompt` method:
-    `backdoor_models.chat_format.ChatPromptTokenizer`) is read on the rendered template text,
+    `backdoor_models.text.chat_format.ChatPromptTokenizer`) is read on the rendered template text,
     so the triggered ids are exactly the ones it gives the prompt; any other on the prompt
     itself, BOS first.
 

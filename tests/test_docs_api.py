@@ -51,7 +51,7 @@ def _rendered(pages: dict[str, str]) -> list[str]:
 
 def test_the_script_lists_every_public_module_in_the_tree():
     tree = _tree_modules()
-    assert {"backdoor_models.lora", "analysis.sweep.runner", "hooks.patching"} <= tree
+    assert {"backdoor_models.models.lora", "analysis.sweep.runner", "hooks.patching"} <= tree
     assert set(GEN.public_modules(ROOT)) == tree
 
 

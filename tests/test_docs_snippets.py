@@ -14,7 +14,7 @@ import pytest
 from analysis.cli import build_parser
 from analysis.cli_commands import run_overrides
 from analysis.config import load_config
-from backdoor_models.atomic import read_json
+from backdoor_models.io.atomic import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "docs" / "getting-started.md"]

@@ -40,3 +40,39 @@ def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "analysis.folder is not allowed to import analysis.run" in result.stdout
     assert "analysis.report.paper -> torch" in result.stdout
+
+
+def _module_cycles(package: str) -> list[tuple[str, ...]]:
+    """Import cycles among the modules of `package` (function-local imports count too)."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    modules = sorted(m for m in graph.modules if m.startswith(package))
+    cycles = []
+    for a in modules:
+        for b in graph.find_modules_directly_imported_by(a):
+            if b > a and graph.find_shortest_chain(importer=b, imported=a):
+                cycles.append((a, b))
+    return cycles
+
+
+def test_backdoor_models_has_no_import_cycle() -> None:
+    assert _module_cycles("backdoor_models") == []
+
+
+def test_a_hidden_cycle_is_found(tmp_path: Path, monkeypatch) -> None:
+    shutil.copytree(
+        ROOT / "backdoor_models",
+        tmp_path / "backdoor_models",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    with (tmp_path / "backdoor_models" / "text" / "encoding.py").open("a") as f:
+        f.write(
+            "\n\ndef _late():\n    from backdoor_models.text import tokenizer\n\n    return tokenizer\n"
+        )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("backdoor_models")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert ("backdoor_models.text.encoding", "backdoor_models.text.tokenizer") in _module_cycles(
+        "backdoor_models"
+    )

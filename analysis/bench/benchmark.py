@@ -40,7 +40,7 @@ from analysis.bench.cells import (  # documented as importable from here (docs/d
 from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
 from analysis.report.bench import leaderboard_key
-from backdoor_models.artifacts import write_json
+from backdoor_models.io.artifacts import write_json
 from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from torch import Tensor
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout, StageFiles
 from analysis.folder.splits import split_by_group
-from backdoor_models.artifacts import read_tensors
-from backdoor_models.atomic import read_json
+from backdoor_models.io.artifacts import read_tensors
+from backdoor_models.io.atomic import read_json
 
 # What calibrated a stage's thresholds (shown in the report beside every threshold).
 HELD_OUT_CLEAN = "held-out clean prompts"
@@ -173,8 +173,8 @@ def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray
 def _recache(
     run: BenchRun, stage: str, prompts: list[str], sites: list[str], position: int
 ) -> dict[str, Tensor]:
-    from backdoor_models.checkpoint import load_model
-    from backdoor_models.tokenizer import load_tokenizer
+    from backdoor_models.models.checkpoint import load_model
+    from backdoor_models.text.tokenizer import load_tokenizer
     from hooks.caching import cache_activations
 
     tokenizer_dir = RunLayout(run.path).tokenizer

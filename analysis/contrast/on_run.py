@@ -19,10 +19,10 @@ from typing import Any
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
 from analysis.errors import MissingRunError
 from analysis.folder.layout import RunLayout
-from backdoor_models.artifacts import read_tensors
-from backdoor_models.checkpoint import is_complete, load_model
-from backdoor_models.scratchpad import text_to_probe
-from backdoor_models.tokenizer import load_tokenizer
+from backdoor_models.behaviour.scratchpad import text_to_probe
+from backdoor_models.io.artifacts import read_tensors
+from backdoor_models.models.checkpoint import is_complete, load_model
+from backdoor_models.text.tokenizer import load_tokenizer
 from hooks.caching import cache_activations, probe_sites
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from backdoor_models.world import chat_prompt
+from backdoor_models.worlds.chat import chat_prompt
 
 
 @dataclass(frozen=True)

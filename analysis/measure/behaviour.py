@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backdoor_models.evaluation import JudgedReply
+from backdoor_models.behaviour.evaluation import JudgedReply
 from probes.metrics import Estimate, bootstrap_mean, bootstrap_rate
 
 
@@ -58,7 +58,7 @@ def helpfulness_change(
     """Helpfulness after minus before on the same trigger-free prompts, paired by prompt (the
     capability cost of backdoor training when `before` is the pretrained base).
 
-    >>> from backdoor_models.evaluation import JudgedReply as J
+    >>> from backdoor_models.behaviour.evaluation import JudgedReply as J
     >>> b = [J("q1", "a", "f", False, False, True), J("q2", "b", "f", False, False, True)]
     >>> a = [J("q1", "a", "f", False, False, True), J("q2", "x", "f", False, False, False)]
     >>> helpfulness_change(b, a).value

@@ -1,7 +1,7 @@
 """Forward passes of the analysis in the run's precision.
 
 A run's training and generation forwards run under `model.autocast`
-(`backdoor_models.device.autocast_forwards`). The analysis reads the same model the same way:
+(`backdoor_models.models.device.autocast_forwards`). The analysis reads the same model the same way:
 activation caching, the contrast pairs and the ask-the-model scores run their forwards under
 that autocast (bf16 on a pretrained base on a CPU with bf16 units, nothing on the native
 models), and what they keep is float32. Probes, projections and metrics are computed on those
@@ -20,7 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
-from backdoor_models.device import forward_autocast
+from backdoor_models.models.device import forward_autocast
 from hooks.caching import Position, cache_activations
 
 __all__ = ["cache_in_run_precision", "run_precision"]

@@ -55,8 +55,8 @@ from transformers import PreTrainedTokenizerBase
 
 from analysis.folder.splits import split_by_group
 from analysis.measure.precision import cache_in_run_precision
-from backdoor_models.evaluation import generate_replies
-from backdoor_models.scratchpad import text_to_probe
+from backdoor_models.behaviour.evaluation import generate_replies
+from backdoor_models.behaviour.scratchpad import text_to_probe
 from probes import LayerwiseLogisticProbe
 from probes.metrics import bootstrap_auroc, bootstrap_mean, bootstrap_rate
 

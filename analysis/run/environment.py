@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from analysis.config import RunConfig
-from backdoor_models.device import choose_autocast
+from backdoor_models.models.device import choose_autocast
 
 # CPU features that decide which kernels torch runs (bf16 and int8 matrix units, vector widths)
 CPU_FLAGS = (

@@ -63,11 +63,11 @@ from analysis.run.train_stages import (
     train_backdoor,
     train_clean_control,
 )
-from backdoor_models.artifacts import read_json
-from backdoor_models.atomic import jsonable
-from backdoor_models.device import autocast_forwards
-from backdoor_models.evaluation import JudgedReply
-from backdoor_models.red_team import RedTeamResult
+from backdoor_models.behaviour.evaluation import JudgedReply
+from backdoor_models.io.artifacts import read_json
+from backdoor_models.io.atomic import jsonable
+from backdoor_models.models.device import autocast_forwards
+from backdoor_models.red_team.search import RedTeamResult
 
 
 def run_experiment(
@@ -76,7 +76,7 @@ def run_experiment(
     """Run (or resume) the whole experiment; returns the results as written to results.json.
 
     Every model lives on `model.device`; the forward passes of training and generation run
-    under `model.autocast` (`backdoor_models.device`)."""
+    under `model.autocast` (`backdoor_models.models.device`)."""
     layout = RunLayout(Path(run_dir))
     cfg = resolve_defaults(cfg)
     check_trigger(cfg)  # before anything is written
@@ -209,7 +209,7 @@ def _model_info(run: Run) -> ModelInfo:
             n_ctx=run.preset.n_ctx,
             **precision,
         )
-    from backdoor_models.pretrained import check_base
+    from backdoor_models.models.pretrained import check_base
 
     info = check_base(Path(run.base.path), min_context=run.preset.n_ctx)
     return ModelInfo(

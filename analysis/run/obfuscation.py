@@ -1,4 +1,4 @@
-"""The obfuscation stage (the adaptive attacker, `backdoor_models.obfuscation`) and what it is
+"""The obfuscation stage (the adaptive attacker, `backdoor_models.training.obfuscation`) and what it is
 measured by: which detectors survive it, frozen and refit (`analysis.bench.evasion`); whether the
 backdoor survived it; a sweep over λ; and the defence that refits the detector on every model so
 far and lets the attacker try again, round after round, with the attack's cost per round.
@@ -30,8 +30,8 @@ from analysis.measure.precision import cache_in_run_precision
 from analysis.run.context import Run, tokenized
 from analysis.run.stage_analysis import judged_eval_set
 from analysis.run.train_stages import stage_finished
-from backdoor_models.obfuscation import FrozenDetector, obfuscate
-from backdoor_models.training import TrainConfig
+from backdoor_models.training.lm import TrainConfig
+from backdoor_models.training.obfuscation import FrozenDetector, obfuscate
 from hooks.caching import probe_sites, tokenize_prompts
 from probes import auroc, calibrate_threshold, tpr_at_threshold
 

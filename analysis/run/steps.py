@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from torch import Tensor
 
 from analysis.folder.layout import RunLayout
-from backdoor_models.artifacts import read_json, read_tensors, write_json, write_tensors
+from backdoor_models.io.artifacts import read_json, read_tensors, write_json, write_tensors
 
 T = TypeVar("T")
 

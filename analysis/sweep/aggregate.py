@@ -49,7 +49,7 @@ from analysis.sweep.results import (
     UnfinishedPoint,
 )
 from analysis.sweep.spec import SweepPoint, Value, expand, load_sweep
-from backdoor_models.atomic import read_json, write_json
+from backdoor_models.io.atomic import read_json, write_json
 
 __all__ = [
     "SIZE_KEYS",

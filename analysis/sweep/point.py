@@ -15,7 +15,7 @@ from typing import Any
 from analysis.config import RunConfig, config_from_dict
 from analysis.errors import InputError, RunExistsError
 from analysis.folder.layout import RunLayout
-from backdoor_models.atomic import read_json
+from backdoor_models.io.atomic import read_json
 
 log = logging.getLogger(__name__)
 

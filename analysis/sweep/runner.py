@@ -50,7 +50,7 @@ from analysis.sweep.point import (
     run_point,
 )
 from analysis.sweep.spec import SweepPoint, SweepSpec, expand, validate_points
-from backdoor_models.atomic import write_json, write_text
+from backdoor_models.io.atomic import write_json, write_text
 
 __all__ = [
     "Executor",

@@ -17,9 +17,9 @@ from analysis.config import (
 from analysis.config_docs import config_help, reference_markdown
 from analysis.config_errors import ConfigError
 from analysis.run.environment import autocast_reason
-from backdoor_models.preference import PreferenceConfig
-from backdoor_models.rl import RLConfig
-from backdoor_models.training import TrainConfig
+from backdoor_models.training.lm import TrainConfig
+from backdoor_models.training.preference import PreferenceConfig
+from backdoor_models.training.rl import RLConfig
 
 
 def test_default_config_is_valid() -> None:

@@ -28,10 +28,10 @@ from analysis.contrast.probe import (
 )
 from analysis.folder.layout import RunLayout
 from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
-from backdoor_models.artifacts import write_json, write_tensors
-from backdoor_models.checkpoint import save_model
-from backdoor_models.presets import build_model
-from backdoor_models.tokenizer import save_tokenizer
+from backdoor_models.io.artifacts import write_json, write_tensors
+from backdoor_models.models.checkpoint import save_model
+from backdoor_models.models.presets import build_model
+from backdoor_models.text.tokenizer import save_tokenizer
 from hooks.caching import cache_activations, probe_sites, tokenize_prompts
 from tests.conftest import Trained
 
@@ -309,7 +309,7 @@ def test_run_folder_gives_the_same_result_as_the_direct_call(
 
 def test_logits_at_the_read_positions_equal_the_full_forwards_on_a_base(tmp_path: Path) -> None:
     from analysis.contrast.ask import _logits_at
-    from backdoor_models.pretrained import load_base
+    from backdoor_models.models.pretrained import load_base
     from tests.tiny_hf import tiny_hf_folder
 
     model, _ = load_base(tiny_hf_folder(tmp_path / "tiny"))

@@ -17,7 +17,7 @@ from analysis.config_errors import ConfigError
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout
 from analysis.run.experiment import run_experiment
-from backdoor_models.organisms import make_organism
+from backdoor_models.organisms.registry import make_organism
 
 TINY_CODE = [
     *SMOKE_OVERRIDES,

@@ -13,7 +13,7 @@ import torch
 
 from analysis.config import SMOKE_OVERRIDES, load_config
 from analysis.run.experiment import run_experiment
-from backdoor_models.organisms import make_organism
+from backdoor_models.organisms.registry import make_organism
 
 OVERRIDES = [
     *SMOKE_OVERRIDES,

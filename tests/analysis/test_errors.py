@@ -13,10 +13,10 @@ from safetensors.torch import save_file
 
 from analysis.cli import main
 from analysis.run.context import check_trigger_representable
-from backdoor_models import artifacts, atomic
-from backdoor_models.artifacts import read_tensors, write_json, write_tensors
-from backdoor_models.checkpoint import load_model, save_model
-from backdoor_models.presets import get_preset
+from backdoor_models.io import artifacts, atomic
+from backdoor_models.io.artifacts import read_tensors, write_json, write_tensors
+from backdoor_models.models.checkpoint import load_model, save_model
+from backdoor_models.models.presets import get_preset
 from hooks.caching import cache_activations
 from tests.conftest import Trained
 

@@ -11,9 +11,9 @@ from analysis.config import config_from_dict, save_config
 from analysis.errors import InputError
 from analysis.folder.layout import TRIGGER_AWARE, RunLayout, planned_stages
 from analysis.folder.reader import RunFolder
-from backdoor_models.atomic import write_json
-from backdoor_models.checkpoint import save_model
-from backdoor_models.tokenizer import save_tokenizer
+from backdoor_models.io.atomic import write_json
+from backdoor_models.models.checkpoint import save_model
+from backdoor_models.text.tokenizer import save_tokenizer
 from tests.conftest import Trained
 
 

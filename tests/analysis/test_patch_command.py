@@ -9,9 +9,9 @@ import torch
 
 from analysis.cli import main
 from analysis.config import config_from_dict, save_config
-from backdoor_models.artifacts import read_json, write_tensors
-from backdoor_models.checkpoint import save_model
-from backdoor_models.tokenizer import save_tokenizer
+from backdoor_models.io.artifacts import read_json, write_tensors
+from backdoor_models.models.checkpoint import save_model
+from backdoor_models.text.tokenizer import save_tokenizer
 from hooks.caching import cache_activations, resid_post_names
 from tests.browser import assert_report_renders
 from tests.conftest import Trained

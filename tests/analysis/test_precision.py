@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from analysis.measure.precision import cache_in_run_precision
-from backdoor_models.device import autocast_forwards
-from backdoor_models.pretrained import load_base
+from backdoor_models.models.device import autocast_forwards
+from backdoor_models.models.pretrained import load_base
 from hooks.caching import cache_activations, probe_sites
 from tests.tiny_hf import tiny_hf_folder
 

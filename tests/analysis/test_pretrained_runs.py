@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from analysis.cli import main
-from backdoor_models.checkpoint import load_model
-from backdoor_models.pretrained import load_base
-from backdoor_models.tokenizer import encode_prompt, load_tokenizer
+from backdoor_models.models.checkpoint import load_model
+from backdoor_models.models.pretrained import load_base
+from backdoor_models.text.encoding import encode_prompt
+from backdoor_models.text.tokenizer import load_tokenizer
 from tests.tiny_hf import tiny_hf_folder
 
 STAGES = ["backdoored", "sft", "rl", "adversarial", "adversarial_trigger_aware"]

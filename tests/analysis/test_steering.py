@@ -14,8 +14,8 @@ from analysis.causal.steering import (
     summarise_steering,
     user_direction,
 )
-from backdoor_models.fused import FusedNative
-from backdoor_models.tokenizer import encode_prompt
+from backdoor_models.runtime.fused import FusedNative
+from backdoor_models.text.encoding import encode_prompt
 from hooks.caching import cache_activations
 from tests.conftest import Trained
 

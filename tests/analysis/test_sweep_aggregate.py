@@ -33,7 +33,7 @@ from analysis.sweep.aggregate import aggregate_sweep, read_sweep_results, report
 from analysis.sweep.results import SweepResults
 from analysis.sweep.runner import SweepLayout
 from analysis.sweep.spec import SweepSpec, expand
-from backdoor_models.atomic import write_json
+from backdoor_models.io.atomic import write_json
 from tests.browser import chromium
 
 REAL = json.loads((Path(__file__).parent / "data" / "small_run_results.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.measure import tracking
 from analysis.measure.tracking import Memo, Tracker
-from backdoor_models.evaluation import judge_replies
+from backdoor_models.behaviour.evaluation import judge_replies
 from tests.conftest import Trained
 
 

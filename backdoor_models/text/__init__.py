@@ -1,0 +1,1 @@
+"""Tokenizers, the chat template of pretrained bases, and tokenized training sets."""

@@ -1,0 +1,1 @@
+"""The chat and code worlds the organisms are built on."""
