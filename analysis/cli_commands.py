@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.errors import InputError
+from analysis.errors import InputError, UserError
 
 if TYPE_CHECKING:
     from analysis.sweep.point import SweepLayout
@@ -193,14 +193,14 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """`bench`: every detector over finished run folders; prints the leaderboard."""
-    from analysis.bench.zoo import RunFolderError, check_run_folder
+    from analysis.bench.zoo import check_run_folder
 
     device = _checked_device(args.device)
     problems = []
     for run_dir in args.run_dirs:  # every folder is checked before any work starts
         try:
             check_run_folder(run_dir)
-        except RunFolderError as err:
+        except UserError as err:
             problems.append(str(err))
     if problems:
         raise InputError("\n  ".join(problems))

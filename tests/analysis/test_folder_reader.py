@@ -51,3 +51,23 @@ def test_a_missing_stage_is_named_for_what_it_is(folder: Path) -> None:
     message = str(err.value)
     assert "['sft'] started" in message and "did not finish" in message and "--resume" in message
     assert "has no stage ['rl']" in message and TRIGGER_AWARE in message
+
+
+def test_analysed_stages_name_the_first_missing_file(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from analysis.bench.zoo import check_run_folder
+    from analysis.errors import MissingRunError
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run / "run", copy)
+    layout = RunLayout(copy)
+    stages = RunFolder.open(copy).analysed_stages()
+    assert stages[0] == "backdoored" and "sft" in stages
+    assert check_run_folder(copy) == tuple(stages)
+    layout.stage("sft").behaviour.unlink()
+    with pytest.raises(MissingRunError, match="sft/behaviour.json is missing.*--resume"):
+        check_run_folder(copy)  # the benchmark reads a folder through RunFolder
+    layout.results.unlink()
+    with pytest.raises(MissingRunError, match="results.json is missing"):
+        RunFolder.open(copy).analysed_stages()
