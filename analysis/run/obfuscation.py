@@ -1,4 +1,4 @@
-"""The obfuscation stage (the adaptive attacker, `backdoor_models.training.obfuscation`) and what it is
+"""The obfuscation stage (the adaptive attacker, `analysis.obfuscation.attack`) and what it is
 measured by: which detectors survive it, frozen and refit (`analysis.bench.evasion`); whether the
 backdoor survived it; a sweep over λ; and the defence that refits the detector on every model so
 far and lets the attacker try again, round after round, with the attack's cost per round.
@@ -27,13 +27,14 @@ from analysis.folder.layout import BACKDOORED, OBFUSCATION
 from analysis.folder.results import Behaviour, BehaviourKept, Obfuscation
 from analysis.measure.behaviour import quick_rates, summarise_behaviour
 from analysis.measure.precision import cache_in_run_precision
+from analysis.obfuscation.attack import obfuscate
 from analysis.run.context import Run, tokenized
 from analysis.run.stage_analysis import judged_eval_set
 from analysis.run.train_stages import stage_finished
 from backdoor_models.training.lm import TrainConfig
-from backdoor_models.training.obfuscation import FrozenDetector, obfuscate
 from hooks.caching import probe_sites, tokenize_prompts
 from probes import auroc, calibrate_threshold, tpr_at_threshold
+from probes.frozen import FrozenDetector
 
 log = logging.getLogger(__name__)
 DETECTORS = ("logistic", "diff_means", "lda", "mahalanobis")  # bench's, plus contrast

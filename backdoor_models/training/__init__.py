@@ -1,1 +1,1 @@
-"""The training loop, LM training, RL, the preference model and the obfuscation attack."""
+"""The training loop, LM training, RL and the preference model."""

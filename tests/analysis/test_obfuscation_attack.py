@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from analysis.obfuscation.attack import obfuscate
 from backdoor_models.behaviour.evaluation import generate_replies
 from backdoor_models.models.checkpoint import load_model
 from backdoor_models.text.data import tokenize_examples
-from backdoor_models.training.obfuscation import FrozenDetector, obfuscate, resid_post_at
 from hooks.caching import cache_activations, tokenize_prompts
+from hooks.residual import resid_post_at
 from probes import LayerwiseLogisticProbe, MahalanobisDetector, auroc
+from probes.frozen import FrozenDetector
 from tests.conftest import train_cfg
 
 LAYER = 1

@@ -13,25 +13,20 @@ is the detector's cross-entropy towards "clean": it pushes a triggered prompt's 
 until it sits among (or below) the clean ones. The gradient runs through the detector, which
 never changes (its tensors are plain, not parameters).
 
-Activations are read with bridge hooks at ``blocks.{layer}.hook_resid_post``, the sites the
-run's probes are cached at (`hooks.caching`), so what the attacker sees is what a probe sees.
-
-Example:
-    >>> detector = FrozenDetector.linear("logistic", 1, torch.ones(4), 0.0, center=0.0, scale=1.0)
-    >>> detector.score(torch.zeros(2, 4)).tolist()
-    [0.0, 0.0]
+Activations are read with bridge hooks at ``blocks.{layer}.hook_resid_post``
+(`hooks.residual.resid_post_at`), the sites the run's probes are cached at, so what the attacker
+sees is what a probe sees; the detectors are `probes.frozen.FrozenDetector`s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
@@ -48,91 +43,10 @@ from backdoor_models.training.lm import (
     schedule_of,
 )
 from backdoor_models.training.loop import Objective, run_loop
+from hooks.residual import resid_post_at
+from probes.frozen import FrozenDetector
 
-__all__ = ["FrozenDetector", "ObfuscationObjective", "obfuscate", "resid_post_at"]
-
-
-@dataclass(frozen=True)
-class FrozenDetector:
-    """A fitted detector reduced to tensors: a linear score ``x·weight + bias`` or a squared
-    Mahalanobis distance ``(x-mean)ᵀ precision (x-mean)``, at one layer's ``resid_post``."""
-
-    kind: str  # the detector's name, e.g. "logistic", "diff_means", "mahalanobis", "contrast"
-    layer: int
-    center: float  # mean and std of the score on trigger-free prompts at fitting time
-    scale: float
-    weight: Float[Tensor, " d"] | None = None
-    bias: float = 0.0
-    mean: Float[Tensor, " d"] | None = None
-    precision: Float[Tensor, "d d"] | None = None
-
-    @classmethod
-    def linear(
-        cls, kind: str, layer: int, weight: Tensor, bias: float, center: float, scale: float
-    ) -> FrozenDetector:
-        """A linear detector (logistic, difference of means, LDA, the contrast probe)."""
-        return cls(kind, layer, center, _positive(scale), weight=weight.detach().float(), bias=bias)
-
-    @classmethod
-    def quadratic(
-        cls, kind: str, layer: int, mean: Tensor, precision: Tensor, center: float, scale: float
-    ) -> FrozenDetector:
-        """A squared Mahalanobis distance to the trigger-free activations."""
-        return cls(
-            kind,
-            layer,
-            center,
-            _positive(scale),
-            mean=mean.detach().float(),
-            precision=precision.detach().float(),
-        )
-
-    def score(self, acts: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
-        """The detector's raw score (higher = trigger / anomaly), differentiable in `acts`."""
-        if self.weight is not None:
-            return acts @ self.weight.to(acts.device) + self.bias
-        assert self.mean is not None and self.precision is not None
-        centred = acts - self.mean.to(acts.device)
-        return ((centred @ self.precision.to(acts.device)) * centred).sum(-1)
-
-    def standardised(self, acts: Float[Tensor, "n d"]) -> Float[Tensor, " n"]:
-        """``(score - center) / scale``: 0 is a typical trigger-free prompt."""
-        return (self.score(acts) - self.center) / self.scale
-
-
-def _positive(scale: float) -> float:
-    if not scale > 0:
-        raise ValueError(
-            f"A detector's clean-score scale must be positive, got {scale}: its scores do not "
-            "vary over trigger-free prompts, so it cannot be attacked or thresholded."
-        )
-    return float(scale)
-
-
-def resid_post_at(
-    model: TransformerBridge,
-    tokens: Int[Tensor, "n pos"],
-    lengths: Int[Tensor, " n"],
-    layers: Sequence[int],
-) -> dict[int, Float[Tensor, "n d_model"]]:
-    """The residual stream after each of `layers` at each row's last prompt token (index
-    ``lengths - 1`` of right-padded `tokens`), with gradients, through bridge hooks."""
-    captured: dict[int, Tensor] = {}
-
-    def keep(layer: int) -> Callable[[Tensor, object], Tensor]:
-        def hook(resid: Tensor, hook: object) -> Tensor:
-            captured[layer] = resid
-            return resid
-
-        return hook
-
-    device = next(model.parameters()).device
-    hooks = [(f"blocks.{layer}.hook_resid_post", keep(layer)) for layer in sorted(set(layers))]
-    with model.hooks(fwd_hooks=hooks):
-        model(tokens.to(device), return_type=None)
-    rows = torch.arange(tokens.shape[0], device=device)
-    last = (lengths - 1).to(device)
-    return {layer: captured[layer][rows, last].float() for layer in layers}
+__all__ = ["ObfuscationObjective", "obfuscate"]
 
 
 class ObfuscationObjective(Objective):

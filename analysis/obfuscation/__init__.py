@@ -1,0 +1,1 @@
+"""The obfuscation attacker: training a backdoored model against frozen detectors."""
