@@ -192,6 +192,12 @@ def test_replies_come_back_in_input_order_and_stop_at_the_end_of_turn(llama) -> 
     first = free[0][3]
     stopped = generate_hf_tokens(bridge, encoded, 12, [first, eot], tok.pad_token_id)
     assert stopped[0] == free[0][:3]
+    # the rows still going after a row stops (they decode in a smaller batch then) give what
+    # they give in the full batch, each up to its own first stop token
+    for row, full in zip(stopped, free, strict=True):
+        cut = next((i for i, t in enumerate(full) if t in (first, eot)), len(full))
+        assert row == full[:cut]
+    assert any(len(row) > 3 for row in stopped[1:])
 
 
 def test_seeded_sampling_is_reproducible(llama) -> None:
