@@ -175,9 +175,6 @@ def generate_hf_tokens(
                 logits, mask, positions = logits[index], mask[index], positions[index]
                 cache.reorder_cache(index)
             done = torch.zeros(len(encoded), dtype=torch.bool, device=device)
-            # rows that finished leave the batch (and the cache) once a quarter of it has; the
-            # next token is still drawn over every row, so sampling draws what it drew before
-            alive = torch.arange(len(encoded), device=device)
             new: list[Tensor] = []
             for step in range(max_new_tokens):
                 token = next_tokens(logits, temperature, generator)
@@ -186,21 +183,15 @@ def generate_hf_tokens(
                 done |= torch.isin(token, stops)
                 if bool(done.all()) or step == max_new_tokens - 1:
                     break
-                if 4 * int(done[alive].sum()) >= len(alive):
-                    keep = (~done[alive]).nonzero().squeeze(1)
-                    alive, mask, positions = alive[keep], mask[keep], positions[keep]
-                    cache.reorder_cache(keep)
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
                 positions = positions[:, -1:] + 1
-                step_logits, cache = _forward(
+                logits, cache = _forward(
                     model,
                     cache,
-                    input_ids=token[alive][:, None],
+                    input_ids=token[:, None],
                     attention_mask=mask,
                     position_ids=positions,
                 )
-                logits = logits.clone()  # finished rows keep stale logits (never used)
-                logits[alive] = step_logits
         finally:
             model.train(was_training)
     rows = torch.stack(new, dim=1).tolist()
