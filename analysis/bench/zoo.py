@@ -36,6 +36,7 @@ from analysis.folder.reader import RunFolder
 from analysis.folder.splits import split_by_group
 from backdoor_models.io.artifacts import read_tensors
 from backdoor_models.io.atomic import read_json
+from hooks.caching import cache_activations
 
 # What calibrated a stage's thresholds (shown in the report beside every threshold).
 HELD_OUT_CLEAN = "held-out clean prompts"
@@ -54,8 +55,7 @@ class BenchRun:
     preset: str
     results: dict[str, Any]
     stages: tuple[str, ...]  # analysed stages, in run order (skipped stages left out)
-    device: str = "cpu"  # where checkpoints load to re-cache other token positions
-    folder: RunFolder | None = None  # the run folder it was read from (its models, tokenizer)
+    folder: RunFolder  # what it was read from: re-caching loads models on `folder.device`
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,6 @@ def load_run_folder(path: str | Path, name: str | None = None, device: str = "cp
         preset=str(results.get("model", {}).get("preset", folder.cfg.model.preset)),
         results=results,
         stages=stages,
-        device=device,
         folder=folder,
     )
 
@@ -144,12 +143,9 @@ def paired_labels(samples: list[dict[str, Any]], where: str) -> tuple[np.ndarray
 def _recache(
     run: BenchRun, stage: str, prompts: list[str], sites: list[str], position: int
 ) -> dict[str, Tensor]:
-    from hooks.caching import cache_activations
-
-    folder = run.folder or RunFolder.open(run.path, device=run.device)
-    batch = int(run.results.get("config", {}).get("probe", {}).get("batch_size", 128))
+    batch = int(run.folder.cfg.probe.batch_size)
     return cache_activations(
-        folder.model(stage), prompts, sites, position=position, batch_size=batch
+        run.folder.model(stage), prompts, sites, position=position, batch_size=batch
     )
 
 

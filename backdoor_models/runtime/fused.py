@@ -298,6 +298,8 @@ class FusedNative:
         mask = mask[:, None]  # [batch, 1, q, k]
         # A prompt repeated in the batch (samples of one prompt) is prefilled once, then copied.
         first, copies = repeated_rows(prompts, device)
+        if len(first) == batch:  # nothing repeats: index nothing (and copy nothing)
+            first = copies = slice(None)  # type: ignore[assignment]
         x = self.embed(tokens[first]) + self.pos_embed(positions[first, :width])
         mask = mask[first]
         cache_k, cache_v = [], []
