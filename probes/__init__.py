@@ -1,16 +1,18 @@
 """Detectors over arrays (no model code): batched probes, metrics, controls."""
 
 from probes.controls import shuffled_label_auroc, shuffled_label_null
-from probes.detection_metrics import (
+from probes.detection_intervals import (
     OperatingPoint,
-    WorstCaseFPR,
-    average_precision,
     bootstrap_average_precision,
     bootstrap_tpr_at_fpr,
     bootstrap_worst_case_fpr,
+    operating_point,
+)
+from probes.detection_metrics import (
+    WorstCaseFPR,
+    average_precision,
     calibrate_threshold,
     fpr_at_threshold,
-    operating_point,
     roc_curve,
     tpr_at_fpr,
     tpr_at_threshold,
