@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from analysis.bench.cells import (
     DETECTORS,
+    Detector,
     detector_scores,
     fit_detector,
     logistic_per_position,
@@ -37,11 +38,27 @@ from analysis.bench.cells import (
 from analysis.bench.cells import (  # documented as importable from here (docs/detectors.md)
     detection_summary as detection_summary,
 )
+from analysis.bench.records import (
+    BenchRecord,
+    RunRecord,
+    ShuffleControl,
+    StageRow,
+    Transfer,
+)
+from analysis.bench.tables import (
+    behaviour_vs_representation,
+    best_cell,
+    leaderboard,
+)
 from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
-from analysis.report.bench import leaderboard_key
 from backdoor_models.io.artifacts import write_json
-from probes import RandomDirectionBaseline, bootstrap_auroc, layerwise_auroc
+from probes import (
+    LayerwiseLogisticProbe,
+    RandomDirectionBaseline,
+    bootstrap_auroc,
+    layerwise_auroc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +107,7 @@ def run_bench(
     transfer: bool = True,
     progress: bool = True,
     device: str = "cpu",
-) -> dict[str, Any]:
+) -> BenchRecord:
     """Benchmark every detector over the completed runs in `run_dirs`; writes
     `out_dir/bench.json` and the report `out_dir/bench.html`, and returns bench.json's content.
 
@@ -100,129 +117,20 @@ def run_bench(
     """
     from analysis.report.bench import write_bench_report
 
-    unknown = [d for d in detectors if d not in DETECTORS]
-    if unknown or not detectors:
-        raise InputError(
-            f"Unknown detectors {unknown}; choose one or more of {', '.join(DETECTORS)}."
-        )
-    if not run_dirs:
-        raise InputError("No run folders given; pass one or more completed run folders.")
-    paths = [Path(p) for p in run_dirs]
-    runs = [load_run_folder(p, n, device) for p, n in zip(paths, _unique_names(paths), strict=True)]
+    runs = _open_runs(run_dirs, detectors, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     position_list: list[str | int] = ["last", *positions]
-    groups = [(run, stage) for run in runs for stage in run.stages]
-    jobs: list[tuple[BenchRun, StageData, Any]] = []
-    for run, stage in tqdm(groups, desc="bench: loading and fitting", disable=not progress):
-        per_position = [load_stage(run, stage, pos) for pos in position_list]
-        logistic = logistic_per_position(per_position, run.C) if "logistic" in detectors else []
-        jobs.extend(
-            (run, data, logistic[i] if logistic else None) for i, data in enumerate(per_position)
-        )
-    stage_rows: list[dict[str, Any]] = []
-    loaded: list[tuple[BenchRun, StageData, dict[str, Any]]] = []
-    for run, data, logistic_probe in tqdm(jobs, desc="bench: stages", disable=not progress):
-        stage = data.stage
-        fitted = {
-            k: logistic_probe
-            if k == "logistic"
-            else fit_detector(k, data.X[:, data.train], data.labels[data.train], run.C)
-            for k in detectors
-        }
-        cells = stage_cells(data, fitted, fpr, n_boot, run.seed)
-        baseline = RandomDirectionBaseline(n_directions, seed=run.seed).fit(data.X)
-        random = {
-            k: v.tolist()
-            for k, v in baseline.summary(data.X[:, data.test], data.labels[data.test]).items()
-        }
-        row: dict[str, Any] = {
-            "run": run.name,
-            "stage": stage,
-            "position": data.position,
-            "sites": list(data.sites),
-            "d_model": data.d_model,
-            "n_train": int(data.train.size),
-            "n_test": int(data.test.size),
-            "families": sorted(set(data.families.tolist())),
-            "test_labels": data.labels[data.test].tolist(),
-            "test_families": data.families[data.test].tolist(),
-            "behaviour": {
-                k: run.results["stages"][stage]["behaviour"][k]
-                for k in BEHAVIOUR_KEYS
-                if k in run.results["stages"][stage]["behaviour"]
-            },
-            "detectors": cells,
-            "random_directions": random,
-        }
-        if data.position == "last" and "logistic" in cells:
-            row["results_json_max_abs_diff"] = _check_against_results(
-                run, data, cells["logistic"]["auroc_point"]
-            )
-            # Runs written before the L-BFGS default (issue 18) can differ by up to ~1e-4
-            # (4.4e-5 on the default run); anything larger means other data or another split.
-            if row["results_json_max_abs_diff"] > 1e-3:
-                log.warning(
-                    "%s/%s: logistic AUROC differs from results.json by %.3g",
-                    run.name,
-                    stage,
-                    row["results_json_max_abs_diff"],
-                )
-        stage_rows.append(row)
-        loaded.append((run, data, fitted))
+    jobs = _load_stages(runs, position_list, detectors, progress)
+    stage_rows: list[StageRow] = []
+    fitted: list[FittedStage] = []
+    for run, data, logistic in tqdm(jobs, desc="bench: stages", disable=not progress):
+        stage = FittedStage(run, data, _fit_detectors(run, data, logistic, detectors))
+        stage_rows.append(_stage_row(stage, fpr, n_boot, n_directions))
+        fitted.append(stage)
 
-    controls = []
-    for run in tqdm(runs, desc="bench: shuffle controls", disable=not progress):
-        for stage in run.stages:
-            best = _best_cell(
-                [r for r in stage_rows if r["run"] == run.name and r["stage"] == stage]
-            )
-            data = next(
-                d
-                for r, d, _ in loaded
-                if r is run and d.stage == stage and d.position == best["position"]
-            )
-            control = shuffle_control(
-                data, best["detector"], best["site_index"], run.C, run.seed, n_permutations
-            )
-            controls.append(
-                {
-                    "run": run.name,
-                    "stage": stage,
-                    "position": best["position"],
-                    "auroc": best["auroc"],
-                    **control,
-                }
-            )
-
-    transfers = []
-    if transfer:
-        pairs = list(_transfer_pairs([d for _, d, _ in loaded]))
-        fitted_of = {(d.run, d.stage, d.position): f for _, d, f in loaded}
-        seeds = {r.name: r.seed for r in runs}
-        for source, target in tqdm(pairs, desc="bench: transfer", disable=not progress):
-            for kind, detector in fitted_of[(source.run, source.stage, source.position)].items():
-                scores = detector_scores(detector, target.X[:, target.test])
-                y = target.labels[target.test]
-                transfers.append(
-                    {
-                        "source_run": source.run,
-                        "source_stage": source.stage,
-                        "target_run": target.run,
-                        "target_stage": target.stage,
-                        "position": source.position,
-                        "detector": kind,
-                        "sites": list(target.sites),
-                        "auroc_point": layerwise_auroc(scores, y).tolist(),
-                        "auroc": [
-                            bootstrap_auroc(scores[i], y, n_boot, seeds[source.run] + i).to_dict()
-                            for i in range(len(target.sites))
-                        ],
-                    }
-                )
-
-    bench = {
+    bench: BenchRecord = {
         "settings": {
             "runs": [str(r.path) for r in runs],
             "positions": [str(p) for p in position_list],
@@ -232,95 +140,192 @@ def run_bench(
             "n_directions": n_directions,
             "n_permutations": n_permutations,
         },
-        "runs": [
-            {
-                "name": r.name,
-                "path": str(r.path),
-                "seed": r.seed,
-                "preset": r.preset,
-                "train_fraction": r.train_fraction,
-                "C": r.C,
-                "stages": list(r.stages),
-            }
-            for r in runs
-        ],
+        "runs": [_run_record(r) for r in runs],
         "stages": stage_rows,
         "leaderboard": leaderboard(stage_rows),
         "behaviour_vs_representation": behaviour_vs_representation(stage_rows),
-        "shuffle_controls": controls,
-        "transfer": transfers,
+        "shuffle_controls": _shuffle_controls(runs, stage_rows, fitted, n_permutations, progress),
+        "transfer": _transfers(runs, fitted, n_boot, progress) if transfer else [],
     }
     write_json(out / "bench.json", bench)
-    write_bench_report(bench, out / "bench.html")
+    write_bench_report(dict(bench), out / "bench.html")
     return bench
 
 
-def _best_cell(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The highest-AUROC (detector, site, position) among `rows` (one stage, all positions);
-    ties go to the first in detector order, then site order."""
-    best: dict[str, Any] = {"auroc": -1.0}
-    for row in rows:
-        for kind, result in row["detectors"].items():
-            for i, value in enumerate(result["auroc_point"]):
-                if value > best["auroc"]:
-                    best = {
-                        "auroc": value,
-                        "detector": kind,
-                        "site_index": i,
-                        "site": row["sites"][i],
-                        "position": row["position"],
-                    }
-    return best
+@dataclass(frozen=True)
+class FittedStage:
+    """One run x stage x token position and the detectors fitted on its training rows."""
+
+    run: BenchRun
+    data: StageData
+    detectors: dict[str, Detector]  # in the order asked for
 
 
-def leaderboard(stage_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every (run, stage, position, detector, site) cell, best first: AUROC as the report shows
-    it (3 decimals), ties broken by the lower worst-case FPR, then the higher AP
-    (:func:`analysis.report.bench.leaderboard_key`)."""
-    rows = []
-    for row in stage_rows:
-        for kind, result in row["detectors"].items():
-            for i, cell in enumerate(result["cells"]):
-                rows.append(
-                    {
-                        "run": row["run"],
-                        "stage": row["stage"],
-                        "position": row["position"],
-                        "detector": kind,
-                        "site": row["sites"][i],
-                        **cell,
-                    }
-                )
-    rows.sort(key=leaderboard_key)
-    return rows
-
-
-def behaviour_vs_representation(stage_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per run and stage: the behaviour rates from results.json next to each detector's best
-    held-out AUROC (any position and site) and the random-direction 95th percentile."""
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in stage_rows:
-        grouped.setdefault((row["run"], row["stage"]), []).append(row)
-    out = []
-    for (run, stage), rows in grouped.items():
-        best: dict[str, Any] = {}
-        for row in rows:
-            for kind, result in row["detectors"].items():
-                i = result["best_index"]
-                cell = result["cells"][i]
-                if kind not in best or cell["auroc"]["value"] > best[kind]["auroc"]["value"]:
-                    best[kind] = {
-                        "auroc": cell["auroc"],
-                        "site": row["sites"][i],
-                        "position": row["position"],
-                    }
-        out.append(
-            {
-                "run": run,
-                "stage": stage,
-                "behaviour": rows[0]["behaviour"],
-                "best_auroc": best,
-                "random_p95_max": max(max(r["random_directions"]["p95"]) for r in rows),
-            }
+def _open_runs(
+    run_dirs: Sequence[str | Path], detectors: Sequence[str], device: str
+) -> list[BenchRun]:
+    """Check the detector names and every run folder, then read the runs (names made unique)."""
+    unknown = [d for d in detectors if d not in DETECTORS]
+    if unknown or not detectors:
+        raise InputError(
+            f"Unknown detectors {unknown}; choose one or more of {', '.join(DETECTORS)}."
         )
-    return out
+    if not run_dirs:
+        raise InputError("No run folders given; pass one or more completed run folders.")
+    paths = [Path(p) for p in run_dirs]
+    return [load_run_folder(p, n, device) for p, n in zip(paths, _unique_names(paths), strict=True)]
+
+
+def _load_stages(
+    runs: Sequence[BenchRun],
+    position_list: Sequence[str | int],
+    detectors: Sequence[str],
+    progress: bool,
+) -> list[tuple[BenchRun, StageData, LayerwiseLogisticProbe | None]]:
+    """Every stage of every run at every token position, with its logistic probe (fitted for
+    all positions of a stage in one solve; None when "logistic" is not benchmarked)."""
+    groups = [(run, stage) for run in runs for stage in run.stages]
+    jobs: list[tuple[BenchRun, StageData, LayerwiseLogisticProbe | None]] = []
+    for run, stage in tqdm(groups, desc="bench: loading and fitting", disable=not progress):
+        per_position = [load_stage(run, stage, pos) for pos in position_list]
+        logistic = logistic_per_position(per_position, run.C) if "logistic" in detectors else []
+        jobs.extend(
+            (run, data, logistic[i] if logistic else None) for i, data in enumerate(per_position)
+        )
+    return jobs
+
+
+def _fit_detectors(
+    run: BenchRun,
+    data: StageData,
+    logistic: LayerwiseLogisticProbe | None,
+    detectors: Sequence[str],
+) -> dict[str, Detector]:
+    """Every detector fitted on `data`'s training rows; the logistic probe comes already fitted."""
+    fitted: dict[str, Detector] = {}
+    for kind in detectors:
+        if kind == "logistic" and logistic is not None:
+            fitted[kind] = logistic
+        else:
+            fitted[kind] = fit_detector(kind, data.X[:, data.train], data.labels[data.train], run.C)
+    return fitted
+
+
+def _stage_row(stage: FittedStage, fpr: float, n_boot: int, n_directions: int) -> StageRow:
+    """bench.json's row of one stage: its split, its behaviour, every detector's cells and the
+    random-direction AUROCs; the last token's logistic AUROCs are checked against results.json."""
+    run, data = stage.run, stage.data
+    cells = stage_cells(data, stage.detectors, fpr, n_boot, run.seed)
+    baseline = RandomDirectionBaseline(n_directions, seed=run.seed).fit(data.X)
+    random = baseline.summary(data.X[:, data.test], data.labels[data.test])
+    behaviour = run.results["stages"][data.stage]["behaviour"]
+    row: StageRow = {
+        "run": run.name,
+        "stage": data.stage,
+        "position": data.position,
+        "sites": list(data.sites),
+        "d_model": data.d_model,
+        "n_train": int(data.train.size),
+        "n_test": int(data.test.size),
+        "families": sorted(set(data.families.tolist())),
+        "test_labels": data.labels[data.test].tolist(),
+        "test_families": data.families[data.test].tolist(),
+        "behaviour": {k: behaviour[k] for k in BEHAVIOUR_KEYS if k in behaviour},
+        "detectors": cells,
+        "random_directions": {
+            "mean": random["mean"].tolist(),
+            "p95": random["p95"].tolist(),
+            "max": random["max"].tolist(),
+        },
+    }
+    if data.position == "last" and "logistic" in cells:
+        diff = _check_against_results(run, data, cells["logistic"]["auroc_point"])
+        row["results_json_max_abs_diff"] = diff
+        # Runs written before the L-BFGS default (issue 18) can differ by up to ~1e-4
+        # (4.4e-5 on the default run); anything larger means other data or another split.
+        if diff > 1e-3:
+            log.warning(
+                "%s/%s: logistic AUROC differs from results.json by %.3g",
+                run.name,
+                data.stage,
+                diff,
+            )
+    return row
+
+
+def _shuffle_controls(
+    runs: Sequence[BenchRun],
+    stage_rows: Sequence[StageRow],
+    fitted: Sequence[FittedStage],
+    n_permutations: int,
+    progress: bool,
+) -> list[ShuffleControl]:
+    """The label-shuffle control of each stage's best cell (any position, detector and site)."""
+    controls: list[ShuffleControl] = []
+    for run in tqdm(runs, desc="bench: shuffle controls", disable=not progress):
+        for stage in run.stages:
+            best = best_cell(
+                [r for r in stage_rows if r["run"] == run.name and r["stage"] == stage]
+            )
+            data = next(
+                f.data
+                for f in fitted
+                if f.run is run and f.data.stage == stage and f.data.position == best.position
+            )
+            null = shuffle_control(
+                data, best.detector, best.site_index, run.C, run.seed, n_permutations
+            )
+            controls.append(
+                {
+                    "run": run.name,
+                    "stage": stage,
+                    "position": best.position,
+                    "auroc": best.auroc,
+                    **null,
+                }
+            )
+    return controls
+
+
+def _transfers(
+    runs: Sequence[BenchRun], fitted: Sequence[FittedStage], n_boot: int, progress: bool
+) -> list[Transfer]:
+    """Every detector fitted on one stage, scored unchanged on each stage it transfers to
+    (:func:`_transfer_pairs`)."""
+    pairs = list(_transfer_pairs([f.data for f in fitted]))
+    fitted_of = {(f.data.run, f.data.stage, f.data.position): f.detectors for f in fitted}
+    seeds = {r.name: r.seed for r in runs}
+    transfers: list[Transfer] = []
+    for source, target in tqdm(pairs, desc="bench: transfer", disable=not progress):
+        for kind, detector in fitted_of[(source.run, source.stage, source.position)].items():
+            scores = detector_scores(detector, target.X[:, target.test])
+            y = target.labels[target.test]
+            transfers.append(
+                {
+                    "source_run": source.run,
+                    "source_stage": source.stage,
+                    "target_run": target.run,
+                    "target_stage": target.stage,
+                    "position": source.position,
+                    "detector": kind,
+                    "sites": list(target.sites),
+                    "auroc_point": layerwise_auroc(scores, y).tolist(),
+                    "auroc": [
+                        bootstrap_auroc(scores[i], y, n_boot, seeds[source.run] + i).to_dict()
+                        for i in range(len(target.sites))
+                    ],
+                }
+            )
+    return transfers
+
+
+def _run_record(run: BenchRun) -> RunRecord:
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "seed": run.seed,
+        "preset": run.preset,
+        "train_fraction": run.train_fraction,
+        "C": run.C,
+        "stages": list(run.stages),
+    }

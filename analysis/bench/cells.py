@@ -9,15 +9,16 @@ without them, and the cell says which).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.bench.records import CellRecord, DetectorRecord, ShuffleNull
 from analysis.bench.zoo import HELD_OUT_CLEAN, StageData
 from probes import (
     DiffMeansProbe,
@@ -37,9 +38,16 @@ from probes import (
 DETECTORS = ("logistic", "diff_means", "lda", "mahalanobis")
 
 
+class Detector(Protocol):
+    """A fitted detector: one score per site and example of `[sites, n, d]` activations, higher
+    meaning trigger present (or, for Mahalanobis, more anomalous)."""
+
+    def decision_function(self, X: Any) -> Float[Tensor, "sites n"]: ...
+
+
 def fit_detector(
     kind: str, X_train: Float[Tensor, "sites n d"], y_train: np.ndarray, C: float = 1.0
-) -> Any:
+) -> Detector:
     """Fit one detector on all sites at once. Mahalanobis is fitted on the trigger-free rows only.
 
     >>> import torch
@@ -67,7 +75,7 @@ def logistic_per_position(
     if any(not np.array_equal(data.train, first.train) for data in per_position):
         raise ValueError(f"{first.run}/{first.stage}: token positions with different splits.")
     X = torch.cat([data.X[:, first.train] for data in per_position])
-    probe = fit_detector("logistic", X, first.labels[first.train], C)
+    probe = LayerwiseLogisticProbe(C=C).fit(X, first.labels[first.train])  # fit_detector's
     out, start = [], 0
     for data in per_position:
         part = LayerwiseLogisticProbe(**probe.get_params())
@@ -81,7 +89,7 @@ def logistic_per_position(
     return out
 
 
-def detector_scores(detector: Any, X: Float[Tensor, "sites n d"]) -> np.ndarray:
+def detector_scores(detector: Detector, X: Float[Tensor, "sites n d"]) -> np.ndarray:
     return np.asarray(detector.decision_function(X).cpu().numpy(), dtype=np.float64)
 
 
@@ -96,9 +104,10 @@ class CellMetrics:
     monitor: OperatingPoint
     calibration_prompts: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CellRecord:
         """The JSON layout of a cell in bench.json."""
         m = self.monitor
+        worst = m.worst_case
         return {
             "auroc": self.auroc.to_dict(),
             "average_precision": self.average_precision.to_dict(),
@@ -106,7 +115,10 @@ class CellMetrics:
             "calibration": {"prompts": self.calibration_prompts, "n": m.n_calibration},
             "tpr_at_fpr": m.tpr.to_dict(),
             "worst_case_fpr": {
-                **m.worst_case.to_dict(),
+                "name": worst.name,
+                "fpr": worst.fpr,
+                "threshold": worst.threshold,
+                "per_set": dict(worst.per_set),
                 "interval": m.worst_case_interval.to_dict(),
             },
         }
@@ -151,14 +163,14 @@ def detection_summary(
 
 
 def stage_cells(
-    data: StageData, fitted: dict[str, Any], fpr: float, n_boot: int, seed: int
-) -> dict[str, Any]:
+    data: StageData, fitted: Mapping[str, Detector], fpr: float, n_boot: int, seed: int
+) -> dict[str, DetectorRecord]:
     """Per detector and site: the metrics (JSON layout of :class:`CellMetrics`), plus the
     held-out scores of the detector's best site. Thresholds are calibrated on
     `data.calibration_rows()` (the held-out clean prompts where the run has them)."""
     y = data.labels
     calibration_rows = data.calibration_rows()
-    out: dict[str, Any] = {}
+    out: dict[str, DetectorRecord] = {}
     for kind, detector in fitted.items():
         test_scores = detector_scores(detector, data.X[:, data.test])
         calibration = detector_scores(detector, calibration_rows)
@@ -191,7 +203,7 @@ def stage_cells(
 
 def shuffle_control(
     data: StageData, kind: str, site_index: int, C: float, seed: int, n_permutations: int
-) -> dict[str, Any]:
+) -> ShuffleNull:
     """Held-out AUROC of `kind` at one site refitted on permuted training labels (the same
     permutations as probes.controls.shuffled_label_null: default_rng(seed + k))."""
     X = data.X[site_index : site_index + 1]

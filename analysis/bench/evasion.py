@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.bench.cells import fit_detector, stage_cells
+from analysis.bench.cells import Detector, fit_detector, stage_cells
+from analysis.bench.records import CellRecord
 from analysis.bench.zoo import StageData
 
 
@@ -40,7 +40,7 @@ class Cell:
     threshold: float
 
     @classmethod
-    def of(cls, cell: Mapping[str, Any]) -> Cell:
+    def of(cls, cell: CellRecord) -> Cell:
         a = cell["auroc"]
         return cls(
             float(a["value"]),
@@ -79,10 +79,10 @@ def fit_all(
     detectors: Sequence[str],
     C: float,
     contrast: Float[Tensor, "sites d"] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Detector]:
     """Every detector fitted on `data`'s training rows; "contrast" takes its directions from
     `contrast` (the contrast pairs' mean difference on the same model)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Detector] = {}
     for kind in detectors:
         if kind == "contrast":
             if contrast is None:
@@ -96,8 +96,8 @@ def fit_all(
 def evasion_cells(
     before: StageData,
     after: StageData,
-    fitted_before: Mapping[str, Any],
-    fitted_after: Mapping[str, Any],
+    fitted_before: Mapping[str, Detector],
+    fitted_after: Mapping[str, Detector],
     fpr: float,
     n_boot: int = 1000,
     seed: int = 0,
@@ -107,8 +107,8 @@ def evasion_cells(
     if before.sites != after.sites or not (before.labels == after.labels).all():
         raise ValueError("before and after must hold the same prompts at the same sites.")
 
-    def cells(data: StageData, fitted: Mapping[str, Any]) -> dict[str, list[Cell]]:
-        out = stage_cells(data, dict(fitted), fpr, n_boot, seed)
+    def cells(data: StageData, fitted: Mapping[str, Detector]) -> dict[str, list[Cell]]:
+        out = stage_cells(data, fitted, fpr, n_boot, seed)
         return {k: [Cell.of(c) for c in v["cells"]] for k, v in out.items()}
 
     b, f, r = cells(before, fitted_before), cells(after, fitted_before), cells(after, fitted_after)

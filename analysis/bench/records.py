@@ -1,0 +1,178 @@
+"""The records of bench.json as typed dicts: what `run_bench` writes and returns, and what the
+report (`analysis.report.bench`) reads back. Typed dicts, not dataclasses, because they are the
+JSON layout itself.
+"""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+# probes.Estimate.to_dict(): value, low, high (the 95% interval), n and method.
+EstimateJson = dict[str, float | int]
+
+
+class Calibration(TypedDict):
+    """The clean prompts a threshold was calibrated on (`analysis.bench.zoo.HELD_OUT_CLEAN` or
+    `TRAINING_CLEAN`) and how many."""
+
+    prompts: str
+    n: int
+
+
+class WorstCaseFpr(TypedDict):
+    """The test set with the highest FPR at the threshold, every set's FPR, and the interval of
+    the worst case."""
+
+    name: str
+    fpr: float
+    threshold: float
+    per_set: dict[str, float]
+    interval: EstimateJson
+
+
+class CellRecord(TypedDict):
+    """One detector at one site (`analysis.bench.cells.CellMetrics`)."""
+
+    auroc: EstimateJson
+    average_precision: EstimateJson
+    threshold: float
+    calibration: Calibration
+    tpr_at_fpr: EstimateJson
+    worst_case_fpr: WorstCaseFpr
+
+
+class RocCurve(TypedDict):
+    fpr: list[float]
+    tpr: list[float]
+
+
+class DetectorRecord(TypedDict):
+    """One detector on one stage: every site's cell, and the scores and ROC of its best site."""
+
+    auroc_point: list[float]
+    cells: list[CellRecord]
+    best_site: str
+    best_index: int
+    best_test_scores: list[float]
+    best_roc: RocCurve
+
+
+class RandomDirections(TypedDict):
+    """Per site: the mean, 95th percentile and max held-out AUROC of random directions."""
+
+    mean: list[float]
+    p95: list[float]
+    max: list[float]
+
+
+class StageRow(TypedDict):
+    """One run x stage x token position: its split, behaviour and every detector's cells."""
+
+    run: str
+    stage: str
+    position: str
+    sites: list[str]
+    d_model: int
+    n_train: int
+    n_test: int
+    families: list[str]
+    test_labels: list[int]
+    test_families: list[str]
+    behaviour: dict[str, EstimateJson]  # results.json's rates, BEHAVIOUR_KEYS present there
+    detectors: dict[str, DetectorRecord]
+    random_directions: RandomDirections
+    # the last token's logistic AUROC per site against results.json's (largest difference)
+    results_json_max_abs_diff: NotRequired[float]
+
+
+class LeaderboardCell(CellRecord):
+    """One (run, stage, position, detector, site) cell of the leaderboard."""
+
+    run: str
+    stage: str
+    position: str
+    detector: str
+    site: str
+
+
+class ShuffleNull(TypedDict):
+    """Held-out AUROC of one detector at one site refitted on permuted training labels."""
+
+    detector: str
+    site: str
+    mean: float
+    range_95: list[float]
+    n_permutations: int
+
+
+class ShuffleControl(ShuffleNull):
+    """A stage's best cell (its AUROC here) and its label-shuffle null."""
+
+    run: str
+    stage: str
+    position: str
+    auroc: float
+
+
+class Transfer(TypedDict):
+    """A detector fitted on one stage (or run), scored unchanged on another."""
+
+    source_run: str
+    source_stage: str
+    target_run: str
+    target_stage: str
+    position: str
+    detector: str
+    sites: list[str]
+    auroc_point: list[float]
+    auroc: list[EstimateJson]
+
+
+class BestAuroc(TypedDict):
+    auroc: EstimateJson
+    site: str
+    position: str
+
+
+class BehaviourVsRepresentation(TypedDict):
+    """One run and stage: its behaviour rates beside each detector's best held-out AUROC."""
+
+    run: str
+    stage: str
+    behaviour: dict[str, EstimateJson]
+    best_auroc: dict[str, BestAuroc]
+    random_p95_max: float
+
+
+class BenchSettings(TypedDict):
+    runs: list[str]
+    positions: list[str]
+    detectors: list[str]
+    fpr: float
+    n_boot: int
+    n_directions: int
+    n_permutations: int
+
+
+class RunRecord(TypedDict):
+    """One benchmarked run's settings."""
+
+    name: str
+    path: str
+    seed: int
+    preset: str
+    train_fraction: float
+    C: float
+    stages: list[str]
+
+
+class BenchRecord(TypedDict):
+    """bench.json."""
+
+    settings: BenchSettings
+    runs: list[RunRecord]
+    stages: list[StageRow]
+    leaderboard: list[LeaderboardCell]
+    behaviour_vs_representation: list[BehaviourVsRepresentation]
+    shuffle_controls: list[ShuffleControl]
+    transfer: list[Transfer]
