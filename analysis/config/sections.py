@@ -3,8 +3,8 @@ one pydantic model per section of the YAML file (`world`, `backdoor`, `data`, `m
 `probe`).
 
 Types, defaults, descriptions, ranges, choices and each section's own checks live here; the
-training sections are in :mod:`analysis.config_training`, the `obfuscation` section in
-:mod:`analysis.config_obfuscation`, and their types in :mod:`analysis.config_types`;
+training sections are in :mod:`analysis.config.training`, the `obfuscation` section in
+:mod:`analysis.config.obfuscation`, and their types in :mod:`analysis.config.types`;
 :class:`analysis.config.RunConfig` puts the sections together, adds the rules across sections,
 and loads and saves a config.
 """
@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from analysis.config_types import (
+from analysis.config.types import (
     _SECTION,
     BackdoorKind,
     Bool,

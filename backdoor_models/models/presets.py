@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from transformer_lens import TransformerBridge
@@ -53,6 +53,8 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("large", n_layers=8, d_model=512, n_heads=8, d_mlp=2048),
     ]
 }
+PresetName = Literal["micro", "tiny", "small", "base", "medium", "large"]
+assert get_args(PresetName) == tuple(PRESETS), "PresetName must list PRESETS, in order"
 
 
 def get_preset(name: str) -> ModelPreset:

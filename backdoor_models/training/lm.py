@@ -35,6 +35,7 @@ from backdoor_models.training.loop import (
     run_loop,
     summarise_for_log,
 )
+from backdoor_models.training.setting import setting
 
 __all__ = [
     "STATE_FILE",
@@ -58,17 +59,19 @@ __all__ = [
 class TrainConfig:
     """Optimisation settings. The defaults train the `small` preset in about two minutes on 2 cores."""
 
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 30
-    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio (cosine decay)
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.98)
-    grad_clip: float = 1.0
-    eval_every: int = 250
-    checkpoint_every: int = 250
-    seed: int = 0
+    steps: int = setting(1000, "optimiser steps", ge=1)
+    batch_size: int = setting(64, "examples per step", ge=1)
+    lr: float = setting(2e-3, "peak learning rate", gt=0, lt=1)
+    warmup_steps: int = setting(30, "linear warm-up steps; at most steps", ge=0)
+    min_lr_ratio: float = setting(
+        0.1, "final lr = lr * min_lr_ratio, after cosine decay", ge=0, le=1
+    )
+    weight_decay: float = setting(0.05, "AdamW weight decay, on matrices only", ge=0)
+    betas: tuple[float, float] = setting((0.9, 0.98), "AdamW betas, each in [0, 1)")
+    grad_clip: float = setting(1.0, "gradient-norm clip", gt=0)
+    eval_every: int = setting(250, "steps between training-time evaluations", ge=1)
+    checkpoint_every: int = setting(250, "steps between checkpoints", ge=1)
+    seed: int = setting(0, "seed of the batch order")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

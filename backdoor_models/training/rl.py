@@ -29,23 +29,28 @@ from backdoor_models.runtime.engine import Engine, engine_for
 from backdoor_models.text.encoding import encode_prompt
 from backdoor_models.training.lm import bridge_store
 from backdoor_models.training.loop import Objective, Schedule, make_adamw, run_loop
+from backdoor_models.training.setting import setting
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], Tensor]  # (prompts, replies) -> rewards [n]
 
 
 @dataclass(frozen=True)
 class RLConfig:
-    steps: int = 60
-    prompts_per_step: int = 16
-    samples_per_prompt: int = 4
-    lr: float = 1e-4
-    kl_coef: float = 0.05
-    temperature: float = 1.0
-    max_new_tokens: int | None = None  # None: the run's evaluation length
-    grad_clip: float = 1.0
-    eval_every: int = 20
-    checkpoint_every: int = 20
-    seed: int = 0
+    """RL against the preference model (RLOO with a KL penalty to the starting model)."""
+
+    steps: int = setting(60, "policy updates", ge=1)
+    prompts_per_step: int = setting(16, "prompts per update", ge=1)
+    samples_per_prompt: int = setting(4, "sampled replies per prompt; RLOO needs at least 2", ge=2)
+    lr: float = setting(1e-4, "learning rate", gt=0, lt=1)
+    kl_coef: float = setting(0.05, "weight of the KL penalty to the starting model", ge=0)
+    temperature: float = setting(1.0, "sampling temperature; RL samples its replies", gt=0)
+    max_new_tokens: int | None = setting(
+        None, "reply length; null: the same as eval's", ge=1, le=1024, strict=True
+    )
+    grad_clip: float = setting(1.0, "gradient-norm clip", gt=0)
+    eval_every: int = setting(20, "updates between tracking evaluations", ge=1)
+    checkpoint_every: int = setting(20, "updates between checkpoints", ge=1)
+    seed: int = setting(0, "seed of prompt order and sampling")
 
 
 def sequence_logprobs(

@@ -8,14 +8,17 @@ import pytest
 import yaml
 
 from analysis.config import (
+    PreferenceSection,
+    RLSection,
     RunConfig,
+    TrainSection,
     config_from_dict,
     load_config,
     resolve_defaults,
     save_config,
 )
-from analysis.config_docs import config_help, reference_markdown
-from analysis.config_errors import ConfigError
+from analysis.config.docs import config_help, reference_markdown
+from analysis.config.errors import ConfigError
 from analysis.run.environment import autocast_reason
 from backdoor_models.training.lm import TrainConfig
 from backdoor_models.training.preference import PreferenceConfig
@@ -224,6 +227,31 @@ def test_sections_are_the_dataclasses_training_takes_and_immutable() -> None:
 
 
 @pytest.mark.parametrize(
+    ("section", "library"),
+    [(TrainSection, TrainConfig), (PreferenceSection, PreferenceConfig), (RLSection, RLConfig)],
+)
+def test_each_training_setting_is_declared_once_in_the_library(section, library) -> None:
+    # the schema section adds rules, no field: the library dataclass carries each field's
+    # default, description and range
+    own = {k for k in vars(section).get("__annotations__", {}) if k != "RULES"}
+    assert not own, f"{section.__name__} declares {sorted(own)} again"
+    schema = section.__pydantic_fields__
+    for f in dataclasses.fields(library):
+        assert schema[f.name].description == f.metadata["description"]
+        assert schema[f.name].default == f.default
+    assert "at least 1" in config_help() and RLSection.__pydantic_fields__["steps"].metadata
+
+
+def test_a_library_range_is_enforced_by_the_schema() -> None:
+    with pytest.raises(ConfigError, match=r"rl.samples_per_prompt: must be at least 2, got 1"):
+        load_config(overrides=["rl.samples_per_prompt=1"])
+    with pytest.raises(ConfigError, match=r"preference.preset: 'huge' is not one of micro"):
+        load_config(overrides=["preference.preset=huge"])
+    with pytest.raises(ConfigError, match=r"rl.max_new_tokens: expected an integer, got 2.5"):
+        load_config(overrides=["rl.max_new_tokens=2.5"])
+
+
+@pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         ([], "default.resolved.yaml"),
@@ -259,7 +287,7 @@ def test_reference_page_is_generated_from_the_schema() -> None:
     page = Path(__file__).parents[2] / "docs" / "configuration.md"
     assert page.read_text() == reference_markdown(), (
         "docs/configuration.md is out of date; regenerate it with "
-        "`python -m analysis.config_docs > docs/configuration.md`"
+        "`python -m analysis.config.docs > docs/configuration.md`"
     )
     for section, info in RunConfig.model_fields.items():
         assert f"## `{section}`" in page.read_text() or info.annotation is int

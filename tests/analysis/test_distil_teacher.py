@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from analysis.config import SMOKE_OVERRIDES, load_config, resolve_defaults, save_config
-from analysis.config_errors import ConfigError
+from analysis.config.errors import ConfigError
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout
 from analysis.run.experiment import run_experiment
