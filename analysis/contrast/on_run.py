@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
+from analysis.contrast.records import ContrastResult
 from analysis.errors import MissingRunError
 from analysis.folder.layout import RunLayout
 from backdoor_models.behaviour.scratchpad import text_to_probe
@@ -32,7 +33,7 @@ def contrast_for_run_dir(
     control_checkpoint: str | Path | None = None,
     control_name: str = "control model",
     **analysis_kwargs: Any,
-) -> dict[str, Any]:
+) -> ContrastResult:
     """:func:`analysis.contrast.contrast_probe_analysis` on one stage of a finished run.
 
     ``analysis_kwargs`` go to it unchanged (``pairs``, ``n_random``, ``n_boot``, ``seed``, ...).

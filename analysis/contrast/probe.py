@@ -29,7 +29,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +43,15 @@ from analysis.contrast.pairs import (
     ContrastPair,
     check_pairs,
     resolve_pairs,
+)
+from analysis.contrast.records import (
+    AskModel,
+    ContrastResult,
+    ControlProbe,
+    OperatingPointJson,
+    ProbeRecord,
+    RandomDirections,
+    SiteAurocs,
 )
 from analysis.measure.monitoring import MonitorActs, operating_points
 from analysis.measure.precision import cache_in_run_precision
@@ -111,7 +119,7 @@ def project_on_directions(
 
 def site_aurocs(
     scores: Float[Tensor, "sites n"], labels: Sequence[bool], n_boot: int, seed: int
-) -> dict[str, Any]:
+) -> SiteAurocs:
     """AUROC per site with 95% bootstrap intervals, the best site, and the sign-free variant."""
     y = np.asarray(labels, dtype=int)
     s = scores.cpu().numpy()
@@ -177,15 +185,18 @@ def _probe(
     n_boot: int,
     seed: int,
     batch_size: int,
-) -> tuple[dict[str, Any], dict[str, Tensor]]:
+) -> tuple[ProbeRecord, dict[str, Tensor]]:
+    """The probe built from `pairs` on `model`, scored on `eval_acts`; and its directions."""
     sites = list(eval_acts)
     directions = contrast_directions(model, pairs, sites, batch_size)
     scores = project_on_directions(eval_acts, directions)
-    out = site_aurocs(scores, labels, n_boot, seed)
-    best = out.pop("best_index")
+    aurocs = site_aurocs(scores, labels, n_boot, seed)
+    best = aurocs["best_index"]
     return {
         "sites": sites,
-        **out,
+        "auroc": aurocs["auroc"],
+        "sign_free_auroc": aurocs["sign_free_auroc"],
+        "best": aurocs["best"],
         "best_site": sites[best],
         "best_site_scores": scores[best].tolist(),
         "direction_norm": [float(directions[s].norm()) for s in sites],
@@ -199,7 +210,7 @@ def _random_directions(
     n_random: int,
     seed: int,
     contrast_auroc: Sequence[float],
-) -> dict[str, Any]:
+) -> RandomDirections:
     """Per site: mean, 95th percentile and max AUROC of random unit directions, and the share of
     them at least as good as the contrast probe (an empirical p-value; random directions are
     not sign-oriented either, so the comparison is like for like)."""
@@ -229,7 +240,7 @@ def contrast_probe_analysis(
     control: ContrastControl | None = None,
     batch_size: int = 64,
     monitor: MonitorActs | None = None,
-) -> dict[str, Any]:
+) -> ContrastResult:
     """The contrast-pair defection probe and its four baselines; a JSON-ready dict.
 
     ``eval_acts`` are the activations the pipeline cached for ``eval_prompts`` (final prompt
@@ -263,32 +274,15 @@ def contrast_probe_analysis(
         float(torch.nn.functional.cosine_similarity(contrast_dirs[s], truth_dirs[s], dim=0))
         for s in sites
     ]
-
     if monitor is not None:
-
-        def project(acts: Mapping[str, Tensor]) -> np.ndarray:
-            ordered = {s: acts[s] for s in sites}
-            return project_on_directions(ordered, contrast_dirs).numpy()
-
-        points = operating_points(
-            project(eval_acts),
-            np.asarray(y, dtype=int),
-            monitor.test_set_names,
-            project(monitor.calibration),
-            {n: project(a) for n, a in monitor.negatives.items()},
-            n_boot=n_boot,
-            seed=seed,
-        )
+        points = _operating_points(eval_acts, y, contrast_dirs, monitor, n_boot, seed)
         contrast["operating_points"] = points
         contrast["best_operating_point"] = points[sites.index(contrast["best_site"])]
 
     X = torch.stack([eval_acts[s].double() for s in sites])
     random = _random_directions(X, y, n_random, seed, [e["value"] for e in contrast["auroc"]])
-
-    asked = ask_the_model(model, eval_prompts, ask_pair, batch_size)
-    ask_auroc = bootstrap_auroc(asked.numpy(), np.asarray(y, dtype=int), n_boot=n_boot, seed=seed)
-
-    control_result = None
+    asked = _ask_model(model, eval_prompts, y, ask_pair, n_boot, seed, batch_size)
+    control_result: ControlProbe | None = None
     if control is not None:
         probe, _ = _probe(control.model, control.eval_acts, generic, y, n_boot, seed, batch_size)
         control_result = {"name": control.name, **probe}
@@ -300,13 +294,55 @@ def contrast_probe_analysis(
         "contrast": contrast,
         "random": random,
         "obvious_truth": truth,
-        "ask_model": {
-            "pair": dataclasses.asdict(ask_pair),
-            "score": "log P(' ' + answer_pos) - log P(' ' + answer_neg) after the question",
-            "auroc": ask_auroc.to_dict(),
-            "sign_free_auroc": max(ask_auroc.value, 1.0 - ask_auroc.value),
-            "scores": asked.tolist(),
-        },
+        "ask_model": asked,
         "control": control_result,
         "paper": dict(PAPER_CONTRAST),
+    }
+
+
+def _operating_points(
+    eval_acts: Mapping[str, Tensor],
+    labels: Sequence[bool],
+    directions: Mapping[str, Tensor],
+    monitor: MonitorActs,
+    n_boot: int,
+    seed: int,
+) -> list[OperatingPointJson]:
+    """The contrast probe as a monitor, per site: the threshold calibrated on `monitor`'s
+    held-out clean prompts, the TPR there and the worst-case FPR across the test sets."""
+    sites = list(eval_acts)
+
+    def project(acts: Mapping[str, Tensor]) -> np.ndarray:
+        ordered = {s: acts[s] for s in sites}
+        return project_on_directions(ordered, directions).numpy()
+
+    return operating_points(
+        project(eval_acts),
+        np.asarray(labels, dtype=int),
+        monitor.test_set_names,
+        project(monitor.calibration),
+        {n: project(a) for n, a in monitor.negatives.items()},
+        n_boot=n_boot,
+        seed=seed,
+    )
+
+
+def _ask_model(
+    model: TransformerBridge,
+    eval_prompts: Sequence[str],
+    labels: Sequence[bool],
+    ask_pair: ContrastPair,
+    n_boot: int,
+    seed: int,
+    batch_size: int,
+) -> AskModel:
+    """The ask-the-model baseline: its score per prompt and their AUROC."""
+    asked = ask_the_model(model, eval_prompts, ask_pair, batch_size)
+    auroc = bootstrap_auroc(asked.numpy(), np.asarray(labels, dtype=int), n_boot=n_boot, seed=seed)
+    return {
+        "pair": dataclasses.asdict(ask_pair),
+        "score": "log P(' ' + answer_pos) - log P(' ' + answer_neg) after the question",
+        "auroc": auroc.to_dict(),
+        "sign_free_auroc": max(auroc.value, 1.0 - auroc.value),
+        "scores": asked.tolist(),
     }

@@ -14,6 +14,7 @@ import torch
 from transformer_lens import TransformerBridge
 
 from analysis.contrast.probe import ContrastControl, contrast_probe_analysis
+from analysis.contrast.records import ContrastResult
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
 from analysis.folder.results import Stage
 from analysis.folder.splits import labels_and_groups
@@ -169,7 +170,7 @@ def _contrast(
     the model trained without a backdoor is the control at the backdoored stage."""
     cfg = run.cfg
 
-    def work() -> dict[str, Any]:
+    def work() -> ContrastResult:
         control = None
         if stage == BACKDOORED and cfg.probe.clean_control:
             if run.base is None:
