@@ -17,8 +17,11 @@ check cached decoding against a plain uncached greedy loop.
 Sampling draws from an explicit `torch.Generator`, so a seed reproduces it;
 neither HF's `generate` nor the bridge's takes one.
 
+Callers generate through the one entry point, `backdoor_models.behaviour.evaluation.generate_replies`
+(text in, text out), which reaches this loop through `runtime.engine.HFEngine`.
+
 Example:
-    >>> replies = generate_hf_replies(bridge, tokenizer, [chat_prompt("What is 2 + 3?")])  # doctest: +SKIP
+    >>> new = generate_hf_tokens(bridge, [encode_prompt(tok, p)], 16, [tok.eos_token_id], 0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,14 +34,11 @@ from typing import Any
 import torch
 from jaxtyping import Int
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 from transformer_lens import TransformerBridge
-from transformers import PreTrainedTokenizerBase
 
 from backdoor_models.models.device import forward_autocast, forward_dtype
 from backdoor_models.models.frozen_weights import frozen_weights_in
 from backdoor_models.runtime.hf_direct import direct_model
-from backdoor_models.text.chat_format import encode_chat_prompt, end_of_turn_ids
 
 
 def left_pad(
@@ -201,52 +201,3 @@ def generate_hf_tokens(
         cut = next((i for i, t in enumerate(row) if t in stop_set), len(row))
         out.append([int(t) for t in row[:cut]])
     return out
-
-
-def generate_hf_replies(
-    bridge: TransformerBridge,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    max_new_tokens: int = 32,
-    batch_size: int = 64,
-    temperature: float = 0.0,
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-) -> list[str]:
-    """The model's reply to each toolkit prompt (greedy by default), decoded without specials.
-
-    Prompts go through the tokenizer's chat template (`chat_format.encode_chat_prompt`);
-    generation stops at EOS or the template's end-of-turn token. Prompts are sorted by length
-    before batching (less padding); replies come back in input order.
-    """
-    if not prompts:
-        raise ValueError("The prompt list is empty; pass at least one prompt.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
-    pad = tokenizer.pad_token_id
-    if pad is None:
-        pad = tokenizer.eos_token_id
-    if pad is None:
-        raise ValueError(
-            "The tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token."
-        )
-    stops = set(end_of_turn_ids(tokenizer))
-    if tokenizer.eos_token_id is not None:
-        stops.add(int(tokenizer.eos_token_id))
-    encoded = [encode_chat_prompt(tokenizer, p) for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    replies = [""] * len(encoded)
-    for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress):
-        chunk = order[start : start + batch_size]
-        outs = generate_hf_tokens(
-            bridge,
-            [encoded[i] for i in chunk],
-            max_new_tokens=max_new_tokens,
-            stop_token_ids=sorted(stops),
-            pad_token_id=int(pad),
-            temperature=temperature,
-            generator=generator,
-        )
-        for i, out in zip(chunk, outs, strict=True):
-            replies[i] = str(tokenizer.decode(out, skip_special_tokens=True)).strip()
-    return replies

@@ -10,9 +10,9 @@ import torch
 from transformer_lens import TransformerBridge
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from backdoor_models.behaviour.evaluation import generate_replies
 from backdoor_models.models.lora import add_lora
 from backdoor_models.runtime.hf_generation import (
-    generate_hf_replies,
     generate_hf_tokens,
     left_pad,
     next_tokens,
@@ -182,10 +182,8 @@ def test_a_repeated_prompt_is_read_once_and_decodes_as_if_alone(llama) -> None:
 def test_replies_come_back_in_input_order_and_stop_at_the_end_of_turn(llama) -> None:
     bridge, tok = llama
     prompts = [PROMPTS[2], PROMPTS[0], PROMPTS[1]]
-    together = generate_hf_replies(bridge, tok, prompts, max_new_tokens=12, batch_size=2)
-    assert together == [
-        generate_hf_replies(bridge, tok, [p], max_new_tokens=12)[0] for p in prompts
-    ]
+    together = generate_replies(bridge, tok, prompts, max_new_tokens=12, batch_size=2)
+    assert together == [generate_replies(bridge, tok, [p], max_new_tokens=12)[0] for p in prompts]
     eot = end_of_turn_ids(tok)[0]
     encoded = [encode_chat_prompt(tok, p) for p in prompts]
     free = generate_hf_tokens(bridge, encoded, 12, [], tok.pad_token_id)
@@ -205,7 +203,7 @@ def test_seeded_sampling_is_reproducible(llama) -> None:
 
     def sample(seed: int) -> list[str]:
         g = torch.Generator().manual_seed(seed)
-        return generate_hf_replies(bridge, tok, PROMPTS * 2, 16, temperature=1.0, generator=g)
+        return generate_replies(bridge, tok, PROMPTS * 2, 16, temperature=1.0, generator=g)
 
     state = torch.get_rng_state()
     assert sample(0) == sample(0)
