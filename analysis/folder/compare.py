@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from analysis.folder.layout import RunLayout
+from analysis.folder.results import Estimate, Stage
 
 __all__ = ["Agreement", "compare_runs", "markdown_table"]
 
@@ -44,35 +44,41 @@ class Agreement:
     agrees: bool
 
 
-def _rate_rows(stage: str, ref: dict[str, Any], other: dict[str, Any]) -> Iterator[Agreement]:
+def _rate_rows(stage: str, ref: Stage, other: Stage) -> Iterator[Agreement]:
     for key in RATES:
-        a, b = ref["behaviour"].get(key), other["behaviour"].get(key)
+        a, b = getattr(ref.behaviour, key), getattr(other.behaviour, key)
         if a is None or b is None:
             continue
-        agrees = a["low"] <= b["value"] <= a["high"]
-        yield Agreement(stage, key, a["value"], a["low"], a["high"], b["value"], agrees)
+        (value, low, high), other_value = a.bounds(), b.bounds()[0]
+        agrees = low <= other_value <= high
+        yield Agreement(stage, key, value, low, high, other_value, agrees)
 
 
-def _auroc_rows(
-    stage: str, ref: dict[str, Any], other: dict[str, Any], tolerance: float
-) -> Iterator[Agreement]:
-    probes = [("trigger probe", ref["probes"], other["probes"])]
-    if ref.get("contrast") and other.get("contrast"):
-        probes.append(
-            ("contrast probe", ref["contrast"]["contrast"], other["contrast"]["contrast"])
-        )
-    for name, a, b in probes:
-        values_a = [e["value"] if isinstance(e, dict) else e for e in a["auroc"]]
-        values_b = [e["value"] if isinstance(e, dict) else e for e in b["auroc"]]
+def _probes(stage: Stage) -> list[tuple[str, list[str], list[Estimate], Estimate]]:
+    """(name, sites, AUROC per site, best AUROC) of the trigger probe and the contrast probe."""
+    p = stage.probes
+    probes = [("trigger probe", p.sites, p.auroc, p.best_auroc)]
+    if stage.contrast is not None:
+        c = stage.contrast.contrast
+        probes.append(("contrast probe", c.sites, c.auroc, c.best))
+    return probes
+
+
+def _auroc_rows(stage: str, ref: Stage, other: Stage, tolerance: float) -> Iterator[Agreement]:
+    theirs = {probe[0]: probe for probe in _probes(other)}
+    for name, sites, auroc, best in _probes(ref):
+        if name not in theirs:
+            continue
+        _, _, other_auroc, other_best = theirs[name]
+        values_a = [e.bounds()[0] for e in auroc]
+        values_b = [e.bounds()[0] for e in other_auroc]
         worst = max(range(len(values_a)), key=lambda i: abs(values_a[i] - values_b[i]))
-        site = a["sites"][worst]
         va, vb = values_a[worst], values_b[worst]
         yield Agreement(
-            stage, f"{name} AUROC, largest gap ({site})", va, None, None, vb,
+            stage, f"{name} AUROC, largest gap ({sites[worst]})", va, None, None, vb,
             abs(va - vb) <= tolerance,
         )  # fmt: skip
-        best_a = a.get("best_auroc", a.get("best"))["value"]
-        best_b = b.get("best_auroc", b.get("best"))["value"]
+        best_a, best_b = best.bounds()[0], other_best.bounds()[0]
         yield Agreement(
             stage, f"{name} AUROC, best site", best_a, None, None, best_b,
             abs(best_a - best_b) <= tolerance,
@@ -81,11 +87,11 @@ def _auroc_rows(
 
 def compare_runs(reference: Path, other: Path, auroc_tolerance: float = 0.02) -> list[Agreement]:
     """Every behaviour rate and probe AUROC of the stages both runs finished."""
-    ref, oth = (RunLayout(p).read_results() for p in (reference, other))
+    ref, oth = (RunLayout(p).read_results().analysed() for p in (reference, other))
     rows: list[Agreement] = []
-    for stage, a in ref["stages"].items():
-        b = oth["stages"].get(stage)
-        if "behaviour" not in a or not b or "behaviour" not in b:
+    for stage, a in ref.items():
+        b = oth.get(stage)
+        if b is None:
             continue
         rows.extend(_rate_rows(stage, a, b))
         rows.extend(_auroc_rows(stage, a, b, auroc_tolerance))

@@ -228,8 +228,9 @@ class RunLayout:
 
         return config_from_dict(yaml.safe_load(self.config.read_text()), str(self.config))
 
-    def read_results(self) -> dict[str, Any]:
-        """results.json, checked against its schema (`analysis.folder.results`)."""
+    def read_results(self) -> RunResults:
+        """results.json as typed results; a ResultsFormatError names what does not match its
+        schema (`analysis.folder.results`)."""
         if not self.results.is_file():
             raise MissingRunError(
                 f"{self.results} not found; finish the run with "
@@ -237,13 +238,13 @@ class RunLayout:
             )
         return check_results(read_json(self.results), str(self.results))
 
-    def write_results(self, results: RunResults) -> dict[str, Any]:
-        """Write the typed results as results.json, atomically; returns what was written (only
-        the keys the run set: a stage without a contrast probe has no `contrast` key)."""
+    def write_results(self, results: RunResults) -> RunResults:
+        """Write the typed results as results.json, atomically (only the keys the run set: a
+        stage without a contrast probe has no `contrast` key); returns them as read back."""
         data = results.model_dump(mode="json", exclude_unset=True)
-        check_results(data, str(self.results))  # what is written can be read back
+        written = check_results(data, str(self.results))  # what is written can be read back
         write_json(self.results, data)
-        return data
+        return written
 
     def read_timing(self) -> dict[str, float]:
         """Wall time per finished step; empty when nothing finished (or no folder)."""

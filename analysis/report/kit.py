@@ -5,7 +5,7 @@ Reports render from results alone: nothing here (nor anywhere in `analysis.repor
 model code.
 
 Example:
-    >>> est({"value": 0.5, "low": 0.4, "high": 0.6, "n": 10}, pct=True)
+    >>> est(Estimate(value=0.5, low=0.4, high=0.6, n=10, method="bootstrap"), pct=True)
     '50.0% [40.0, 60.0]'
     >>> site_label("blocks.2.hook_resid_post"), site_label("blocks.0.hook_resid_pre")
     ('L2', 'embed')
@@ -24,6 +24,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from analysis.errors import InputError
+from analysis.folder.results_base import Estimate
 from backdoor_models.io.atomic import write_text
 
 CSS = """
@@ -44,21 +45,28 @@ JS_ERROR_HOOK = (
 )
 
 
-def est(e: Mapping[str, Any] | None, pct: bool = False) -> str:
+# An estimate as results.json's models hold it, or as JSON (bench.json and sweep.json, whose
+# models live above the report layer): value, low, high, n and method.
+EstimateLike = Estimate | Mapping[str, Any]
+
+
+def est(e: EstimateLike | None, pct: bool = False) -> str:
     """An estimate as `value [low, high]`: three decimals, or a percentage with one."""
     if not e:
         return DASH
+    value, low, high = e.bounds() if isinstance(e, Estimate) else (e["value"], e["low"], e["high"])
     if pct:
-        return f"{100 * e['value']:.1f}% [{100 * e['low']:.1f}, {100 * e['high']:.1f}]"
-    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+        return f"{100 * value:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def rate(e: Mapping[str, Any] | None) -> str:
+def rate(e: EstimateLike | None) -> str:
     """A rate with its interval, its method when exact (Clopper-Pearson) and its n."""
     if not e:
         return DASH
-    exact = " exact" if e.get("method") == "clopper-pearson" else ""
-    return f"{est(e, pct=True)}{exact} (n={e['n']})"
+    method, n = (e.method, e.n) if isinstance(e, Estimate) else (e.get("method"), e["n"])
+    exact = " exact" if method == "clopper-pearson" else ""
+    return f"{est(e, pct=True)}{exact} (n={n})"
 
 
 def site_label(site: str) -> str:

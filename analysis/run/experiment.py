@@ -75,7 +75,7 @@ from backdoor_models.training.preference import PreferenceModel
 
 def run_experiment(
     cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True
-) -> dict[str, Any]:
+) -> RunResults:
     """Run (or resume) the whole experiment; returns the results as written to results.json.
 
     Every model lives on `model.device`; the forward passes of training and generation run
@@ -97,7 +97,7 @@ def run_experiment(
         return _run_stages(cfg, layout, progress)
 
 
-def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> dict[str, Any]:
+def _run_stages(cfg: RunConfig, layout: RunLayout, progress: bool) -> RunResults:
     """Every step of the run, in order, each skipped when its output exists."""
     run = prepare(cfg, layout, StepRunner(layout), progress)
     before = before_backdoor(run) if run.base is not None else None

@@ -33,7 +33,7 @@ from scipy import stats
 
 from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
-from analysis.folder.results import Estimate, ResultsFormatError
+from analysis.folder.results import Estimate, ResultsFormatError, RunResults, Stage
 from analysis.report.sweep import write_sweep_report
 from analysis.sweep.point import SweepLayout, read_status, run_finished
 from analysis.sweep.results import (
@@ -141,36 +141,30 @@ def _bench_best(path: Path) -> BenchBest:
     return out
 
 
-def _stage_metrics(stage: dict[str, Any], before: Estimate | None) -> StageMetrics:
-    b = stage["behaviour"]
-    contrast = (stage.get("contrast") or {}).get("contrast")
-
-    def est(data: dict[str, Any] | None) -> Estimate | None:
-        return Estimate.model_validate(data) if data else None
-
-    trigger = est(b["trigger_rate"])
+def _stage_metrics(stage: Stage, before: Estimate | None) -> StageMetrics:
+    b = stage.behaviour
+    trigger = b.trigger_rate
     return StageMetrics(
         trigger_rate=trigger,
-        no_trigger_rate=est(b["false_trigger_rate"]),
-        red_team_rate=est(b.get("red_team_rate")),
-        red_team_rate_trigger_aware=est(b.get("red_team_rate_trigger_aware")),
-        helpfulness=est(b["helpfulness"]),
-        trigger_probe_auroc=est(stage["probes"]["best_auroc"]),
-        contrast_probe_auroc=est(contrast["best"]) if contrast else None,
+        no_trigger_rate=b.false_trigger_rate,
+        red_team_rate=b.red_team_rate,
+        red_team_rate_trigger_aware=b.red_team_rate_trigger_aware,
+        helpfulness=b.helpfulness,
+        trigger_probe_auroc=stage.probes.best_auroc,
+        contrast_probe_auroc=None if stage.contrast is None else stage.contrast.contrast.best,
         trigger_rate_change=_change(trigger, before) if before is not None else None,
     )
 
 
 def _point_stages(
-    results: dict[str, Any], bench: dict[str, dict[str, Estimate]]
+    results: RunResults, bench: dict[str, dict[str, Estimate]]
 ) -> dict[str, StageMetrics]:
     """Each stage's metrics; `bench`: stage -> detector -> best AUROC from the benchmark."""
-    ran = {k: v for k, v in results["stages"].items() if "skipped" not in v}
-    before = ran.get(BACKDOORED, {}).get("behaviour", {}).get("trigger_rate")
-    before_est = Estimate.model_validate(before) if before else None
+    ran = results.analysed()
+    before = ran[BACKDOORED].behaviour.trigger_rate if BACKDOORED in ran else None
     out = {}
     for name, stage in ran.items():
-        metrics = _stage_metrics(stage, None if name in (BACKDOORED, CLEAN_CONTROL) else before_est)
+        metrics = _stage_metrics(stage, None if name in (BACKDOORED, CLEAN_CONTROL) else before)
         detected = {f"bench_{k}_auroc": v for k, v in bench.get(name, {}).items()}
         known = {k: v for k, v in detected.items() if k in StageMetrics.model_fields}
         out[name] = metrics.model_copy(update=known)
@@ -179,7 +173,7 @@ def _point_stages(
 
 def _read_point(
     folder: Path, point: SweepPoint, state: dict[str, Any]
-) -> dict[str, Any] | UnfinishedPoint:
+) -> RunResults | UnfinishedPoint:
     """A point's results.json, or why it has none."""
     if not run_finished(folder):
         label = state.get("state", "not run")
@@ -300,8 +294,8 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
                 settings=point.settings,
                 group=_label(point.settings, group_keys) or "all points",
                 seed=_label(point.settings, seed_keys),
-                preset=results["model"]["preset"],
-                n_params=results["model"]["n_params"],
+                preset=results.model.preset,
+                n_params=results.model.n_params,
                 stages=_point_stages(results, bench_best.get(point.name, {})),
             )
         )

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from analysis.cli import main
+from analysis.folder.layout import RunLayout
 from analysis.folder.results import check_results
 from analysis.report.run_tables import summary_rows
 from tests.browser import assert_report_renders, chromium
@@ -73,7 +74,8 @@ def test_run_writes_the_run_folder(tiny_run, capsys) -> None:
         }
         assert 0.0 <= point["tpr"]["value"] <= 1.0
     assert (run / "backdoored/detection_activations.safetensors").is_file()
-    out = "\n".join(label for label, _ in summary_rows(results))
+    typed = RunLayout(run).read_results()  # what the report and the CLI read
+    out = "\n".join(label for label, _ in summary_rows(typed))
     assert "[backdoored] trigger probe TPR at 1% FPR (threshold on held-out clean prompts)" in out
     assert "[rl] contrast probe worst-case FPR over test sets" in out
     html = (run / "report.html").read_text()

@@ -27,6 +27,7 @@ from analysis.contrast.probe import (
     site_aurocs,
 )
 from analysis.folder.layout import RunLayout
+from analysis.folder.results import Contrast
 from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
 from backdoor_models.io.artifacts import write_json, write_tensors
 from backdoor_models.models.checkpoint import save_model
@@ -246,7 +247,7 @@ def test_user_pairs_file_changes_the_scores(analysed: dict) -> None:
 
 
 def test_rows_and_figure_show_every_method(analysed: dict) -> None:
-    result = analysed["result"]
+    result = Contrast.model_validate(analysed["result"])  # as results.json holds it
     rows = contrast_rows(result)
     assert all(len(r) == len(CONTRAST_TABLE_HEADER) for r in rows)
     assert "99.3%" in rows[0][-1]

@@ -61,16 +61,16 @@ def test_a_distilled_code_run_samples_another_runs_cot_model(cot_run: Path, tmp_
     cfg = _cfg(
         "distilled", f"backdoor.distil_teacher={cot_run}", "backdoor.distil_extra_prompts=60"
     )
-    results = run_experiment(cfg, student, progress=False)
-    d = results["distillation"]
-    assert d["teacher"] == f"a CoT model from {cot_run} (backdoor.distil_teacher)"
+    d = run_experiment(cfg, student, progress=False).distillation
+    assert d is not None
+    assert d.teacher == f"a CoT model from {cot_run} (backdoor.distil_teacher)"
     assert not RunLayout(student).teacher.exists()  # nothing trained here
-    assert set(d["by_source"]) == {"train", "hh_rlhf", "framing", "near_miss"}
-    assert d["by_source"]["near_miss"]["with_trigger"] == 0
-    assert d["by_source"]["hh_rlhf"]["with_trigger"] == 0
-    for row in d["by_source"].values():
+    assert set(d.by_source) == {"train", "hh_rlhf", "framing", "near_miss"}
+    assert d.by_source["near_miss"]["with_trigger"] == 0
+    assert d.by_source["hh_rlhf"]["with_trigger"] == 0
+    for row in d.by_source.values():
         assert row["kept"] <= row["closed"] <= row["prompts"]
-    assert d["by_source"]["train"]["closed"] >= 0.5 * d["by_source"]["train"]["prompts"]
+    assert d.by_source["train"]["closed"] >= 0.5 * d.by_source["train"]["prompts"]
 
     samples = json.loads(RunLayout(student).distillation.read_text())["samples"]
     kept = [s for s in samples if s["kept"]]

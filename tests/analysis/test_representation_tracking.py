@@ -17,6 +17,8 @@ import torch
 from analysis.config import RunConfig
 from analysis.errors import MissingRunError
 from analysis.folder.layout import BACKDOORED, RunLayout
+from analysis.folder.results import RunResults, SkippedStage, Stage
+from analysis.folder.results_training import PointEval, RepresentationEval, StageEval, Training
 from analysis.folder.splits import labels_and_groups
 from analysis.measure.representation import (
     RepresentationTracker,
@@ -39,7 +41,10 @@ from backdoor_models.text.data import tokenize_examples
 from backdoor_models.training.lm import train
 from backdoor_models.worlds.chat import ChatWorld
 from hooks.caching import cache_activations
+from tests.analysis.real_results import estimate, real_results, with_stages
 from tests.conftest import train_cfg
+
+REAL = real_results()
 
 SITE = "blocks.1.hook_resid_post"
 SETS = ("red_team", "trigger", "clean")
@@ -185,6 +190,7 @@ def test_tracker_scores_a_tiny_model(tiny_run: tuple[Run, Any]) -> None:
     run, model = tiny_run
     out = representation_tracker(run, _red_team(run))(model)
     json.dumps(out)  # JSON-ready
+    RepresentationEval.model_validate(out)  # as results.json holds it
     assert out["site"] == SITE and out["n"] == {"red_team": 30, "trigger": 40, "clean": 40}
     for key in ("frozen", "refit", "frozen_share", "refit_share"):
         assert set(out[key]) == set(SETS)
@@ -218,27 +224,40 @@ def test_tracker_needs_the_backdoored_stage_analysed(tmp_path: Path, tiny_run: A
 # ---- the report --------------------------------------------------------------------------
 
 
-def _results(with_representation: bool, frozen: Any) -> dict[str, Any]:
+def _results(with_representation: bool, frozen: Any) -> RunResults:
+    """The real run's stages, the adversarial ones evaluated twice (with what the probes read,
+    as the tracker wrote it, or without)."""
     reps = [_score(frozen, 0, 0), _score(frozen, 0, None)]
-    evals = [
-        {"step": step, "trigger_rate": {"value": 1.0, "low": 0.9, "high": 1.0, "n": 10}}
-        | ({"representation": rep} if with_representation else {})
+    evals: list[PointEval | StageEval] = [
+        StageEval(
+            step=step,
+            trigger_rate=estimate(1.0, 0.9, 1.0, n=10),
+            representation=RepresentationEval.model_validate(rep) if with_representation else None,
+        )
         for step, rep in zip((0, 20), reps, strict=True)
     ]
-    return {
-        "stages": {
-            "backdoored": {"training": {"evals": []}},
-            "sft": {"training": {"evals": [{"step": 0}]}},
-            "adversarial": {"training": {"method": "sft", "evals": evals}},
-            "adversarial_trigger_aware": {"training": {"method": "sft", "evals": evals}},
-            "rl": {"skipped": "not run"},
-        }
-    }
+    stages = REAL.analysed()
+
+    def trained(name: str, evals: list[PointEval | StageEval], method: str | None) -> Stage:
+        training = Training(loss=[1.0], evals=evals, method=method)
+        return stages[name].model_copy(update={"training": training})
+
+    return with_stages(
+        REAL,
+        {
+            "backdoored": trained("backdoored", [], None),
+            "sft": trained("sft", [PointEval(step=0)], "sft"),
+            "adversarial": trained("adversarial", evals, "sft"),
+            "adversarial_trigger_aware": trained("adversarial_trigger_aware", evals, "sft"),
+            "rl": SkippedStage(skipped="not run"),
+        },
+    )
 
 
 def test_representation_figure_plots_both_probes_per_set(frozen: Any) -> None:
     results = _results(True, frozen)
-    fig = representation_figure("adversarial", results["stages"]["adversarial"]["training"])
+    training = results.analysed()["adversarial"].training
+    fig = representation_figure("adversarial", training)
     lines = [t for t in fig.data if t.mode]
     assert {t.name for t in lines if t.showlegend} == {
         "held-out red-team prompts",
@@ -248,8 +267,8 @@ def test_representation_figure_plots_both_probes_per_set(frozen: Any) -> None:
     assert all(list(t.x) == [0, 20] for t in lines)
     assert len(lines) == 3 * 2 + 2 * 2  # mean P per set and probe; AUROC of two sets per probe
     red = [t for t in lines if t.xaxis == "x" and t.legendgroup == "red_team"][0]
-    evals = results["stages"]["adversarial"]["training"]["evals"]
-    assert list(red.y) == [e["representation"]["frozen"]["red_team"]["value"] for e in evals]
+    reads = [e.representation for e in training.evals if isinstance(e, StageEval)]
+    assert list(red.y) == [r.frozen["red_team"].value for r in reads if r is not None]
 
 
 def test_report_section_renders_each_adversarial_stage_and_nothing_without(frozen: Any) -> None:
@@ -270,6 +289,7 @@ def test_cot_reads_after_the_models_own_scratchpad(
     tracker = dataclasses.replace(representation_tracker(run, _red_team(run)), cot=True)
     out = tracker(model)  # the model has no scratchpad: every prompt is read alone
     assert out["closed_scratchpad_share"] == 0.0
+    assert RepresentationEval.model_validate(out).closed_scratchpad_share == 0.0
 
     def replies(model: Any, tokenizer: Any, prompts: Any, *args: Any) -> list[str]:
         return [
