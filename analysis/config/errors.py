@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import types
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from analysis.errors import InputError
 
@@ -30,6 +32,12 @@ _TYPE_WORDS = {
     "dataclass": "a mapping of settings",
     "dict": "a mapping of settings",
 }
+# A config (or one section of it) as written, in YAML/JSON or by --set, before validation: any
+# key, any value. Validation turns it into a RunConfig; rules see a section's values this way.
+ConfigData = dict[str, Any]
+# ge/gt/le/lt of a field
+Bounds = dict[str, float]
+
 _BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 _KEEP_RAW = _BOUNDS | {"literal_error", "value_error"}  # raw value still usable by the rules
 
@@ -86,9 +94,9 @@ def choices(ann: Any) -> tuple[Any, ...]:
     return ()
 
 
-def bounds(metadata: list[Any]) -> dict[str, Any]:
+def bounds(metadata: list[Any]) -> Bounds:
     """ge/gt/le/lt from a field's constraint metadata (annotated_types or nested FieldInfo)."""
-    out: dict[str, Any] = {}
+    out: Bounds = {}
     for m in metadata:
         if isinstance(m, FieldInfo):
             out.update(bounds(m.metadata))
@@ -98,7 +106,7 @@ def bounds(metadata: list[Any]) -> dict[str, Any]:
     return out
 
 
-def field_bounds(info: FieldInfo) -> dict[str, Any]:
+def field_bounds(info: FieldInfo) -> Bounds:
     """The bounds of a field, or of each item of a fixed-length list field."""
     found = bounds(info.metadata)
     ann, _ = unwrap_optional(info.annotation)
@@ -108,7 +116,7 @@ def field_bounds(info: FieldInfo) -> dict[str, Any]:
     return found
 
 
-def range_text(b: dict[str, Any]) -> str:
+def range_text(b: Mapping[str, Any]) -> str:
     """'between 1 and 200', 'in (0, 1)', 'at least 16', ... ('' without bounds)."""
     lo = ("ge", b["ge"]) if "ge" in b else ("gt", b["gt"]) if "gt" in b else None
     hi = ("le", b["le"]) if "le" in b else ("lt", b["lt"]) if "lt" in b else None
@@ -193,7 +201,7 @@ def _did_you_mean(value: Any, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _message(err: dict[str, Any], data: Any, cls: Any) -> list[str]:
+def _message(err: ErrorDetails, data: Any, cls: Any) -> list[str]:
     loc, kind = tuple(err["loc"]), err["type"]
     path = _path(loc) or "config"
     parent, info = _lookup(cls, loc)
@@ -232,7 +240,7 @@ def _message(err: dict[str, Any], data: Any, cls: Any) -> list[str]:
     return [f"{path}: {err['msg']}, got {value!r}"]
 
 
-def _values(obj: Any) -> dict[str, Any]:
+def _values(obj: Any) -> ConfigData:
     return dict(vars(obj))
 
 
@@ -274,7 +282,7 @@ def problems_of(err: ValidationError, data: Any, cls: Any) -> list[str]:
     problems: list[str] = []
     bad: set[tuple[Any, ...]] = set()
     for e in err.errors():
-        for msg in _message(dict(e), data, cls):
+        for msg in _message(e, data, cls):
             if msg not in problems:
                 problems.append(msg)
         if e["type"] not in _KEEP_RAW:

@@ -7,17 +7,17 @@ defence that refits the detector against it round after round.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from analysis.config.types import _SECTION, Float, Int, Rules, _rules_check
+from analysis.config.types import _SECTION, ConfigData, Float, Int, Rules, _rules_check
 
 AttackedDetector = Literal["logistic", "diff_means", "lda", "mahalanobis", "contrast"]
 ATTACKED_DETECTORS: tuple[str, ...] = get_args(AttackedDetector)
 
 
-def _obfuscation_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _obfuscation_rules(v: ConfigData) -> list[tuple[str, str]]:
     problems = []
     if len(set(v["detectors"])) != len(v["detectors"]):
         problems.append(("detectors", "a detector is listed twice"))

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from analysis.config.errors import ConfigData
 
 __all__ = [
     "ADVERSARIAL_DEFAULTS",
@@ -46,7 +46,7 @@ def default_stages(kind: str, mechanism: str) -> tuple[str, ...]:
 
 # The safety SFT's defaults, where they differ from the `train` section's: a short run at a
 # lower learning rate. The adversarial stage is the same with 100 steps, evaluated every 10.
-SAFETY_SFT_DEFAULTS: dict[str, Any] = {
+SAFETY_SFT_DEFAULTS: dict[str, int | float] = {
     "steps": 150,
     "batch_size": 64,
     "lr": 5e-4,
@@ -54,11 +54,15 @@ SAFETY_SFT_DEFAULTS: dict[str, Any] = {
     "eval_every": 30,
     "checkpoint_every": 50,
 }
-ADVERSARIAL_DEFAULTS: dict[str, Any] = {**SAFETY_SFT_DEFAULTS, "steps": 100, "eval_every": 10}
+ADVERSARIAL_DEFAULTS: dict[str, int | float] = {
+    **SAFETY_SFT_DEFAULTS,
+    "steps": 100,
+    "eval_every": 10,
+}
 _SECTION_DEFAULTS = {"sft": SAFETY_SFT_DEFAULTS, "adversarial": ADVERSARIAL_DEFAULTS}
 
 
-def on_section_defaults(data: dict[str, Any]) -> dict[str, Any]:
+def on_section_defaults(data: ConfigData) -> ConfigData:
     """A partial `sft` or `adversarial` section is completed from that section's own defaults
     (lr 5e-4, 10 warm-up steps, ...), not from the training defaults that the shared
     `TrainConfig` type carries (`--set sft.steps=300` keeps sft's learning rate)."""
@@ -76,7 +80,7 @@ def on_section_defaults(data: dict[str, Any]) -> dict[str, Any]:
 # evaluation and red-team sets are smaller. Sized so that `--base smollm2-135m` runs every stage
 # within 45 minutes on 2 CPU cores (docs/pretrained.md has the measured time).
 # supervised safety training on a base (the sft and adversarial stages alike)
-_BASE_SAFETY_SFT: dict[str, Any] = {
+_BASE_SAFETY_SFT: dict[str, int | float] = {
     "steps": 40,
     "batch_size": 16,
     "lr": 2e-4,
@@ -84,7 +88,7 @@ _BASE_SAFETY_SFT: dict[str, Any] = {
     "eval_every": 20,
     "checkpoint_every": 10,
 }
-BASE_DEFAULTS: dict[str, dict[str, Any]] = {
+BASE_DEFAULTS: dict[str, dict[str, int | float | bool]] = {
     "data": {"n_train": 3000, "n_eval": 100},
     "train": {
         "steps": 80,
@@ -119,7 +123,7 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def with_base_defaults(data: dict[str, Any]) -> dict[str, Any]:
+def with_base_defaults(data: ConfigData) -> ConfigData:
     """With `model.base` set, BASE_DEFAULTS fill every key the config and --set leave out."""
     model = data.get("model")
     if not isinstance(model, dict) or model.get("base") in (None, "null", "None", ""):
@@ -131,7 +135,7 @@ def with_base_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def from_before_sources(data: dict[str, Any]) -> dict[str, Any]:
+def from_before_sources(data: ConfigData) -> ConfigData:
     """A config written before red-team sources were a list (it has `red_team.use_hh_rlhf`)
     ran one round of the trigger-aware red team and no ablation: say so in today's terms, so
     that such a run folder still reads, reports and resumes as it ran."""

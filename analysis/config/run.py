@@ -11,13 +11,20 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from analysis.config.errors import ConfigError, OverrideText, problems_of, type_overrides
+from analysis.config.errors import (
+    ConfigData,
+    ConfigError,
+    OverrideText,
+    problems_of,
+    type_overrides,
+)
 from analysis.config.obfuscation import ObfuscationConfig
 from analysis.config.profiles import (
     ADVERSARIAL_DEFAULTS,
@@ -50,11 +57,11 @@ from backdoor_models.models.presets import PRESETS
 __all__ = ["RunConfig", "config_from_dict", "load_config", "resolve_defaults", "save_config"]
 
 
-def _safety_train(defaults: dict[str, Any]) -> TrainSection:
-    return TrainSection(**defaults)
+def _safety_train(defaults: Mapping[str, int | float]) -> TrainSection:
+    return TypeAdapter(TrainSection).validate_python(dict(defaults))
 
 
-def _run_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _run_rules(v: ConfigData) -> list[tuple[str, str]]:
     """The rules across sections (on validated sections, or on raw values; see _lenient)."""
     kind, mechanism = v["backdoor"].kind, v["backdoor"].mechanism
     stages = v["safety"].stages or ()
@@ -104,7 +111,7 @@ class RunConfig(BaseModel):
     RULES: ClassVar[Rules] = _run_rules
     check_rules = _rules_check()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ConfigData:
         """Plain nested dict (tuples as lists), in field order: what config.resolved.yaml holds."""
         return _plain(self.model_dump())
 
@@ -123,10 +130,10 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     (`backdoor_models.models.device.choose_autocast`) (idempotent)."""
     b = cfg.backdoor
     code = b.kind == "code"
-    update: dict[str, Any] = {}
+    update: dict[str, BaseModel] = {}
     if cfg.data.vocab_size is None:
         update["data"] = cfg.data.model_copy(update={"vocab_size": 2048 if code else 1024})
-    model: dict[str, Any] = {}
+    model: dict[str, int | str | None] = {}
     if cfg.model.n_ctx is None:
         # room for the longest reply: code completions (about 120 tokens) or a scratchpad
         # (about 45) on top of the answer
@@ -140,10 +147,10 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     if b.distil_teacher and not Path(b.distil_teacher).is_absolute():  # as resume finds it
         teacher = str(Path(b.distil_teacher).expanduser().absolute())
         update["backdoor"] = b.model_copy(update={"distil_teacher": teacher})
-    if cfg.model.device == "auto":  # the device this machine gives it, as the run records it
-        model["device"] = resolve_device("auto")
+    device = cfg.model.device
+    if device == "auto":  # the device this machine gives it, as the run records it
+        device = model["device"] = resolve_device("auto")
     if cfg.model.autocast in (None, "auto"):
-        device = model.get("device", cfg.model.device)
         model["autocast"] = choose_autocast(device, pretrained=cfg.model.base is not None)[0]
     if model:
         update["model"] = cfg.model.model_copy(update=model)
@@ -153,7 +160,7 @@ def resolve_defaults(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update=update)
 
 
-def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+def config_from_dict(data: ConfigData, source: str = "config") -> RunConfig:
     """Build and validate a RunConfig from a (partial) nested dict; defaults fill the rest."""
     data = from_before_sources(data)
     data = type_overrides(on_section_defaults(with_base_defaults(data)), RunConfig)
@@ -175,7 +182,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """The default config, updated by a YAML/JSON file and then by `section.key=value` overrides."""
-    data: dict[str, Any] = {}
+    data: ConfigData = {}
     source = "the built-in default config"
     if path is not None:
         path = Path(path)

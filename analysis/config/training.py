@@ -11,7 +11,7 @@ sections.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
@@ -19,6 +19,7 @@ from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from analysis.config.types import (
     _SECTION,
     Bool,
+    ConfigData,
     Float,
     Int,
     RedTeamSource,
@@ -33,7 +34,7 @@ from backdoor_models.training.rl import RLConfig
 _DATACLASS = ConfigDict(extra="forbid")  # frozen comes from the dataclass decorator
 
 
-def _safety_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _safety_rules(v: ConfigData) -> list[tuple[str, str]]:
     stages = v["stages"] or ()
     twice = sorted({s for s in stages if stages.count(s) > 1})
     return [("stages", f"a stage is listed twice ({', '.join(twice)})")] if twice else []
@@ -73,7 +74,7 @@ class SafetyConfig(BaseModel):
     check_rules = _rules_check()
 
 
-def _red_team_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _red_team_rules(v: ConfigData) -> list[tuple[str, str]]:
     problems = []
     for key in ("sources", "ablation_sources"):
         sources = v[key]
@@ -149,7 +150,7 @@ class RedTeamConfig(BaseModel):
     check_rules = _rules_check()
 
 
-def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _warmup_rule(v: ConfigData) -> list[tuple[str, str]]:
     if v["warmup_steps"] > v["steps"]:
         return [
             ("warmup_steps", f"must be between 0 and steps ({v['steps']}), got {v['warmup_steps']}")
@@ -157,7 +158,7 @@ def _warmup_rule(v: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def _train_rules(v: dict[str, Any]) -> list[tuple[str, str]]:
+def _train_rules(v: ConfigData) -> list[tuple[str, str]]:
     problems = _warmup_rule(v)
     betas = v.get("betas")
     if betas is not None and not all(0 <= b < 1 for b in betas):

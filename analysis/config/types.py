@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Strict
 from pydantic import model_validator as _model_validator
 
-from analysis.config.errors import RuleProblems
+from analysis.config.errors import ConfigData, RuleProblems
 from backdoor_models.behaviour.scratchpad import Mechanism
 from backdoor_models.models.presets import PresetName
 
@@ -30,6 +30,7 @@ __all__ = [
     "MECHANISMS",
     "SAFETY_STAGES",
     "BackdoorKind",
+    "ConfigData",
     "Bool",
     "Float",
     "Int",
@@ -49,7 +50,9 @@ Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 
 
-Rules = Callable[[dict[str, Any]], list[tuple[str, str]]]
+# a section's rules: its values (validated, or raw in `problems_of`'s lenient pass) -> the broken
+# ones, as (key, message) pairs
+Rules = Callable[[ConfigData], list[tuple[str, str]]]
 
 
 def _rules_check() -> Any:
