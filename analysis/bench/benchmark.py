@@ -38,13 +38,6 @@ from analysis.bench.cells import (
 from analysis.bench.cells import (  # documented as importable from here (docs/detectors.md)
     detection_summary as detection_summary,
 )
-from analysis.bench.records import (
-    BenchRecord,
-    RunRecord,
-    ShuffleControl,
-    StageRow,
-    Transfer,
-)
 from analysis.bench.tables import (
     behaviour_vs_representation,
     best_cell,
@@ -52,6 +45,13 @@ from analysis.bench.tables import (
 )
 from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
+from analysis.folder.bench_records import (
+    BenchRecord,
+    RunRecord,
+    ShuffleControl,
+    StageRow,
+    Transfer,
+)
 from backdoor_models.io.artifacts import write_json
 from probes import (
     LayerwiseLogisticProbe,
@@ -148,7 +148,7 @@ def run_bench(
         "transfer": _transfers(runs, fitted, n_boot, progress) if transfer else [],
     }
     write_json(out / "bench.json", bench)
-    write_bench_report(dict(bench), out / "bench.html")
+    write_bench_report(bench, out / "bench.html")
     return bench
 
 

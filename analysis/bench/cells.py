@@ -18,8 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.bench.records import CellRecord, DetectorRecord, ShuffleNull
 from analysis.bench.zoo import HELD_OUT_CLEAN, StageData
+from analysis.folder.bench_records import CellRecord, DetectorRecord, ShuffleNull
 from probes import (
     DiffMeansProbe,
     Estimate,

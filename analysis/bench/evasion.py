@@ -25,8 +25,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from analysis.bench.cells import Detector, fit_detector, stage_cells
-from analysis.bench.records import CellRecord
 from analysis.bench.zoo import StageData
+from analysis.folder.bench_records import CellRecord
 
 
 @dataclass(frozen=True)

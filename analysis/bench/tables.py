@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from analysis.bench.records import (
+from analysis.folder.bench_records import (
     BehaviourVsRepresentation,
     BestAuroc,
     LeaderboardCell,
@@ -59,7 +59,7 @@ def leaderboard(stage_rows: Sequence[StageRow]) -> list[LeaderboardCell]:
                         **cell,
                     }
                 )
-    rows.sort(key=lambda cell: leaderboard_key(dict(cell)))
+    rows.sort(key=leaderboard_key)
     return rows
 
 

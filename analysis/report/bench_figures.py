@@ -5,11 +5,10 @@ test set, each built from bench.json's content alone.
 
 from __future__ import annotations
 
-from typing import Any
-
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.folder.bench_records import BenchRecord, EstimateJson
 from analysis.report import kit
 
 _COLORS = kit.COLORS
@@ -21,7 +20,7 @@ RATE_LABELS = {
 }
 
 
-def representation_figure(bench: dict[str, Any]) -> go.Figure:
+def representation_figure(bench: BenchRecord) -> go.Figure:
     """Behaviour rates (results.json) above each detector's best AUROC, per run and stage."""
     rows = bench["behaviour_vs_representation"]
     x = [f"{r['run']}/{r['stage']}" for r in rows]
@@ -58,7 +57,7 @@ def representation_figure(bench: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def _bar(name: str, x: list[str], ests: list[dict[str, Any] | None], color: str) -> go.Bar:
+def _bar(name: str, x: list[str], ests: list[EstimateJson | None], color: str) -> go.Bar:
     values = [e["value"] if e else None for e in ests]
     return go.Bar(
         name=name,
@@ -74,7 +73,7 @@ def _bar(name: str, x: list[str], ests: list[dict[str, Any] | None], color: str)
     )
 
 
-def layer_figure(bench: dict[str, Any]) -> go.Figure:
+def layer_figure(bench: BenchRecord) -> go.Figure:
     """Held-out AUROC by site for every detector and run, one panel per stage, with the
     random-direction 95th percentile."""
     stage_names = list(dict.fromkeys(r["stage"] for r in bench["stages"]))
@@ -131,7 +130,7 @@ def _grid(n: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
-def roc_figure(bench: dict[str, Any]) -> go.Figure:
+def roc_figure(bench: BenchRecord) -> go.Figure:
     """The ROC curve of each detector at its best site, one panel per run, stage and position."""
     panels = bench["stages"]
     n_rows, n_cols = _grid(len(panels))
@@ -172,7 +171,7 @@ def roc_figure(bench: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def histogram_figure(bench: dict[str, Any]) -> go.Figure:
+def histogram_figure(bench: BenchRecord) -> go.Figure:
     """For each stage's best cell: held-out scores of the triggered rows and of the trigger-free
     rows of each test set, with the threshold calibrated on the cell's calibration prompts."""
     panels = []

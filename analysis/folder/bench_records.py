@@ -1,6 +1,6 @@
-"""The records of bench.json as typed dicts: what `run_bench` writes and returns, and what the
-report (`analysis.report.bench`) reads back. Typed dicts, not dataclasses, because they are the
-JSON layout itself.
+"""The records of bench.json as typed dicts: what `run_bench` (`analysis.bench`) writes and
+returns, and what the report (`analysis.report.bench`) reads back; here, below both, as the
+schema of results.json is. Typed dicts, not dataclasses, because they are the JSON layout itself.
 """
 
 from __future__ import annotations
