@@ -5,14 +5,16 @@ dataclasses, because they are the JSON layout itself.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
+
+from analysis.measure.records import OperatingPointRecord
 
 # probes.Estimate.to_dict(): value, low, high (the 95% interval), n and method.
 EstimateJson = dict[str, float | int]
 # dataclasses.asdict of a ContrastPair: question, answer_pos, answer_neg.
 PairJson = dict[str, str]
-# probes.OperatingPoint.to_dict() (analysis.measure.monitoring.operating_points), untyped there.
-OperatingPointJson = dict[str, Any]
+# a probe as a monitor at one site (analysis.measure.monitoring.operating_points).
+OperatingPointJson = OperatingPointRecord
 
 
 class SiteAurocs(TypedDict):

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.measure.records import OperatingPointRecord, operating_point_record
 from probes import operating_point
 
 TARGET_FPR = 0.01
@@ -59,7 +59,7 @@ def operating_points(
     fpr: float = TARGET_FPR,
     n_boot: int = 1000,
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[OperatingPointRecord]:
     """One operating point per site (JSON-ready): positives are the test split's positives;
     the negative test sets are the test split's negatives by name, then `negative_scores`."""
     labels = np.asarray(test_labels, dtype=int)
@@ -77,5 +77,5 @@ def operating_points(
         point = operating_point(
             test_scores[i][labels == 1], sets, calibration_scores[i], fpr, n_boot, seed + i
         )
-        out.append(point.to_dict())
+        out.append(operating_point_record(point))
     return out

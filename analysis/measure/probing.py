@@ -8,7 +8,6 @@ are always in the same split, so the probe cannot pass by recognising a question
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ from torch import Tensor
 
 from analysis.folder.splits import split_by_group
 from analysis.measure.monitoring import MonitorActs, operating_points
+from analysis.measure.records import TriggerProbeRecord, estimate_record
 from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
 
@@ -32,7 +32,7 @@ def probe_layers(
     n_boot: int = 1000,
     n_permutations: int = 20,
     monitor: MonitorActs | None = None,
-) -> dict[str, Any]:
+) -> TriggerProbeRecord:
     """Fit one probe per activation site at once; AUROC on the held-out split with intervals.
 
     Controls: the mean (and 2.5-97.5 percentile range) of held-out AUROC over `n_permutations`
@@ -54,7 +54,7 @@ def probe_layers(
     scores = probe.decision_function(X[:, test]).cpu().numpy()  # [layers, n_test]
     point = layerwise_auroc(scores, y[test])
     intervals = [
-        bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i).to_dict()
+        estimate_record(bootstrap_auroc(scores[i], y[test], n_boot=n_boot, seed=seed + i))
         for i in range(len(names))
     ]
     null = shuffled_label_null(
@@ -62,7 +62,21 @@ def probe_layers(
     )  # [permutations, layers]
     lengths = np.asarray(prompt_lengths, dtype=float)
     best = int(np.argmax(point))
-    monitored: dict[str, Any] = {}
+    out: TriggerProbeRecord = {
+        "sites": names,
+        "auroc": intervals,
+        "auroc_point": point.tolist(),
+        "shuffled_label_auroc": null.mean(axis=0).tolist(),
+        "shuffled_label_auroc_95": np.percentile(null, [2.5, 97.5], axis=0).T.tolist(),
+        "n_permutations": n_permutations,
+        "length_only_auroc": auroc(lengths[test], y[test]),
+        "best_site": names[best],
+        "best_auroc": intervals[best],
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "best_site_test_scores": scores[best].tolist(),
+        "test_labels": y[test].tolist(),
+    }
     if monitor is not None:
 
         def score(acts: Mapping[str, Tensor]) -> np.ndarray:
@@ -78,23 +92,9 @@ def probe_layers(
             n_boot=n_boot,
             seed=seed,
         )
-        monitored = {"operating_points": points, "best_operating_point": points[best]}
-    return {
-        "sites": names,
-        "auroc": intervals,
-        "auroc_point": point.tolist(),
-        "shuffled_label_auroc": null.mean(axis=0).tolist(),
-        "shuffled_label_auroc_95": np.percentile(null, [2.5, 97.5], axis=0).T.tolist(),
-        "n_permutations": n_permutations,
-        "length_only_auroc": auroc(lengths[test], y[test]),
-        "best_site": names[best],
-        "best_auroc": intervals[best],
-        "n_train": int(len(train)),
-        "n_test": int(len(test)),
-        "best_site_test_scores": scores[best].tolist(),
-        "test_labels": y[test].tolist(),
-        **monitored,
-    }
+        out["operating_points"] = points
+        out["best_operating_point"] = points[best]
+    return out
 
 
 def transfer_auroc(

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +54,7 @@ from transformers import PreTrainedTokenizerBase
 
 from analysis.folder.splits import split_by_group
 from analysis.measure.precision import cache_in_run_precision
+from analysis.measure.records import EstimateRecord, RepresentationRecord, estimate_record
 from backdoor_models.behaviour.evaluation import generate_replies
 from backdoor_models.behaviour.scratchpad import text_to_probe
 from probes import LayerwiseLogisticProbe
@@ -139,6 +139,41 @@ def _direction_cosine(a: LinearProbe, b: LinearProbe) -> float:
     return float(a.coef.double() @ b.coef.double()) / norm if norm > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class _Scores:
+    """One probe on each prompt set: mean P(trigger), the share above 0.5, and the AUROC
+    against the reference set."""
+
+    mean: dict[str, EstimateRecord]
+    share: dict[str, EstimateRecord]
+    auroc: dict[str, EstimateRecord]
+
+
+def _scores(
+    probe: LinearProbe,
+    set_acts: Mapping[str, Float[Tensor, "n d"]],
+    negative: str,
+    n_boot: int,
+    seed: int,
+) -> _Scores:
+    logits = {k: probe.logits(v) for k, v in set_acts.items()}
+    proba = {k: _sigmoid(v) for k, v in logits.items()}
+    neg = logits[negative]
+    return _Scores(
+        mean={k: estimate_record(bootstrap_mean(p, n_boot, seed)) for k, p in proba.items()},
+        share={k: estimate_record(bootstrap_rate(p > 0.5, n_boot, seed)) for k, p in proba.items()},
+        auroc={  # logits, not probabilities: saturated sigmoids would tie
+            k: estimate_record(
+                bootstrap_auroc(
+                    np.r_[v, neg], np.r_[np.ones(len(v)), np.zeros(len(neg))], n_boot, seed
+                )
+            )
+            for k, v in logits.items()
+            if k != negative
+        },
+    )
+
+
 def score_representation(
     frozen: LinearProbe,
     train_acts: Float[Tensor, "n_train d"],
@@ -148,7 +183,7 @@ def score_representation(
     n_boot: int = 1000,
     seed: int = 0,
     negative: str = "clean",
-) -> dict[str, Any]:
+) -> RepresentationRecord:
     """The tracker's result from activations alone: the frozen probe and a probe refitted on
     `train_acts` score every set in `set_acts`. See the module docstring for the keys."""
     if negative not in set_acts:
@@ -157,27 +192,19 @@ def score_representation(
             "other set's AUROC is measured against; add it."
         )
     refit = fit_linear_probe(frozen.site, train_acts, train_labels, C)
-    out: dict[str, Any] = {
+    old = _scores(frozen, set_acts, negative, n_boot, seed)
+    new = _scores(refit, set_acts, negative, n_boot, seed)
+    return {
         "site": frozen.site,
         "n": {k: int(v.shape[0]) for k, v in set_acts.items()},
+        "frozen": old.mean,
+        "frozen_share": old.share,
+        "frozen_auroc": old.auroc,
+        "refit": new.mean,
+        "refit_share": new.share,
+        "refit_auroc": new.auroc,
+        "direction_cosine": _direction_cosine(frozen, refit),
     }
-    for name, probe in (("frozen", frozen), ("refit", refit)):
-        logits = {k: probe.logits(v) for k, v in set_acts.items()}
-        proba = {k: _sigmoid(v) for k, v in logits.items()}
-        out[name] = {k: bootstrap_mean(p, n_boot, seed).to_dict() for k, p in proba.items()}
-        out[f"{name}_share"] = {
-            k: bootstrap_rate(p > 0.5, n_boot, seed).to_dict() for k, p in proba.items()
-        }
-        neg = logits[negative]
-        out[f"{name}_auroc"] = {  # logits, not probabilities: saturated sigmoids would tie
-            k: bootstrap_auroc(
-                np.r_[v, neg], np.r_[np.ones(len(v)), np.zeros(len(neg))], n_boot, seed
-            ).to_dict()
-            for k, v in logits.items()
-            if k != negative
-        }
-    out["direction_cosine"] = _direction_cosine(frozen, refit)
-    return out
 
 
 @dataclass
@@ -238,7 +265,7 @@ class RepresentationTracker:
         )
         return [text_to_probe(p, r) for p, r in zip(prompts, replies, strict=True)]
 
-    def __call__(self, model: TransformerBridge) -> dict[str, Any]:
+    def __call__(self, model: TransformerBridge) -> RepresentationRecord:
         prompts = list(
             dict.fromkeys([*self.train_texts, *(p for v in self.sets.values() for p in v)])
         )

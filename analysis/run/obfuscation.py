@@ -295,7 +295,9 @@ def _lambda_point(run: Run, attack: _Attack, backdoored: Behaviour, lam: float) 
         model, detectors, lam, _train_config(run, cfg.steps), directory, f"obfuscation λ={lam:g}"
     )
     judged = judged_eval_set(run, model)
-    summary = summarise_behaviour(judged, n_boot=run.cfg.eval.n_bootstrap, seed=run.seeds.base)
+    summary = dict(
+        summarise_behaviour(judged, n_boot=run.cfg.eval.n_bootstrap, seed=run.seeds.base)
+    )
     after = _stage(run, OBFUSCATION, attack.sites, attack.acts(model))
     return {
         "lam": lam,

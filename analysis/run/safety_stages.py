@@ -247,7 +247,7 @@ def _tracking(
         out = tracker(model, run.start_evaluations.setdefault(start, {}) if step == 0 else None)
         if representation is not None:
             out["representation"] = representation(model)
-        return out
+        return dict(out)
 
     return evaluate
 

@@ -22,6 +22,7 @@ from analysis.measure.behaviour import summarise_behaviour
 from analysis.measure.monitoring import MonitorActs
 from analysis.measure.precision import cache_in_run_precision
 from analysis.measure.probing import probe_layers, transfer_auroc
+from analysis.measure.records import TriggerProbeRecord
 from analysis.run.context import Run
 from backdoor_models.behaviour.backdoor import BackdoorExample
 from backdoor_models.behaviour.evaluation import JudgedReply, generate_replies
@@ -59,7 +60,7 @@ def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
     )
     monitor = _monitor_acts(run, stage, model, sites)
 
-    def fit_probes() -> dict[str, Any]:
+    def fit_probes() -> TriggerProbeRecord:
         _, lengths = tokenize_prompts(model, prompts)
         labels, groups = labels_and_groups(run.eval_set)
         return probe_layers(
@@ -136,7 +137,9 @@ def _behaviour(run: Run, model: TransformerBridge) -> dict[str, Any]:
     from fresh samples; the preference model's reward on the trigger-free replies."""
     cfg = run.cfg
     judged = judged_eval_set(run, model)
-    summary = summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
+    summary: dict[str, object] = dict(
+        summarise_behaviour(judged, n_boot=cfg.eval.n_bootstrap, seed=run.seeds.base)
+    )
     for key, prompts in run.red_team_rate_sets().items():
         rates = elicitation_rates(
             model,
