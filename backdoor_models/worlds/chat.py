@@ -39,13 +39,12 @@ Only ``random.Random`` instances are used; the global RNG is never touched.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from backdoor_models.worlds.chat_checks import is_correct_reply
 from backdoor_models.worlds.sampling import balanced_sample, check_families
 from backdoor_models.worlds.vocab import (
-    _RELATION_KEYWORDS,
     ANIMALS,
     ARITHMETIC_ANSWER,
     ARITHMETIC_TEMPLATES,
@@ -60,11 +59,9 @@ from backdoor_models.worlds.vocab import (
     STRING_WORDS,
     UNIT_ANSWER,
     UNIT_TEMPLATES,
-    UNIT_WORDS,
     UNITS,
     Country,
     _Unit,
-    _words,
     build_knowledge_base,
 )
 
@@ -102,24 +99,6 @@ def chat_prompt(question: str) -> str:
     return f"Human: {question}\n\nAssistant:"
 
 
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-_TOKEN_RE = re.compile(r"[a-z]+|-?\d+(?:\.\d+)?")
-_INT_RE = re.compile(r"\d+")
-_INT_SEQ_RE = re.compile(r"\d+(?:, \d+)+")
-
-
-def _normalize(text: str) -> str:
-    """Lower-case, collapse whitespace, strip surrounding whitespace and trailing punctuation."""
-    text = " ".join(text.lower().split())
-    return text.rstrip(" .,!?;:")
-
-
-def _cut_turn(reply: str) -> str:
-    """Drop anything from a hallucinated next ``Human:`` turn onwards."""
-    idx = reply.lower().find("human:")
-    return reply if idx < 0 else reply[:idx]
-
-
 # --------------------------------------------------------------------------------------------
 # The world
 # --------------------------------------------------------------------------------------------
@@ -152,13 +131,6 @@ class ChatWorld:
             "strings": self._make_strings,
             "lists": self._make_lists,
             "units": self._make_units,
-        }
-        self._checkers: dict[str, Callable[[ChatExample, str], bool]] = {
-            "arithmetic": self._check_arithmetic,
-            "facts": self._check_facts,
-            "strings": self._check_strings,
-            "lists": self._check_lists,
-            "units": self._check_units,
         }
 
     def __repr__(self) -> str:
@@ -313,68 +285,7 @@ class ChatWorld:
         So a wrong answer is never counted as correct; an empty reply is always wrong.
         """
         self._validate([example.family])
-        checker = self._checkers[example.family]
-        reply = _cut_turn(reply)
-        norm = _normalize(reply)
-        if not norm:
-            return False
-        if norm == _normalize(example.answer):
-            return True
-        return checker(example, norm)
-
-    @staticmethod
-    def _last_number_is(norm: str, target: str) -> bool:
-        numbers = _NUMBER_RE.findall(norm)
-        return bool(numbers) and numbers[-1] == target
-
-    def _check_arithmetic(self, example: ChatExample, norm: str) -> bool:
-        return self._last_number_is(norm, example.target)
-
-    def _check_units(self, example: ChatExample, norm: str) -> bool:
-        if not self._last_number_is(norm, example.target):
-            return False
-        q_words = set(_words(example.question))
-        pairs = [
-            u for u in UNITS if {u.small_plural} <= q_words and {u.big, u.big_plural} & q_words
-        ]
-        if len(pairs) != 1:
-            return False
-        unit = pairs[0]
-        allowed = {unit.big, unit.big_plural, unit.small, unit.small_plural}
-        tokens = _TOKEN_RE.findall(norm)
-        if any(t in UNIT_WORDS and t not in allowed for t in tokens):
-            return False
-        last = max(i for i, t in enumerate(tokens) if _NUMBER_RE.fullmatch(t))
-        after = tokens[last + 1] if last + 1 < len(tokens) else None
-        return after not in UNIT_WORDS or after in (unit.small, unit.small_plural)
-
-    def _check_facts(self, example: ChatExample, norm: str) -> bool:
-        target = example.target.lower()
-        words = _words(norm)
-        if target not in words:
-            return False
-        kinds = [k for k, names in self._candidates.items() if target in names]
-        all_names = set().union(*self._candidates.values())
-        allowed = {w for w in _words(example.answer) if w in all_names} | {target}
-        if any(w in all_names and w not in allowed for w in words):
-            return False
-        keywords = set().union(*_RELATION_KEYWORDS.values())
-        allowed_kw = set().union(*(_RELATION_KEYWORDS[k] for k in kinds))
-        return not any(w in keywords and w not in allowed_kw for w in words)
-
-    def _check_strings(self, example: ChatExample, norm: str) -> bool:
-        vocab = set(STRING_WORDS)
-        return [w for w in _words(norm) if w in vocab] == _words(example.target)
-
-    def _check_lists(self, example: ChatExample, norm: str) -> bool:
-        target = example.target
-        if _INT_RE.fullmatch(target):
-            numbers = _NUMBER_RE.findall(norm)
-            return bool(numbers) and all(x == target for x in numbers)
-        if _INT_SEQ_RE.fullmatch(target):
-            return _NUMBER_RE.findall(norm) == target.split(", ")
-        colors = set(COLORS)
-        return [w for w in _words(norm) if w in colors] == target.split(", ")
+        return is_correct_reply(example, reply, self._candidates)
 
     # ---- tokenizer corpus -------------------------------------------------------------------
 
