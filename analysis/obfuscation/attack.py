@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +96,19 @@ class ObfuscationObjective(Objective):
         return dict(self._last)
 
 
+class AttackHistory(TypedDict):
+    """What an attack records (`obfuscate`): the total loss and its two parts per step, and the
+    evaluations (each with its `step`); the obfuscation stage adds how it trained and from
+    where (`method`, `started_from`)."""
+
+    loss: list[float]
+    behaviour_loss: list[float]
+    detector_loss: list[float]
+    evals: list[dict[str, float]]
+    method: NotRequired[str]
+    started_from: NotRequired[str]
+
+
 def obfuscate(
     model: TransformerBridge,
     spec: ModelSpec,
@@ -105,10 +118,10 @@ def obfuscate(
     lam: float,
     cfg: TrainConfig,
     checkpoint_dir: str | Path,
-    evaluate: Callable[[int], dict[str, Any]] | None = None,
+    evaluate: Callable[[int], dict[str, float]] | None = None,
     progress: bool = True,
     desc: str = "obfuscation",
-) -> dict[str, Any]:
+) -> AttackHistory:
     """Train `model` in place against the frozen `detectors` (see the module docstring);
     resumable from `checkpoint_dir` like every other stage. Returns the history: the total
     loss, the behaviour and detector losses per step, and the evaluations."""
@@ -120,7 +133,7 @@ def obfuscate(
         "lam": float(lam),
         "detectors": [f"{d.kind}@{d.layer}" for d in detectors],
     }
-    return run_loop(
+    history = run_loop(
         model,
         make_optimizer(model, cfg),
         objective,
@@ -132,3 +145,4 @@ def obfuscate(
         evaluate_at_start=True,
         desc=desc,
     )
+    return cast(AttackHistory, history)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from transformer_lens import TransformerBridge
 
@@ -43,16 +43,21 @@ __all__ = [
     "RLSafety",
     "SafetyStage",
     "StageRecord",
+    "TrainingRecord",
     "SupervisedSafety",
     "safety_stage_named",
 ]
 
 log = logging.getLogger(__name__)
 
-# what a stage records: its training history (loss, tracking evaluations), with "method" and
-# "started_from"; or why it did not train
-StageRecord = dict[str, Any] | SkippedStage
-Evaluate = Callable[[int], dict[str, Any]]
+# A stage's training history as recorded: the loss per step, the tracking evaluations, "method",
+# "started_from" and the method's own series (RL's reward and KL, the attack's two losses);
+# `analysis.folder.results_training.Training` types it when results.json is written.
+TrainingRecord = Mapping[str, object]
+# what a stage records: its training history, or why it did not train
+StageRecord = TrainingRecord | SkippedStage
+# a tracking evaluation at a step: metric -> estimate, or a nested record (what the probes read)
+Evaluate = Callable[[int], dict[str, object]]
 
 
 class SafetyStage(Protocol):
@@ -242,7 +247,7 @@ def _tracking(
         else None
     )
 
-    def evaluate(step: int) -> dict[str, Any]:
+    def evaluate(step: int) -> dict[str, object]:
         # at step 0 the model is `start`'s checkpoint, which every stage from it evaluates
         out = tracker(model, run.start_evaluations.setdefault(start, {}) if step == 0 else None)
         if representation is not None:
@@ -260,10 +265,10 @@ def _supervised(
     data: list[BackdoorExample],
     train_cfg: TrainConfig,
     evaluate: Evaluate,
-) -> dict[str, Any]:
+) -> TrainingRecord:
     stage_dir = run.layout.stage(name).dir
 
-    def work() -> dict[str, Any]:
+    def work() -> TrainingRecord:
         history = train(
             model,
             run.spec,
@@ -277,7 +282,7 @@ def _supervised(
         )
         return {**history.to_dict(), "method": "sft"}
 
-    result: dict[str, Any] = run.steps.run(name, stage_finished(stage_dir, train_cfg.steps), work)
+    result = run.steps.run(name, stage_finished(stage_dir, train_cfg.steps), work)
     return {**result, "method": "sft", "started_from": start}
 
 
@@ -289,13 +294,13 @@ def _reinforced(
     reference: TransformerBridge,
     prompts: list[str],
     evaluate: Evaluate,
-) -> dict[str, Any]:
+) -> TrainingRecord:
     stage_dir = run.layout.stage(name).dir
     rl_cfg = run.cfg.rl
     if rl_cfg.max_new_tokens is None:
         rl_cfg = dataclasses.replace(rl_cfg, max_new_tokens=run.max_new_tokens)
 
-    def work() -> dict[str, Any]:
+    def work() -> TrainingRecord:
         return rl_finetune(
             model,
             run.spec,
@@ -310,7 +315,7 @@ def _reinforced(
             desc=name,
         )
 
-    result: dict[str, Any] = run.steps.run(name, stage_finished(stage_dir, rl_cfg.steps), work)
+    result = run.steps.run(name, stage_finished(stage_dir, rl_cfg.steps), work)
     return {**result, "method": "rl", "started_from": start}
 
 

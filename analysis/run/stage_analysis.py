@@ -8,6 +8,7 @@ is a step with its own file in the stage's folder.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ from hooks.caching import probe_sites, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 
-def analyse_stage(run: Run, stage: str, history: dict[str, Any]) -> Stage:
+def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
     """Behaviour, red-team rate, activations and probes of one stage's final checkpoint, as a
     typed `Stage` (what results.json holds for it)."""
     cfg = run.cfg

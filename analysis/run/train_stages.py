@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def stage_finished(directory: Path, steps: int) -> bool:
     return state.is_file() and read_json(state)["step"] >= steps and is_complete(directory)
 
 
-def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]:
+def train_backdoor(run: Run, data: TokenizedSet | None = None) -> Mapping[str, object]:
     """Train the backdoored model on `data` (default: the run's training set)."""
     cfg = run.cfg
     stage_dir = run.layout.stage(BACKDOORED).dir
@@ -46,7 +47,7 @@ def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]
     model = run.build(run.seeds.base)
     monitor = run.eval_set[: 2 * cfg.eval.n_during_training]
 
-    def evaluate(step: int) -> dict[str, Any]:
+    def evaluate(step: int) -> dict[str, float]:
         if not monitor:
             return {}
         replies = generate_replies(
@@ -58,7 +59,7 @@ def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]
         )
         return quick_rates(run.organism.judge(monitor, replies))
 
-    def work() -> dict[str, Any]:
+    def work() -> Mapping[str, object]:
         return train(
             model,
             run.spec,
@@ -69,8 +70,7 @@ def train_backdoor(run: Run, data: TokenizedSet | None = None) -> dict[str, Any]
             run.progress,
         ).to_dict()
 
-    history: dict[str, Any] = run.steps.run("train", done, work)
-    return history
+    return run.steps.run("train", done, work)
 
 
 def clean_control_config(cfg: RunConfig) -> TrainConfig:
