@@ -27,7 +27,6 @@ import math
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from scipy import stats
 
@@ -35,7 +34,7 @@ from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
 from analysis.folder.results import Estimate, ResultsFormatError, RunResults, Stage
 from analysis.report.sweep import write_sweep_report
-from analysis.sweep.point import SweepLayout, read_status, run_finished
+from analysis.sweep.point import PointStatus, SweepLayout, read_status, run_finished
 from analysis.sweep.results import (
     CHANGE,
     METRICS,
@@ -172,15 +171,18 @@ def _point_stages(
 
 
 def _read_point(
-    folder: Path, point: SweepPoint, state: dict[str, Any]
+    folder: Path, point: SweepPoint, state: PointStatus | None
 ) -> RunResults | UnfinishedPoint:
-    """A point's results.json, or why it has none."""
+    """A point's results.json, or why it has none (`state`: its entry in status.json)."""
     if not run_finished(folder):
-        label = state.get("state", "not run")
+        label = "not run" if state is None else state.get("state", "not run")
         if label == "done":  # status says done, the folder disagrees
             label = "incomplete (no report)"
         return UnfinishedPoint(
-            name=point.name, settings=point.settings, state=label, error=state.get("error")
+            name=point.name,
+            settings=point.settings,
+            state=label,
+            error=None if state is None else state.get("error"),
         )
     try:
         return RunLayout(folder).read_results()
@@ -284,7 +286,7 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
     not_finished: list[UnfinishedPoint] = []
     bench_best = _bench_best(layout.bench / "bench.json")
     for point in spec_points:
-        results = _read_point(layout.run(point.name), point, status.get(point.name, {}))
+        results = _read_point(layout.run(point.name), point, status.get(point.name))
         if isinstance(results, UnfinishedPoint):
             not_finished.append(results)
             continue

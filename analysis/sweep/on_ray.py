@@ -9,14 +9,16 @@ import os
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
+from analysis.config import RunConfig
 from analysis.errors import InputError
 from analysis.sweep.point import run_point
 from analysis.sweep.spec import Resources
 
 log = logging.getLogger(__name__)
-Jobs = dict[str, tuple[dict[str, Any], str, int]]
+# point -> run_point's arguments: the point's config, its run folder, its torch threads
+Jobs = dict[str, tuple[RunConfig, str, int]]
 Explain = Callable[[Exception], tuple[str, str]]
 # finish(point, work, explain): run `work` (a task's result) and record the point's outcome
 Finish = Callable[[str, Callable[[], float], Explain], None]
@@ -98,7 +100,14 @@ def _task_seconds(ref: Any) -> float:
     return float(ray.get(ref))
 
 
-def _largest_node(nodes: list[dict[str, Any]]) -> dict[str, float]:
+class RayNode(TypedDict, total=False):
+    """What `ray.nodes()` says of a node, as far as the check reads it."""
+
+    Alive: bool
+    Resources: dict[str, float]
+
+
+def _largest_node(nodes: list[RayNode]) -> dict[str, float]:
     """The most of each resource one live node of the Ray cluster has (a task runs on one)."""
     most: dict[str, float] = {}
     for node in nodes:

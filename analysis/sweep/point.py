@@ -10,14 +10,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from analysis.config import RunConfig, config_from_dict
+from analysis.config import RunConfig
 from analysis.errors import InputError, RunExistsError
 from analysis.folder.layout import RunLayout
+from analysis.sweep.spec import Value
 from backdoor_models.io.atomic import read_json
 
 log = logging.getLogger(__name__)
+
+
+class PointStatus(TypedDict):
+    """A point's entry in status.json: its state (pending, submitted, running, done, failed) and
+    settings; once done its seconds, once failed the error and its traceback."""
+
+    state: str
+    settings: dict[str, Value]
+    seconds: NotRequired[float]
+    error: NotRequired[str]
+    traceback: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ def check_same_config(run_dir: Path, cfg: RunConfig, name: str) -> None:
         )
 
 
-def run_point(cfg_dict: dict[str, Any], run_dir: str, threads: int) -> float:
+def run_point(cfg: RunConfig, run_dir: str, threads: int) -> float:
     """Run (or resume) one point's experiment with `threads` torch threads; its seconds. The
     body of a Ray task, and of the in-process loop; called again on a partial folder (a retried
     task, a restarted sweep), it resumes the run from its last finished step."""
@@ -104,7 +116,7 @@ def run_point(cfg_dict: dict[str, Any], run_dir: str, threads: int) -> float:
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            run_experiment(config_from_dict(cfg_dict), folder, resume=resume, progress=False)
+            run_experiment(cfg, folder, resume=resume, progress=False)
         finally:
             torch.set_num_threads(before)  # the in-process executor leaves this process as it was
     return time.perf_counter() - start
@@ -155,6 +167,6 @@ def _point_lock(folder: Path) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_status(sweep_dir: str | Path) -> dict[str, dict[str, Any]]:
+def read_status(sweep_dir: str | Path) -> dict[str, PointStatus]:
     """status.json of a sweep folder."""
     return dict(read_json(SweepLayout(Path(sweep_dir)).status))

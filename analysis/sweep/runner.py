@@ -37,12 +37,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
 from analysis.errors import InputError
 from analysis.sweep.point import (
+    PointStatus,
     SweepLayout,
     check_same_config,
     read_status,
@@ -80,17 +81,32 @@ class _Status:
 
     def __init__(self, layout: SweepLayout, points: list[SweepPoint]) -> None:
         self.path = layout.status
-        self.states: dict[str, dict[str, Any]] = {
+        self.states: dict[str, PointStatus] = {
             p.name: {"state": "pending", "settings": p.settings} for p in points
         }
         self.earlier = read_status(layout.root) if self.path.is_file() else {}
         self.started = time.perf_counter()
 
-    def set(self, name: str, state: str, **extra: Any) -> None:
-        self.states[name] = {**self.states[name], "state": state, **extra}
+    def set(
+        self,
+        name: str,
+        state: str,
+        *,
+        error: str | None = None,
+        trace: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        entry: PointStatus = {**self.states[name], "state": state}
+        if error is not None:
+            entry["error"] = error
+        if trace is not None:
+            entry["traceback"] = trace
+        if seconds is not None:
+            entry["seconds"] = seconds
+        self.states[name] = entry
         write_json(self.path, self.states)
         counts = {s: sum(v["state"] == s for v in self.states.values()) for s in _STATES}
-        took = f" in {extra['seconds']:.0f} s" if "seconds" in extra else ""
+        took = f" in {seconds:.0f} s" if seconds is not None else ""
         log.info(
             "sweep: %d done, %d running or queued, %d failed, %d not yet submitted (%.1f min); %s %s%s",
             counts["done"],
@@ -143,13 +159,12 @@ def run_sweep(
     write_text(layout.spec, yaml.safe_dump(spec.model_dump(), sort_keys=False))
     status = _Status(layout, points)
     for name in outcome.skipped:  # keep a finished run's seconds from an earlier sitting
-        status.states[name] = {**status.earlier.get(name, {}), **status.states[name]}
+        earlier = status.earlier.get(name)
+        if earlier is not None:
+            status.states[name] = {**earlier, **status.states[name]}
         status.states[name]["state"] = "done"
     write_json(layout.status, status.states)
-    jobs = {
-        p.name: (configs[p.name].to_dict(), str(layout.run(p.name)), spec.resources.cpus)
-        for p in todo
-    }
+    jobs = {p.name: (configs[p.name], str(layout.run(p.name)), spec.resources.cpus) for p in todo}
     if use_ray and jobs:
         from analysis.sweep.on_ray import run_on_ray
 
@@ -198,7 +213,7 @@ def _finish(
         message, trace = explain(err)
         log.error("sweep: %s failed: %s", name, message)
         outcome.failed[name] = message
-        status.set(name, "failed", error=message, traceback=trace)
+        status.set(name, "failed", error=message, trace=trace)
         return
     outcome.done.append(name)
     outcome.seconds[name] = round(seconds, 1)
