@@ -71,7 +71,7 @@ def test_notebook_analyses_the_run_it_is_given(
     assert seen["trigger"] == "|GO LIVE|" and seen["stage"] == "adversarial_trigger_aware"
 
 
-@pytest.mark.slow  # the refusal itself is RunFolder's, tested in tests/analysis/test_folder_reader.py
+@pytest.mark.slow  # the refusal itself is RunFolder's, tested in tests/analysis/folder/test_folder_reader.py
 def test_a_notebook_refuses_a_stage_the_run_lacks(
     tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

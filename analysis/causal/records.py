@@ -1,6 +1,6 @@
 """What the patching and steering experiments return, as typed dicts: the layout of patching.json
 and of results.json's `causal`, written as it is. `analysis.folder.results_causal` reads the same
-layout back as models; `tests/analysis/test_records.py` keeps the two in step.
+layout back as models; `tests/analysis/folder/test_records.py` keeps the two in step.
 """
 
 # (no `from __future__ import annotations`: a TypedDict reads NotRequired at run time only from

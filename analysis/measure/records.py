@@ -1,7 +1,7 @@
 """What the measurements return, as typed dicts: the JSON layout each is written in (a stage's
 behaviour.json and probes.json, the evaluations in a training history, results.json), so they
 are typed here and written as they are. `analysis.folder.results` and `results_training` read
-the same layouts back as models; `tests/analysis/test_records.py` keeps the two in step.
+the same layouts back as models; `tests/analysis/folder/test_records.py` keeps the two in step.
 
 Example:
     >>> estimate_record(Estimate(value=0.5, low=0.25, high=0.75, n=8))

@@ -36,7 +36,7 @@ from analysis.sweep.spec import SweepSpec, expand
 from backdoor_models.io.atomic import write_json
 from tests.browser import chromium
 
-REAL = json.loads((Path(__file__).parent / "data" / "small_run_results.json").read_text())
+REAL = json.loads((Path(__file__).parents[1] / "data" / "small_run_results.json").read_text())
 STAGES = list(REAL["stages"])  # backdoored, sft, rl, adversarial, adversarial_trigger_aware
 PLANTED = ("trigger_rate", "red_team_rate", "helpfulness")
 N_PARAMS = {"small": REAL["model"]["n_params"], "tiny": 243_000}

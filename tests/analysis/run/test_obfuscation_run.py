@@ -13,7 +13,7 @@ import torch
 from analysis.bench.benchmark import run_bench
 from analysis.config import config_from_dict
 from analysis.run.experiment import run_experiment
-from tests.analysis.test_bench import TINY, _results
+from tests.analysis.bench.test_bench import TINY, _results
 from tests.browser import assert_report_renders
 
 # the adaptive attacker, with a λ sweep and a defence round

@@ -28,7 +28,7 @@ from analysis.folder.layout import RunLayout
 from analysis.sweep.runner import read_status, run_finished, run_sweep
 from analysis.sweep.spec import SweepSpec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # a few seconds a run: the smoke sizes on the tiny preset, one safety stage, no patching
 RUN = [
     *SMOKE_OVERRIDES,

@@ -13,8 +13,8 @@ from analysis.folder.layout import RunLayout
 from analysis.folder.results import ResultsFormatError, RunResults, check_results, json_schema
 from analysis.folder.results_training import PointEval, StageEval
 
-ROOT = Path(__file__).resolve().parents[2]
-REAL = Path(__file__).parent / "data" / "small_run_results.json"  # a real run's results.json
+ROOT = Path(__file__).resolve().parents[3]
+REAL = Path(__file__).parents[1] / "data" / "small_run_results.json"  # a real run's results.json
 
 
 def test_the_committed_schema_is_the_models_own() -> None:

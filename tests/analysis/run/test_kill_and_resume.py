@@ -29,7 +29,7 @@ preference: {steps: 40, warmup_steps: 2, n_pairs: 200, n_eval_pairs: 40}
 red_team: {n_candidates: 30, n_samples: 3, rounds: 2, n_per_round: 10}
 """
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _cli(*args: str) -> list[str]:

