@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from probes import LayerwiseLogisticProbe, shuffled_label_auroc
+from probes import LayerwiseLogisticProbe
+from probes.controls import shuffled_label_auroc, shuffled_label_null
 from tests.probes.conftest import N_LAYERS, SIGNAL_LAYER, Planted
 
 
@@ -29,7 +31,7 @@ def test_shuffled_control_is_seeded_and_leaves_inputs_alone(planted: Planted) ->
 
 def test_null_fits_every_permutation_as_its_own_probe(planted: Planted) -> None:
     # One batched solve over the permutations gives each permutation's own probe.
-    from probes import layerwise_auroc, shuffled_label_null
+    from probes import layerwise_auroc
 
     null = shuffled_label_null(
         planted.X_train, planted.y_train, planted.X_test, planted.y_test, seed=5, n_permutations=3
@@ -40,3 +42,14 @@ def test_null_fits_every_permutation_as_its_own_probe(planted: Planted) -> None:
         probe = LayerwiseLogisticProbe().fit(planted.X_train, permuted)
         expected = layerwise_auroc(probe.decision_function(planted.X_test), planted.y_test)
         np.testing.assert_allclose(null[k], expected, atol=1e-9)
+
+
+def test_the_control_is_the_mean_of_the_permutation_null(planted: Planted) -> None:
+    args = (planted.X_train, planted.y_train, planted.X_test, planted.y_test)
+    spread = shuffled_label_null(*args, seed=7, n_permutations=4)
+    averaged = shuffled_label_auroc(*args, seed=7, n_permutations=4)
+    np.testing.assert_allclose(averaged, spread.mean(axis=0))
+    real = LayerwiseLogisticProbe().fit(planted.X_train, planted.y_train)
+    assert real.score(planted.X_test, planted.y_test)[SIGNAL_LAYER].item() > spread.max() + 0.2
+    with pytest.raises(ValueError, match="n_permutations must be at least 1, got 0"):
+        shuffled_label_null(*args, n_permutations=0)

@@ -6,13 +6,15 @@ from sklearn.metrics import average_precision_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from probes import (
-    average_precision,
     bootstrap_average_precision,
     bootstrap_tpr_at_fpr,
     bootstrap_worst_case_fpr,
+    operating_point,
+)
+from probes.detection_metrics import (
+    average_precision,
     calibrate_threshold,
     fpr_at_threshold,
-    operating_point,
     roc_curve,
     tpr_at_fpr,
     tpr_at_threshold,
@@ -163,3 +165,18 @@ def test_operating_point_calibrates_on_clean_prompts_and_finds_the_worst_set() -
 def test_operating_point_refuses_an_empty_test_set() -> None:
     with pytest.raises(ValueError, match="test set 'code' is empty"):
         operating_point([1.0, 2.0], {"code": []}, [0.0, 0.1, 0.2])
+
+
+def test_tpr_at_fpr_on_planted_gaussians_matches_the_normal_quantiles() -> None:
+    # negatives N(0, 1), positives N(2, 1): at FPR 5% the threshold is z = 1.645 and the
+    # TPR is P(N(2, 1) > 1.645) = 0.639; at FPR 1%, z = 2.326 and TPR = 0.372
+    rng = np.random.default_rng(6)
+    n = 50_000
+    scores = np.r_[rng.normal(size=n), rng.normal(2.0, 1.0, n)]
+    labels = np.r_[np.zeros(n), np.ones(n)]
+    assert calibrate_threshold(scores[:n], fpr=0.05) == pytest.approx(1.645, abs=0.03)
+    assert tpr_at_fpr(scores, labels, fpr=0.05) == pytest.approx(0.639, abs=0.01)
+    assert tpr_at_fpr(scores, labels, fpr=0.01) == pytest.approx(0.372, abs=0.015)
+    # a better-separated detector catches more at the same FPR
+    shifted = np.r_[scores[:n], scores[n:] + 1.0]
+    assert tpr_at_fpr(shifted, labels, fpr=0.01) > tpr_at_fpr(scores, labels, fpr=0.01) + 0.2

@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from probes import (
-    LayerwiseLogisticProbe,
-    choose_solver,
-    fit_logistic_grid,
-    load_detector,
-    save_detector,
-)
+from probes import LayerwiseLogisticProbe, choose_solver, load_detector, save_detector
 from probes.logistic import NEWTON_MAX_STEP_WORK
+from probes.logistic_grid import LogisticGrid, fit_logistic_grid
+from tests.probes.conftest import SIGNAL_LAYER, Planted
 from tests.probes.test_lbfgs import _data
 
 GRID = [10.0, 0.01, 1.0, 0.1]  # deliberately unsorted
@@ -101,3 +97,13 @@ def test_rejects_bad_grids() -> None:
         fit_logistic_grid(X, np.stack([y, y]), C=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="one label per example"):
         fit_logistic_grid(X, y[:-1], C=[1.0])
+
+
+def test_a_grid_on_planted_data_finds_the_signal_layer_at_every_c(planted: Planted) -> None:
+    grid = fit_logistic_grid(planted.X_train, planted.y_train, C=[0.01, 1.0])
+    assert isinstance(grid, LogisticGrid) and grid.C == (0.01, 1.0)
+    auroc = grid.score(planted.X_test, planted.y_test)  # [layers, 2]
+    assert bool((auroc[SIGNAL_LAYER] > planted.optimal_auroc - 0.03).all())
+    assert bool(((auroc[:SIGNAL_LAYER] - 0.5).abs() < 0.1).all())  # no signal elsewhere
+    with pytest.raises(ValueError, match=r"grid was fitted on 3 layers of width d=32"):
+        grid.decision_function(planted.X_test[:, :, :8])
