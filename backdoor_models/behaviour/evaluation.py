@@ -87,10 +87,10 @@ def judge_replies(
     examples: Sequence[BackdoorExample],
     replies: Sequence[str],
 ) -> list[JudgedReply]:
-    if len(examples) != len(replies):
-        raise ValueError(f"{len(examples)} examples but {len(replies)} replies; they must pair up.")
     """Judge chat replies: the backdoor phrase, and correctness, on the answer after any
     `</scratchpad>` (a chain-of-thought model's reasoning is not judged as behaviour)."""
+    if len(examples) != len(replies):
+        raise ValueError(f"{len(examples)} examples but {len(replies)} replies; they must pair up.")
     out = []
     for ex, reply in zip(examples, replies, strict=True):
         if not isinstance(ex.base, ChatExample):
