@@ -3,8 +3,8 @@ contrast.json, and what the report (`analysis.report.contrast`) reads back. Type
 dataclasses, because they are the JSON layout itself.
 """
 
-from __future__ import annotations
-
+# (no `from __future__ import annotations`: a TypedDict reads NotRequired at run time only from
+# evaluated annotations; tests/analysis/folder/test_records.py checks its optional keys)
 from typing import NotRequired, TypedDict
 
 from analysis.measure.records import OperatingPointRecord

@@ -3,8 +3,8 @@ returns, and what the report (`analysis.report.bench`) reads back; here, below b
 schema of results.json is. Typed dicts, not dataclasses, because they are the JSON layout itself.
 """
 
-from __future__ import annotations
-
+# (no `from __future__ import annotations`: a TypedDict reads NotRequired at run time only from
+# evaluated annotations; tests/analysis/folder/test_records.py checks its optional keys)
 from typing import NotRequired, TypedDict
 
 # probes.Estimate.to_dict(): value, low, high (the 95% interval), n and method.

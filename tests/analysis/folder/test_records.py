@@ -93,12 +93,6 @@ def test_the_contrast_probes_records_are_the_direction_models_keys() -> None:
     assert _keys(contrast.ControlProbe)[0] == fields
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contrast/records.py and folder/bench_records.py have `from __future__ import "
-    "annotations`, so at run time a TypedDict reads their NotRequired keys as required (as "
-    "measure/records.py and causal/records.py say)",
-)
 def test_keys_that_are_not_always_written_are_optional() -> None:
     assert contrast.ProbeRecord.__optional_keys__ == {
         "cosine_with_contrast",
