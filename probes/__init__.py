@@ -1,4 +1,4 @@
-"""Detectors over arrays (no model code): batched probes, metrics, controls."""
+"""Detectors over arrays (no model code): batched probes, metrics, controls, text baseline."""
 
 from probes.controls import shuffled_label_auroc, shuffled_label_null
 from probes.detection_intervals import (
@@ -29,6 +29,14 @@ from probes.metrics import (
     bootstrap_mean,
     bootstrap_rate,
     layerwise_auroc,
+)
+from probes.text_baseline import (
+    ProbeVsText,
+    TextBaseline,
+    TextBaselineResult,
+    fit_text_baseline,
+    probe_vs_text,
+    text_baseline_result,
 )
 
 __all__ = [
@@ -63,4 +71,10 @@ __all__ = [
     "layerwise_auroc",
     "shuffled_label_auroc",
     "shuffled_label_null",
+    "ProbeVsText",
+    "TextBaseline",
+    "TextBaselineResult",
+    "fit_text_baseline",
+    "probe_vs_text",
+    "text_baseline_result",
 ]
