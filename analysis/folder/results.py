@@ -71,6 +71,32 @@ class Behaviour(_Strict):
     scratchpad: ScratchpadRates | None = None
 
 
+class TextBaseline(_Strict):
+    """The text-only baseline: logistic regression on the prompt's token unigram and bigram
+    counts, on the probe's own split; TPR at `target_fpr` with the threshold set on the test
+    negatives."""
+
+    auroc: Estimate
+    tpr: Estimate
+    target_fpr: float
+    threshold: float
+    threshold_from: str
+    fpr_on_test_negatives: float
+    n_train: int
+    n_features: int
+    C: float
+
+
+class ProbeVsText(_Strict):
+    """A site's probe against the text baseline on the same test prompts: the AUROC difference
+    (probe minus text) with a paired bootstrap; `reads_the_prompt` when it does not exceed 0."""
+
+    probe_auroc: Estimate
+    text_auroc: Estimate
+    difference: Estimate
+    reads_the_prompt: bool
+
+
 class TriggerProbe(_Strict):
     """The logistic trigger probe per site, its controls and operating point."""
 
@@ -91,6 +117,8 @@ class TriggerProbe(_Strict):
     best_operating_point: OperatingPoint | None = None
     untrained_model_auroc: list[float] | None = None
     transfer_from_backdoored_auroc: list[float] | None = None
+    text_baseline: TextBaseline | None = None
+    probe_vs_text: list[ProbeVsText] | None = None  # per site
     position: str
     closed_scratchpad_share: float | None = None
 

@@ -16,9 +16,15 @@ from torch import Tensor
 
 from analysis.folder.splits import split_by_group
 from analysis.measure.monitoring import MonitorActs, operating_points
-from analysis.measure.records import TriggerProbeRecord, estimate_record
+from analysis.measure.records import (
+    ProbeVsTextRecord,
+    TextBaselineRecord,
+    TriggerProbeRecord,
+    estimate_record,
+)
 from probes import LayerwiseLogisticProbe, bootstrap_auroc, layerwise_auroc, shuffled_label_null
 from probes.metrics import auroc
+from probes.text_baseline import probe_vs_text, text_baseline_result
 
 
 def probe_layers(
@@ -32,6 +38,7 @@ def probe_layers(
     n_boot: int = 1000,
     n_permutations: int = 20,
     monitor: MonitorActs | None = None,
+    prompt_ids: Sequence[Sequence[int]] | None = None,
 ) -> TriggerProbeRecord:
     """Fit one probe per activation site at once; AUROC on the held-out split with intervals.
 
@@ -39,7 +46,9 @@ def probe_layers(
     shuffles of the training labels, and the AUROC of the prompt's token count alone (the
     trigger lengthens the prompt, so anything that reads position can look like a detector).
     With `monitor`, also each site's operating point (`analysis.measure.monitoring`): TPR at 1% FPR on
-    held-out clean prompts and the worst-case FPR across the test sets.
+    held-out clean prompts and the worst-case FPR across the test sets. With `prompt_ids` (each
+    prompt's token ids), the text-only baseline on the same split (`probes.text_baseline`) and
+    each site's probe against it: a probe that does not beat it reads the prompt.
     """
     names = list(activations)
     X = torch.stack([activations[n] for n in names]).double()  # [layers, n, d]
@@ -94,7 +103,53 @@ def probe_layers(
         )
         out["operating_points"] = points
         out["best_operating_point"] = points[best]
+    if prompt_ids is not None:
+        text, versus = _against_text(prompt_ids, y, train, test, scores, C, n_boot, seed)
+        out["text_baseline"], out["probe_vs_text"] = text, versus
     return out
+
+
+def _against_text(
+    prompt_ids: Sequence[Sequence[int]],
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    scores: Float[np.ndarray, "sites n_test"],
+    C: float,
+    n_boot: int,
+    seed: int,
+) -> tuple[TextBaselineRecord, list[ProbeVsTextRecord]]:
+    """The text baseline on the probe's split, and each site's probe against it."""
+    if len(prompt_ids) != len(y):
+        raise ValueError(f"{len(prompt_ids)} prompts' token ids for {len(y)} labels.")
+    ids = [list(prompt_ids[i]) for i in range(len(y))]
+    b = text_baseline_result(
+        [ids[i] for i in train], y[train], [ids[i] for i in test], y[test], C=C,
+        n_boot=n_boot, seed=seed,
+    )  # fmt: skip
+    text: TextBaselineRecord = {
+        "auroc": estimate_record(b.auroc),
+        "tpr": estimate_record(b.tpr),
+        "target_fpr": b.target_fpr,
+        "threshold": b.threshold,
+        "threshold_from": b.threshold_from,
+        "fpr_on_test_negatives": b.fpr_on_test_negatives,
+        "n_train": b.n_train,
+        "n_features": b.n_features,
+        "C": b.C,
+    }
+    versus: list[ProbeVsTextRecord] = []
+    for i, site in enumerate(scores):
+        v = probe_vs_text(site, b.test_scores, y[test], n_boot=n_boot, seed=seed + i)
+        versus.append(
+            {
+                "probe_auroc": estimate_record(v.probe_auroc),
+                "text_auroc": estimate_record(v.text_auroc),
+                "difference": estimate_record(v.difference),
+                "reads_the_prompt": v.reads_the_prompt,
+            }
+        )
+    return text, versus
 
 
 def transfer_auroc(

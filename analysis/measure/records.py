@@ -117,6 +117,32 @@ class PairwiseAccuracy(TypedDict):
     by_kind: dict[str, EstimateRecord]
 
 
+class TextBaselineRecord(TypedDict):
+    """The text-only baseline beside the trigger probe (`probes.text_baseline`): logistic
+    regression on the prompt's token unigram and bigram counts, fitted and tested on the probe's
+    own split: `results.TextBaseline`."""
+
+    auroc: EstimateRecord
+    tpr: EstimateRecord
+    target_fpr: float
+    threshold: float
+    threshold_from: str
+    fpr_on_test_negatives: float
+    n_train: int
+    n_features: int
+    C: float
+
+
+class ProbeVsTextRecord(TypedDict):
+    """One site's probe against the text baseline on the same test prompts: AUROC difference
+    with a paired bootstrap, and whether the probe reads the prompt: `results.ProbeVsText`."""
+
+    probe_auroc: EstimateRecord
+    text_auroc: EstimateRecord
+    difference: EstimateRecord
+    reads_the_prompt: bool
+
+
 class TriggerProbeRecord(TypedDict):
     """The trigger probe per site and its controls (`probe_layers`; a stage's probes.json, to
     which the run adds the other controls and the position): `results.TriggerProbe`."""
@@ -136,6 +162,8 @@ class TriggerProbeRecord(TypedDict):
     test_labels: list[int]
     operating_points: NotRequired[list[OperatingPointRecord]]
     best_operating_point: NotRequired[OperatingPointRecord]
+    text_baseline: NotRequired[TextBaselineRecord]
+    probe_vs_text: NotRequired[list[ProbeVsTextRecord]]  # per site
 
 
 class RepresentationRecord(TypedDict):

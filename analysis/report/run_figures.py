@@ -194,6 +194,16 @@ def auroc_figure(results: RunResults) -> go.Figure:
             line={"dash": "dash", "color": "#aaa"},
         )
     )
+    if base.text_baseline is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=labels,
+                y=[base.text_baseline.auroc.value] * len(labels),
+                mode="lines",
+                name="backdoored: prompt tokens only (text baseline)",
+                line={"dash": "dashdot", "color": "#b35806"},
+            )
+        )
     fig.update_xaxes(categoryorder="array", categoryarray=labels)
     fig.update_layout(
         title="Trigger probe AUROC by layer at the last prompt token, per stage (held-out questions)",

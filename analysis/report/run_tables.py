@@ -63,6 +63,7 @@ def summary_rows(results: RunResults) -> list[tuple[str, str]]:
         rows += _behaviour_rows(results, stage, s.behaviour)
         p = s.probes
         rows.append((f"[{stage}] best-layer probe AUROC ({p.best_site})", kit.est(p.best_auroc)))
+        rows += _text_baseline_rows(stage, p)
         rows += _operating_rows(stage, "trigger probe", p.best_operating_point)
         if s.contrast is not None:
             c = s.contrast.contrast
@@ -83,6 +84,25 @@ def summary_rows(results: RunResults) -> list[tuple[str, str]]:
                 (f"[{stage}] control: prompt-length-only AUROC", f"{p.length_only_auroc:.3f}"),
             ]
     return rows
+
+
+def _text_baseline_rows(stage: str, p: TriggerProbe) -> list[tuple[str, str]]:
+    """The text-only baseline beside the trigger probe, and the best site's probe against it
+    (runs made before the baseline existed have neither)."""
+    if p.text_baseline is None or p.probe_vs_text is None:
+        return []
+    versus = p.probe_vs_text[p.sites.index(p.best_site)]
+    verdict = "reads the prompt" if versus.reads_the_prompt else "beats the text baseline"
+    return [
+        (
+            f"[{stage}] text-only baseline AUROC (prompt token counts)",
+            kit.est(p.text_baseline.auroc),
+        ),
+        (
+            f"[{stage}] best-layer probe minus text baseline, AUROC (paired)",
+            f"{kit.est(versus.difference)}: {verdict}",
+        ),
+    ]
 
 
 def _behaviour_rows(results: RunResults, stage: str, b: Behaviour) -> list[tuple[str, str]]:

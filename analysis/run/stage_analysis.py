@@ -62,7 +62,7 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
     monitor = _monitor_acts(run, stage, model, sites)
 
     def fit_probes() -> TriggerProbeRecord:
-        _, lengths = tokenize_prompts(model, prompts)
+        tokens, lengths = tokenize_prompts(model, prompts)
         labels, groups = labels_and_groups(run.eval_set)
         return probe_layers(
             acts,
@@ -74,6 +74,7 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
             seed=run.seeds.base,
             n_boot=cfg.eval.n_bootstrap // 2,
             monitor=monitor,
+            prompt_ids=[row[:n].tolist() for row, n in zip(tokens, lengths.tolist(), strict=True)],
         )
 
     probes = dict(run.steps.json(f"{stage}: probes", files.probes, fit_probes))

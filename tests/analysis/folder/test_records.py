@@ -40,6 +40,8 @@ SAME = [
     (records.ScratchpadRecord, results.ScratchpadRates),
     (records.BehaviourRecord, results.Behaviour),
     (records.RepresentationRecord, results_training.RepresentationEval),
+    (records.TextBaselineRecord, results.TextBaseline),
+    (records.ProbeVsTextRecord, results.ProbeVsText),
     (causal.GridRecord, results_causal.Grid),
     (causal.BothWaysRecord, results_causal.BothWays),
     (causal.NamedSweepRecord, results_causal.NamedSweep),
