@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from analysis.errors import InputError
 from analysis.folder.results_base import Estimate, _Strict
 from analysis.folder.results_causal import Causal
+from analysis.folder.results_probes import ProbeVsText, TextBaseline
 from analysis.folder.results_training import Training
 
 
@@ -69,32 +70,6 @@ class Behaviour(_Strict):
     parse_rate_with_trigger: Estimate | None = None
     parse_rate_without_trigger: Estimate | None = None
     scratchpad: ScratchpadRates | None = None
-
-
-class TextBaseline(_Strict):
-    """The text-only baseline: logistic regression on the prompt's token unigram and bigram
-    counts, on the probe's own split; TPR at `target_fpr` with the threshold set on the test
-    negatives."""
-
-    auroc: Estimate
-    tpr: Estimate
-    target_fpr: float
-    threshold: float
-    threshold_from: str
-    fpr_on_test_negatives: float
-    n_train: int
-    n_features: int
-    C: float
-
-
-class ProbeVsText(_Strict):
-    """A site's probe against the text baseline on the same test prompts: the AUROC difference
-    (probe minus text) with a paired bootstrap; `reads_the_prompt` when it does not exceed 0."""
-
-    probe_auroc: Estimate
-    text_auroc: Estimate
-    difference: Estimate
-    reads_the_prompt: bool
 
 
 class TriggerProbe(_Strict):

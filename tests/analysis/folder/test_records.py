@@ -14,7 +14,7 @@ from analysis.bench.tables import behaviour_vs_representation, leaderboard
 from analysis.causal import records as causal
 from analysis.contrast import records as contrast
 from analysis.folder import bench_records as bench
-from analysis.folder import results, results_base, results_causal, results_training
+from analysis.folder import results, results_base, results_causal, results_probes, results_training
 from analysis.measure import records
 from analysis.measure.behaviour import summarise_behaviour
 from backdoor_models.behaviour.evaluation import JudgedReply
@@ -40,8 +40,8 @@ SAME = [
     (records.ScratchpadRecord, results.ScratchpadRates),
     (records.BehaviourRecord, results.Behaviour),
     (records.RepresentationRecord, results_training.RepresentationEval),
-    (records.TextBaselineRecord, results.TextBaseline),
-    (records.ProbeVsTextRecord, results.ProbeVsText),
+    (records.TextBaselineRecord, results_probes.TextBaseline),
+    (records.ProbeVsTextRecord, results_probes.ProbeVsText),
     (causal.GridRecord, results_causal.Grid),
     (causal.BothWaysRecord, results_causal.BothWays),
     (causal.NamedSweepRecord, results_causal.NamedSweep),
