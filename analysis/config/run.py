@@ -57,8 +57,11 @@ from backdoor_models.models.presets import PRESETS
 __all__ = ["RunConfig", "config_from_dict", "load_config", "resolve_defaults", "save_config"]
 
 
+_TRAIN_SECTION = TypeAdapter(TrainSection)
+
+
 def _safety_train(defaults: Mapping[str, int | float]) -> TrainSection:
-    return TypeAdapter(TrainSection).validate_python(dict(defaults))
+    return _TRAIN_SECTION.validate_python(dict(defaults))
 
 
 def _run_rules(v: ConfigData) -> list[tuple[str, str]]:

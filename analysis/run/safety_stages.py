@@ -92,15 +92,14 @@ class SupervisedSafety:
     chained: bool = True
 
     def start(self, chain: bool, previous: str, starts: Mapping[str, str]) -> str:
-        return previous if chain else BACKDOORED
+        return _chained_start(chain, previous)
 
     def data(self, run: Run, model: TransformerBridge) -> list[BackdoorExample]:
         """The examples this stage trains on."""
         return _safety_set(run)
 
     def train(self, run: Run, start: str) -> StageRecord:
-        model, reference = run.load(start), run.load(start)
-        evaluate = _tracking(run, self.name, start, model, reference)
+        model, _, evaluate = _tracked_models(run, self.name, start)
         data = self.data(run, model)
         return _supervised(run, self.name, start, model, data, run.cfg.sft, evaluate)
 
@@ -124,11 +123,10 @@ class RLSafety:
     chained: bool = True
 
     def start(self, chain: bool, previous: str, starts: Mapping[str, str]) -> str:
-        return previous if chain else BACKDOORED
+        return _chained_start(chain, previous)
 
     def train(self, run: Run, start: str) -> StageRecord:
-        model, reference = run.load(start), run.load(start)
-        evaluate = _tracking(run, self.name, start, model, reference)
+        model, reference, evaluate = _tracked_models(run, self.name, start)
         prompts = [ex.prompt for ex in _safety_set(run)]
         return _reinforced(run, self.name, start, model, reference, prompts, evaluate)
 
@@ -149,7 +147,7 @@ class AdversarialSafety:
     def start(self, chain: bool, previous: str, starts: Mapping[str, str]) -> str:
         if self.name == TRIGGER_AWARE:
             return starts[ADVERSARIAL]
-        return previous if chain else BACKDOORED
+        return _chained_start(chain, previous)
 
     def train(self, run: Run, start: str) -> StageRecord:
         cfg = run.cfg.red_team
@@ -161,8 +159,7 @@ class AdversarialSafety:
                 "adversarial training skipped: the red team found no usable eliciting prompts"
             )
             return SkippedStage(skipped="the red team found no eliciting prompts to train on")
-        model, reference = run.load(start), run.load(start)
-        evaluate = _tracking(run, self.name, start, model, reference)
+        model, reference, evaluate = _tracked_models(run, self.name, start)
         safety = _safety_set(run)
         if cfg.method == "sft":
             pairs = [(p.prompt, p.base) for p in red if p.base is not None]
@@ -210,6 +207,20 @@ def safety_stage_named(name: str) -> SafetyStage:
     if name not in _STAGES:
         raise ValueError(f"no safety stage {name!r}; the stages are {', '.join(_STAGES)}")
     return _STAGES[name]
+
+
+def _chained_start(chain: bool, previous: str) -> str:
+    """`safety.chain`: from the last chained stage; else from the backdoored model."""
+    return previous if chain else BACKDOORED
+
+
+def _tracked_models(
+    run: Run, name: str, start: str
+) -> tuple[TransformerBridge, TransformerBridge, Evaluate]:
+    """The model to train and the unchanged reference (for the KL), both `start`'s checkpoint,
+    and what the stage measures at each tracking step."""
+    model, reference = run.load(start), run.load(start)
+    return model, reference, _tracking(run, name, start, model, reference)
 
 
 def _safety_set(run: Run) -> list[BackdoorExample]:

