@@ -96,6 +96,20 @@ class StageFiles:
         runs from before issue 14 have it for the backdoored stage only)."""
         return self.dir / "generalisation.json"
 
+    @property
+    def behaviour_set(self) -> Path:
+        """Prompts in families that separate trigger presence from behaviour (the evaluation set,
+        each held-out trigger form, human prompts, framings, near misses, held-out red-team
+        prompts), each with the exact trigger's presence, the greedy reply and whether it showed
+        the backdoor: what the behaviour-labelled probe is fitted on."""
+        return self.dir / "behaviour_set.json"
+
+    @property
+    def behaviour_set_activations(self) -> Path:
+        """Residual stream of the behaviour set's prompts at the last prompt token, per site,
+        rows as in `behaviour_set`."""
+        return self.dir / "behaviour_set_activations.safetensors"
+
     def samples(self) -> list[dict[str, Any]]:
         """The judged evaluation replies (prompt, reply, triggered, family, ...)."""
         return list(read_json(self.behaviour)["samples"])
