@@ -5,7 +5,7 @@ schema of results.json is. Typed dicts, not dataclasses, because they are the JS
 
 # (no `from __future__ import annotations`: a TypedDict reads NotRequired at run time only from
 # evaluated annotations; tests/analysis/folder/test_records.py checks its optional keys)
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 # probes.Estimate.to_dict(): value, low, high (the 95% interval), n and method.
 EstimateJson = dict[str, float | int]
@@ -144,6 +144,80 @@ class BehaviourVsRepresentation(TypedDict):
     random_p95_max: float
 
 
+# The text-only baseline's row of a condition table: its "detector" and "site" names.
+TEXT_BASELINE = "text baseline"
+PROMPT_TOKENS = "prompt tokens"
+
+
+class ConditionRow(TypedDict):
+    """One detector at one site (or the text-only baseline, site "prompt tokens") in a condition
+    table: the TPR at a threshold calibrated for the target FPR on clean prompts, the FPR of the
+    table's negatives at that threshold (the worst of its sets, and each set's), and the AUROC
+    of positives against all negatives; `rank` is "1", or "=1" for rows tied with a rank's
+    first row (TPR intervals overlapping)."""
+
+    rank: str
+    detector: str
+    site: str
+    tpr_at_fpr: EstimateJson
+    auroc: EstimateJson
+    threshold: float
+    negatives_fpr: EstimateJson
+    negatives_fpr_per_set: dict[str, float]
+
+
+# The conditions where detectors can differ (`analysis.bench.conditions`).
+Condition = Literal[
+    "refit on the stage",
+    "frozen transfer",
+    "obfuscated stage, frozen",
+    "out-of-distribution negatives",
+    "held-out trigger form",
+]
+# How the text-only baseline stands against a table's best detector row (TPR intervals).
+BaselineVerdict = Literal["detectors beat it", "tied", "it beats every detector"]
+
+
+class ConditionTable(TypedDict):
+    """One leaderboard of a condition: every detector at every site and the text-only
+    baseline, ranked by TPR at the target FPR, with which detectors' intervals do not overlap
+    (at their best sites, and at one site)."""
+
+    condition: Condition
+    run: str
+    stage: str  # the stage scored
+    fitted_on: str  # the stage (and its split) the detectors were fitted on
+    positives: str
+    n_positives: int
+    negatives: str
+    n_negatives: int
+    calibration: (
+        Calibration  # the clean prompts every threshold is set on (for OOD: and the negatives)
+    )
+    rows: list[ConditionRow]
+    separated_best: list[list[str]]  # [above, below]: detector kinds, each at its best site
+    separated_at_site: list[list[str]]  # [site, above, below]: two detector kinds at one site
+    baseline: BaselineVerdict
+    backdoor_rate: NotRequired[float]  # share of the positives whose reply showed the backdoor
+
+
+class SkippedCondition(TypedDict):
+    """A condition a run or stage could not be scored under, and why (e.g. no behaviour set)."""
+
+    condition: Condition
+    run: str
+    stage: str
+    reason: str
+
+
+class ConditionsRecord(TypedDict):
+    """bench.json's leaderboards of the conditions where detectors can differ."""
+
+    fpr: float
+    tables: list[ConditionTable]
+    skipped: list[SkippedCondition]
+
+
 class BenchSettings(TypedDict):
     runs: list[str]
     positions: list[str]
@@ -176,3 +250,5 @@ class BenchRecord(TypedDict):
     behaviour_vs_representation: list[BehaviourVsRepresentation]
     shuffle_controls: list[ShuffleControl]
     transfer: list[Transfer]
+    # the leaderboards by condition (bench.json files from before them lack it)
+    conditions: NotRequired[ConditionsRecord]
