@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import TransformerBridge
@@ -230,3 +230,84 @@ def cache_activations_from_tokens(
                 "diverged (check the training loss) or the input has out-of-range tokens."
             )
     return out
+
+
+def _grab_span(
+    sink: list[Tensor], index: Int[Tensor, "batch span"], keep: Bool[Tensor, "batch span"]
+) -> Callable[[Tensor, object], None]:
+    """A hook that keeps, per row, the positions `index` (zeroed where not `keep`), on the CPU."""
+
+    def hook(act: Tensor, hook: object) -> None:
+        picked = act.gather(1, index[..., None].expand(-1, -1, act.shape[-1]))
+        sink.append((picked * keep[..., None]).detach().float().cpu())
+
+    return hook
+
+
+@torch.no_grad()
+def cache_token_span_activations(
+    model: TransformerBridge,
+    tokens: Int[Tensor, "n pos"],
+    span_mask: Bool[Tensor, "n pos"],
+    hook_names: Sequence[str],
+    batch_size: int = 64,
+) -> tuple[dict[str, Float[Tensor, "n span d"]], Bool[Tensor, "n span"]]:
+    """Activations of `hook_names` at every position marked in `span_mask` (e.g. a reply's
+    tokens after its prompt), left-aligned per row, and the mask of the real ones.
+
+    `tokens` are right-padded rows (BOS first); under causal attention the padding after a row
+    never reaches its marked positions. Each row needs at least one marked position.
+
+    Example:
+        >>> acts, mask = cache_token_span_activations(model, tokens, reply_mask, probe_sites(model))  # doctest: +SKIP
+        >>> acts["blocks.1.hook_resid_post"].shape, mask.shape                                          # doctest: +SKIP
+        (torch.Size([8, 12, 128]), torch.Size([8, 12]))
+    """
+    check_hook_names(model, hook_names)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if tokens.ndim != 2 or span_mask.shape != tokens.shape:
+        raise ValueError(
+            f"tokens and span_mask must both be [n, pos]; got {tuple(tokens.shape)} and "
+            f"{tuple(span_mask.shape)}."
+        )
+    span_mask = span_mask.bool()
+    counts = span_mask.sum(1)
+    if tokens.shape[0] == 0 or bool((counts == 0).any()):
+        raise ValueError(
+            "Every row needs at least one marked token (a reply of one token or more)."
+        )
+    width_all = int(counts.max())
+    # each row's marked positions, left-aligned; padding points at position 0 and is zeroed
+    order = torch.argsort((~span_mask).to(torch.int8), dim=1, stable=True)[:, :width_all]
+    keep = torch.arange(width_all)[None, :] < counts[:, None]
+    index = torch.where(keep, order, 0)
+    ends = torch.where(span_mask, torch.arange(tokens.shape[1])[None, :] + 1, 0).max(1).values
+    stop = _stop_layer(hook_names, model.cfg.n_layers)
+    device = next(model.parameters()).device
+    store: dict[str, list[Tensor]] = {name: [] for name in hook_names}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, int(tokens.shape[0]), batch_size):
+            sl = slice(start, start + batch_size)
+            width = int(ends[sl].max())
+            model.run_with_hooks(
+                tokens[sl, :width].to(device),
+                fwd_hooks=[
+                    (name, _grab_span(store[name], index[sl].to(device), keep[sl].to(device)))
+                    for name in hook_names
+                ],
+                stop_at_layer=stop,
+                return_type=None,
+            )
+    finally:
+        model.train(was_training)
+    out = {name: torch.cat(chunks) for name, chunks in store.items()}
+    for name, acts in out.items():
+        if not torch.isfinite(acts).all():
+            raise FloatingPointError(
+                f"Activations at {name} contain NaN or inf; the model's weights are probably "
+                "diverged (check the training loss) or the input has out-of-range tokens."
+            )
+    return out, keep
