@@ -8,7 +8,10 @@ calibrated for a target FPR (1%) on the run's held-out clean prompts: the TPR th
 worst-case FPR across the task families there (`analysis.bench.cells`). Beside
 them: the random-direction AUROC distribution, a label-shuffle control for each stage's best
 cell, transfer (a detector fitted on one stage, or on another run of the same width, scored
-unchanged on another), and each stage's behaviour copied from `results.json`.
+unchanged on another), and each stage's behaviour copied from `results.json`. Then the
+leaderboards of the conditions where detectors can differ (`analysis.bench.conditions`): every
+site, frozen transfer from the backdoored stage, the obfuscated stage frozen, out-of-distribution
+negatives and held-out trigger forms, ranked by TPR at the target FPR beside the text baseline.
 
 Example::
 
@@ -38,6 +41,8 @@ from analysis.bench.cells import (
 from analysis.bench.cells import (  # documented as importable from here (docs/detectors.md)
     detection_summary as detection_summary,
 )
+from analysis.bench.condition_data import stage_extras
+from analysis.bench.conditions import ConditionStage, condition_tables
 from analysis.bench.tables import (
     behaviour_vs_representation,
     best_cell,
@@ -146,6 +151,7 @@ def run_bench(
         "behaviour_vs_representation": behaviour_vs_representation(stage_rows),
         "shuffle_controls": _shuffle_controls(runs, stage_rows, fitted, n_permutations, progress),
         "transfer": _transfers(runs, fitted, n_boot, progress) if transfer else [],
+        "conditions": condition_tables(_condition_stages(fitted), fpr, n_boot, progress),
     }
     write_json(out / "bench.json", bench)
     write_bench_report(bench, out / "bench.html")
@@ -159,6 +165,17 @@ class FittedStage:
     run: BenchRun
     data: StageData
     detectors: dict[str, Detector]  # in the order asked for
+
+
+def _condition_stages(fitted: Sequence[FittedStage]) -> list[ConditionStage]:
+    """The stored last-token stages, with what their conditions read beside them."""
+    return [
+        ConditionStage(
+            f.run.name, f.run.seed, f.run.C, f.data, f.detectors, stage_extras(f.run, f.data)
+        )
+        for f in fitted
+        if f.data.position == "last"
+    ]
 
 
 def _open_runs(

@@ -275,3 +275,41 @@ def test_positions_of_a_stage_are_fitted_in_one_solve_equal_to_separate_fits() -
         assert probe.solver_ == alone.solver_
         torch.testing.assert_close(probe.coef_, alone.coef_, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(probe.decision_function(data.X), alone.decision_function(data.X))
+
+
+def test_the_conditions_score_every_site_beside_the_text_baseline_on_real_runs(zoo) -> None:
+    """Leaderboards by condition on the two tiny runs: refit on each stage, frozen transfer
+    (its AUROC is the transfer table's), out-of-distribution negatives from the run's own
+    detection negatives; the text baseline's AUROC is results.json's."""
+    runs, bench, _ = zoo
+    tables = bench["conditions"]["tables"]
+    refit = [(t["run"], t["stage"]) for t in tables if t["condition"] == "refit on the stage"]
+    assert refit == [("seed0", "backdoored"), ("seed0", "sft"), ("seed1", "backdoored")]
+    (frozen,) = [t for t in tables if t["condition"] == "frozen transfer"]
+    assert (frozen["run"], frozen["stage"]) == ("seed0", "sft")
+    transfer = next(
+        t
+        for t in bench["transfer"]
+        if t["detector"] == "logistic"
+        and (t["source_run"], t["source_stage"], t["target_stage"])
+        == ("seed0", "backdoored", "sft")
+    )
+    for row in frozen["rows"]:
+        if row["detector"] == "logistic":
+            site = transfer["sites"].index(row["site"])
+            assert row["auroc"]["value"] == pytest.approx(transfer["auroc_point"][site])
+    for table in tables:
+        assert len(table["rows"]) == 4 * len(bench["stages"][0]["sites"]) + 1
+        text = next(r for r in table["rows"] if r["detector"] == "text baseline")
+        if table["condition"] == "refit on the stage":
+            run = runs[0] if table["run"] == "seed0" else runs[1]
+            stored = _results(run)["stages"][table["stage"]]["probes"]["text_baseline"]
+            assert text["auroc"]["value"] == pytest.approx(stored["auroc"]["value"])
+    ood = [t for t in tables if t["condition"] == "out-of-distribution negatives"]
+    assert len(ood) == 3 and all("code request, no trigger" in t["negatives"] for t in ood)
+    for stage in ("backdoored", "sft"):
+        has_set = (runs[0] / stage / "behaviour_set.json").is_file()
+        forms = [
+            t for t in tables if t["condition"] == "held-out trigger form" and t["stage"] == stage
+        ]
+        assert bool(forms) == has_set
