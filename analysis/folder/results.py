@@ -259,6 +259,17 @@ class DetectorEvasion(_Strict):
     refit: list[EvasionCell]
 
 
+class ReplyDetectorEvasion(_Strict):
+    """A linear detector pooled over the model's own reply (mean, max or attention), one cell
+    per site: before the attack, frozen and refit, each on that model's own replies."""
+
+    pooling: str
+    attacked: bool
+    before: list[EvasionCell]
+    frozen: list[EvasionCell]
+    refit: list[EvasionCell]
+
+
 class BehaviourKept(_Strict):
     """Whether an attacked model still behaves as the backdoored one did (else its evasion
     does not count), and why not."""
@@ -305,6 +316,9 @@ class Obfuscation(_Strict):
     detectors: list[DetectorEvasion]
     lambda_sweep: list[LambdaPoint]
     defence: list[DefenceRound]
+    attack: str = "white_box"  # or "black_box": RL against the reply-pooled detectors
+    attacked_poolings: list[str] = []
+    reply_detectors: list[ReplyDetectorEvasion] = []
 
 
 class Distillation(_Strict):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ from analysis.folder.results_base import Estimate
 from analysis.measure.behaviour import quick_rates, summarise_behaviour
 from analysis.obfuscation.attack import AttackHistory
 from analysis.run.context import Run
+from analysis.run.obfuscation_black_box import black_box_training, reply_evasion
 from analysis.run.obfuscation_context import (
     AttackContext,
     attack_train_config,
@@ -44,6 +47,7 @@ from analysis.run.obfuscation_context import (
 )
 from analysis.run.stage_analysis import judged_eval_set
 from analysis.run.train_stages import stage_finished
+from backdoor_models.behaviour.backdoor import BackdoorExample
 from backdoor_models.io.atomic import jsonable
 from backdoor_models.training.lm import TrainConfig
 from probes import auroc, calibrate_threshold, tpr_at_threshold
@@ -52,13 +56,17 @@ log = logging.getLogger(__name__)
 
 
 def obfuscation_stage(run: Run) -> AttackHistory:
-    """Train the obfuscation stage from the backdoored checkpoint (resumable)."""
+    """Train the obfuscation stage from the backdoored checkpoint (resumable): the white-box
+    attack, or the black-box one (RL, `analysis.run.obfuscation_black_box`)."""
     cfg = run.cfg.obfuscation
     stage_dir = run.layout.stage(OBFUSCATION).dir
-    done = stage_finished(stage_dir, cfg.steps)
+    black_box = cfg.attack == "black_box"
+    done = stage_finished(stage_dir, run.cfg.rl.steps if black_box else cfg.steps)
     monitor = run.eval_set[: 2 * run.cfg.safety.n_track]
 
     def work() -> AttackHistory:
+        if black_box:
+            return _black_box(run, stage_dir, monitor)
         attack = AttackContext(run)
         model = run.load(BACKDOORED)
 
@@ -74,6 +82,14 @@ def obfuscation_stage(run: Run) -> AttackHistory:
         return {**history, "method": "obfuscation", "started_from": BACKDOORED}
 
     return run.steps.run(OBFUSCATION, done, work)
+
+
+def _black_box(run: Run, stage_dir: Path, monitor: list[BackdoorExample]) -> AttackHistory:
+    def evaluate(step: int, model: TransformerBridge) -> dict[str, float]:
+        return quick_rates(judged_eval_set(run, model, monitor))
+
+    history = black_box_training(run, stage_dir, evaluate)
+    return cast(AttackHistory, {**history, "method": "black_box_rl", "started_from": BACKDOORED})
 
 
 def behaviour_kept(run: Run, before: Behaviour, after: Behaviour) -> BehaviourKept:
@@ -129,16 +145,23 @@ def measure_obfuscation(run: Run, backdoored: Behaviour, attacked: Behaviour) ->
         attack = AttackContext(run)
         model = run.load(OBFUSCATION)
         after = stage_activations(run, OBFUSCATION, attack.sites)
+        black_box = cfg.attack == "black_box"
+        detectors = _evaluate(run, attack, model, after)
+        if black_box:  # the last-token detectors were not attacked: measured for transfer
+            detectors = [d.model_copy(update={"attacked": False}) for d in detectors]
         return Obfuscation(
-            attacked_detectors=list(cfg.detectors),
+            attacked_detectors=[] if black_box else list(cfg.detectors),
             attacked_sites=[attacked_site(layer) for layer in attack.layers],
-            lam=cfg.lam,
+            lam=cfg.black_box_lam if black_box else cfg.lam,
             fpr=cfg.fpr,
             sites=attack.sites,
             behaviour=behaviour_kept(run, backdoored, attacked),
-            detectors=_evaluate(run, attack, model, after),
+            detectors=detectors,
             lambda_sweep=[_lambda_point(run, attack, backdoored, lam) for lam in cfg.lambdas],
             defence=_defence(run, attack, model),
+            attack=cfg.attack,
+            attacked_poolings=list(cfg.poolings) if black_box else [],
+            reply_detectors=reply_evasion(run, attack, run.load(BACKDOORED), model, OBFUSCATION),
         )
 
     data = run.steps.json(

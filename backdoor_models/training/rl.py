@@ -34,6 +34,18 @@ from backdoor_models.training.setting import setting
 RewardFn = Callable[[Sequence[str], Sequence[str]], Tensor]  # (prompts, replies) -> rewards [n]
 
 
+def reward_metrics(reward_fn: RewardFn) -> dict[str, float]:
+    """What a reward function reports about its last call (its parts, e.g. a penalty), through
+    a ``metrics()`` method where it has one; RL records them per step beside the reward.
+
+    Example:
+        >>> reward_metrics(lambda prompts, replies: torch.zeros(len(replies)))
+        {}
+    """
+    metrics = getattr(reward_fn, "metrics", None)
+    return {k: float(v) for k, v in metrics().items()} if callable(metrics) else {}
+
+
 @dataclass(frozen=True)
 class RLConfig:
     """RL against the preference model (RLOO with a KL penalty to the starting model)."""
@@ -131,7 +143,11 @@ class RLOOObjective(Objective):
         kl = (logp.detach() - logp_ref.to(logp.device)).float()
         total = rewards - cfg.kl_coef * kl
         advantage = leave_one_out_advantage(total.view(-1, k)).view(-1)
-        self._metrics = {"reward": float(rewards.mean()), "kl": float(kl.mean())}
+        self._metrics = {
+            "reward": float(rewards.mean()),
+            "kl": float(kl.mean()),
+            **reward_metrics(self.reward_fn),
+        }
         return -(advantage * logp).mean()
 
     def metrics(self) -> dict[str, float]:
@@ -150,11 +166,14 @@ def rl_finetune(
     evaluate: Callable[[int], dict[str, Any]] | None = None,
     progress: bool = True,
     desc: str = "rl",
+    reward_series: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fine-tune `policy` in place; `reference` stays frozen. Resumes from `checkpoint_dir`.
 
     Returns the history: per step mean reward, mean KL (sequence log-ratio to the reference) and
-    loss; and the `evaluate(step)` results at step 0, every `eval_every` steps and at the end.
+    loss, and each of `reward_series` (what `reward_fn.metrics()` reports, see
+    :func:`reward_metrics`); and the `evaluate(step)` results at step 0, every `eval_every`
+    steps and at the end.
     Runs through the shared loop (`run_loop`) with the :class:`RLOOObjective`, a constant
     learning rate and AdamW without weight decay.
     """
@@ -185,7 +204,7 @@ def rl_finetune(
         objective,
         schedule,
         store,
-        history={"reward": [], "kl": [], "loss": [], "evals": []},
+        history={"reward": [], "kl": [], "loss": [], "evals": [], **{k: [] for k in reward_series}},
         evaluate=evaluate,
         progress=progress,
         evaluate_at_start=True,
@@ -215,6 +234,7 @@ __all__ = [
     "leave_one_out_advantage",
     "mean_token_kl",
     "pack",
+    "reward_metrics",
     "rl_finetune",
     "sequence_logprobs",
 ]

@@ -168,7 +168,10 @@ def test_the_base_defaults_on_the_docs_page_are_the_codes() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["obfuscation.attack=black_box"], "black-box attack .* is not built yet"),
+        (
+            ["obfuscation.attack=black_box", "obfuscation.defence_rounds=1"],
+            "built for the white-box attack only",
+        ),
         (["obfuscation.detectors=[logistic,logistic]"], "a detector is listed twice"),
         (["obfuscation.detectors=[contrast]", "obfuscation.defence_rounds=2"], "contrast probe"),
         (["backdoor.mechanism=cot", "safety.stages=[obfuscation]"], "built for the normal"),

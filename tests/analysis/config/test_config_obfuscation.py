@@ -23,7 +23,6 @@ def test_every_setting_that_cannot_run_is_named_at_once() -> None:
             steps=5,
             warmup_steps=6,
             defence_rounds=1,
-            attack="black_box",
         )
     (error,) = info.value.errors()
     problems = dict(error["ctx"]["error"].problems)
@@ -31,7 +30,21 @@ def test_every_setting_that_cannot_run_is_named_at_once() -> None:
     assert problems["layers"] == "a layer is listed twice"
     assert problems["warmup_steps"] == "must be at most steps (5)"
     assert "contrast probe is not fitted on them" in problems["defence_rounds"]
-    assert "not built yet; use white_box" in problems["attack"]
+
+
+def test_the_black_box_attack_is_configured_by_its_poolings_without_sweep_or_defence() -> None:
+    cfg = ObfuscationConfig(attack="black_box", poolings=("mean", "max", "attention"))
+    assert cfg.black_box_lam == 0.5
+    with pytest.raises(ValidationError) as info:
+        ObfuscationConfig(
+            attack="black_box", poolings=("max", "max"), lambdas=(0.3,), defence_rounds=2
+        )
+    problems = dict(info.value.errors()[0]["ctx"]["error"].problems)
+    assert problems["poolings"] == "a pooling is listed twice"
+    assert "white-box attack only" in problems["lambdas"]
+    assert "white-box attack only" in problems["defence_rounds"]
+    with pytest.raises(ValidationError):
+        ObfuscationConfig(poolings=("median",))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
