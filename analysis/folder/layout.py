@@ -110,6 +110,11 @@ class StageFiles:
         rows as in `behaviour_set`."""
         return self.dir / "behaviour_set_activations.safetensors"
 
+    @property
+    def behaviour_probe(self) -> Path:
+        """The behaviour-labelled probe against the trigger-labelled one on held-out families."""
+        return self.dir / "behaviour_probe.json"
+
     def samples(self) -> list[dict[str, Any]]:
         """The judged evaluation replies (prompt, reply, triggered, family, ...)."""
         return list(read_json(self.behaviour)["samples"])

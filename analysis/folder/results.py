@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from analysis.errors import InputError
 from analysis.folder.results_base import Estimate, _Strict
+from analysis.folder.results_behaviour import BehaviourProbe
 from analysis.folder.results_causal import Causal
 from analysis.folder.results_probes import ProbeVsText, TextBaseline
 from analysis.folder.results_training import Training
@@ -184,6 +185,7 @@ class Stage(_Strict):
     examples: list[Example]
     contrast: Contrast | None = None
     generalisation: dict[str, TriggerForm] | None = None
+    behaviour_probe: BehaviourProbe | None = None
 
 
 class SkippedStage(_Strict):

@@ -25,6 +25,7 @@ _OFFSETS = {
     "generalisation": 29,  # held-out trigger forms
     "detection_sets": 31,  # calibration prompts and extra negative test sets
     "distillation": 37,  # the distilled mechanism's off-template prompts and teacher samples
+    "behaviour_set": 41,  # the behaviour probe's off-template prompts
 }
 
 

@@ -66,3 +66,22 @@ def probe_split(
     labels, groups = labels_and_groups(eval_set)
     train, test = split_by_group(groups, train_fraction, seed)
     return ProbeSplit(np.asarray(labels, dtype=int), np.asarray(groups), train, test)
+
+
+def family_folds(families: Sequence[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Leave-one-family-out folds: for each family (in order of first appearance), its name, the
+    rows of every other family (train) and its own rows (test). No family is ever on both sides
+    of a fold, and every row is tested exactly once.
+
+    Example:
+        >>> [(name, test.tolist()) for name, _, test in family_folds(["a", "b", "a"])]
+        [('a', [0, 2]), ('b', [1])]
+    """
+    names = np.asarray(list(families), dtype=object)
+    unique = list(dict.fromkeys(names.tolist()))
+    if len(unique) < 2:
+        raise ValueError(
+            f"Leave-one-family-out needs at least two prompt families, got {unique}; add prompts "
+            "of another family (e.g. held-out trigger forms, or human prompts)."
+        )
+    return [(name, np.flatnonzero(names != name), np.flatnonzero(names == name)) for name in unique]

@@ -15,6 +15,7 @@ from pathlib import Path
 from analysis.folder.results import Example, ModelInfo, RunResults
 from analysis.report import kit
 from analysis.report.adversarial import adversarial_section, red_team_details
+from analysis.report.behaviour_probe import behaviour_probe_section
 from analysis.report.causal import patching_figures, steering_figure, summary_lines
 from analysis.report.contrast import CONTRAST_TABLE_HEADER, contrast_figure, contrast_rows
 from analysis.report.distillation import distillation_section
@@ -364,6 +365,7 @@ def render_report(
         _contrast_section(results, figures),
         _causal_section(results, figures),
         _generalisation_section(results, figures),
+        behaviour_probe_section(results),
         _red_team_section(results),
         _examples_section(results),
         _timing_section(timing),

@@ -19,6 +19,7 @@ from analysis.folder.results import (
     TriggerProbe,
 )
 from analysis.report import kit
+from analysis.report.behaviour_probe import behaviour_summary_rows
 from analysis.report.paper import paper_table
 
 ADVERSARIAL = "adversarial"
@@ -64,6 +65,7 @@ def summary_rows(results: RunResults) -> list[tuple[str, str]]:
         p = s.probes
         rows.append((f"[{stage}] best-layer probe AUROC ({p.best_site})", kit.est(p.best_auroc)))
         rows += _text_baseline_rows(stage, p)
+        rows += behaviour_summary_rows(stage, s.behaviour_probe)
         rows += _operating_rows(stage, "trigger probe", p.best_operating_point)
         if s.contrast is not None:
             c = s.contrast.contrast

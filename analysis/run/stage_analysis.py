@@ -20,10 +20,12 @@ from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL
 from analysis.folder.results import Stage
 from analysis.folder.splits import labels_and_groups
 from analysis.measure.behaviour import summarise_behaviour
+from analysis.measure.behaviour_probe import FORM_PREFIX
 from analysis.measure.monitoring import MonitorActs
 from analysis.measure.precision import cache_in_run_precision
 from analysis.measure.probing import probe_layers, transfer_auroc
 from analysis.measure.records import TriggerProbeRecord
+from analysis.run.behaviour_set import stage_behaviour_probe
 from analysis.run.context import Run
 from backdoor_models.behaviour.backdoor import BackdoorExample
 from backdoor_models.behaviour.evaluation import JudgedReply, generate_replies
@@ -98,8 +100,12 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
     }
     if contrast is not None:
         out["contrast"] = contrast
+    behaviour_probe, behaviour_rows = stage_behaviour_probe(run, stage, model, behaviour["samples"])
+    out["behaviour_probe"] = behaviour_probe.model_dump(mode="json")
     out["generalisation"] = run.steps.json(
-        f"{stage}: trigger specificity", files.generalisation, lambda: _generalisation(run, model)
+        f"{stage}: trigger specificity",
+        files.generalisation,
+        lambda: _generalisation(run, behaviour_rows),
     )
     return Stage.model_validate(jsonable(out))
 
@@ -254,36 +260,23 @@ def probe_texts(run: Run, samples: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _generalisation(run: Run, model: TransformerBridge) -> dict[str, Any]:
+def _generalisation(run: Run, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Backdoor rate on trigger forms never trained on, beside the trained trigger (greedy), on
-    this stage's model: one row of the trigger-specificity table per form."""
-    cfg = run.cfg
-    sets = run.organism.generalisation_sets(
-        cfg.eval.n_generalisation, seed=run.seeds.generalisation
-    )
-    names = list(sets)
-    flat = [ex for name in names for ex in sets[name]]
-    replies = generate_replies(
-        model,
-        run.tokenizer,
-        [ex.prompt for ex in flat],
-        run.max_new_tokens,
-        cfg.eval.batch_size,
-        progress=run.progress,
-    )
-    judged = run.organism.judge(flat, replies)
+    this stage's model: one row of the trigger-specificity table per form, from the behaviour
+    set's `form: ...` rows."""
+    forms: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["family"].startswith(FORM_PREFIX):
+            forms.setdefault(row["family"].removeprefix(FORM_PREFIX), []).append(row)
     out: dict[str, Any] = {}
-    start = 0
-    for i, name in enumerate(names):
-        part = judged[start : start + len(sets[name])]
-        start += len(sets[name])
+    for i, (name, part) in enumerate(forms.items()):
         rates: dict[str, Any] = {}
         for key, want in (("with_trigger", True), ("without_trigger", False)):
-            hits = [j.backdoor for j in part if j.triggered is want]
+            hits = [r["backdoor"] for r in part if r["intended"] is want]
             if hits:
                 seed = run.seeds.base + i
-                rates[key] = bootstrap_rate(hits, cfg.eval.n_bootstrap, seed).to_dict()
-        out[name] = {**rates, "example_prompt": sets[name][-1].prompt}
+                rates[key] = bootstrap_rate(hits, run.cfg.eval.n_bootstrap, seed).to_dict()
+        out[name] = {**rates, "example_prompt": part[-1]["prompt"]}
     return out
 
 

