@@ -136,14 +136,13 @@ def behaviour_probe(
         )
         for name in dict.fromkeys(rows.families)
     }
-    base = {"position": POSITION, "sites": names, "families": families}
+    base = BehaviourProbe(position=POSITION, sites=names, families=families, n_scored=0)
     if len(np.unique(y_behaviour)) < 2:
-        return BehaviourProbe(
-            **base,
-            n_scored=0,
-            skipped=f"the model showed the backdoor on {int(y_behaviour.sum())} of "
-            f"{len(y_behaviour)} prompts: one class, nothing to fit a behaviour probe on",
+        why = (
+            f"the model showed the backdoor on {int(y_behaviour.sum())} of {len(y_behaviour)} "
+            "prompts: one class, nothing to fit a behaviour probe on"
         )
+        return base.model_copy(update={"skipped": why})
     X = _stack(acts, names)
     by_trigger = out_of_family_scores(X, y_trigger, rows.families, C)
     by_behaviour = out_of_family_scores(X, y_behaviour, rows.families, C)
@@ -151,11 +150,8 @@ def behaviour_probe(
     scored = ~(np.isnan(by_trigger).any(0) | np.isnan(by_behaviour).any(0) | np.isnan(text))
     y = y_behaviour[scored]
     if len(np.unique(y)) < 2:
-        return BehaviourProbe(
-            **base,
-            n_scored=int(scored.sum()),
-            skipped="the prompts every fold could score hold one behaviour class",
-        )
+        why = "the prompts every fold could score hold one behaviour class"
+        return base.model_copy(update={"n_scored": int(scored.sum()), "skipped": why})
     per_site = []
     for i in range(len(names)):
         vs_trigger = probe_vs_text(by_behaviour[i, scored], by_trigger[i, scored], y, n_boot, seed)
@@ -170,16 +166,20 @@ def behaviour_probe(
         )
     best = int(np.argmax([s.behaviour_labelled.value or 0.0 for s in per_site]))
     text_auroc = _est(bootstrap_auroc(text[scored], y, n_boot=n_boot, seed=seed))
-    return BehaviourProbe(
-        **base,
-        n_scored=int(scored.sum()),
-        text_baseline=text_auroc,
-        per_site=per_site,
-        best_site=names[best],
-        forms=held_out_forms(X, rows, prompt_ids, eval_family, best, C, n_boot, seed),
-        stopped_defecting=None
+    stopped = (
+        None
         if frozen is None
-        else stopped_defecting(X, rows, prompt_ids, frozen, names, best, C, n_boot, seed),
+        else stopped_defecting(X, rows, prompt_ids, frozen, names, best, C, n_boot, seed)
+    )
+    return base.model_copy(
+        update={
+            "n_scored": int(scored.sum()),
+            "text_baseline": text_auroc,
+            "per_site": per_site,
+            "best_site": names[best],
+            "forms": held_out_forms(X, rows, prompt_ids, eval_family, best, C, n_boot, seed),
+            "stopped_defecting": stopped,
+        }
     )
 
 
