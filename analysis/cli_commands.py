@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from analysis.errors import InputError, UserError
 
 if TYPE_CHECKING:
+    from analysis.folder.bench_records import BenchRecord
     from analysis.sweep.point import SweepLayout
 
 
@@ -247,8 +248,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{100 * cell['tpr_at_fpr']['value']:5.1f}%       "
             f"{100 * w['fpr']:5.1f}% ({worst_sets(w['per_set'])})"
         )
+    _print_conditions(bench)
     print(f"\nreport: {Path(args.out) / 'bench.html'}\nresults: {Path(args.out) / 'bench.json'}")
     return 0
+
+
+def _print_conditions(bench: BenchRecord) -> None:
+    """`bench`'s leaderboards by condition, one line each (the best detector row and the text
+    baseline, TPR at the target FPR), then the verdict in words."""
+    from analysis.report.bench_conditions import table_line, verdict
+
+    conditions = bench.get("conditions")
+    if conditions is None:
+        return
+    print(
+        f"\nBy condition (TPR at {100 * conditions['fpr']:g}% FPR, every site; bench.html has each table):"
+    )
+    for table in conditions["tables"]:
+        print("  " + table_line(table))
+    print(verdict(conditions))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from analysis.folder.bench_records import BehaviourVsRepresentation, BenchRecord, LeaderboardCell
 from analysis.report import kit
-from analysis.report.bench_conditions import conditions_section
+from analysis.report.bench_conditions import conditions_section, conditions_verdict
 from analysis.report.bench_figures import (
     RATE_LABELS,
     histogram_figure,
@@ -268,6 +268,7 @@ def render_bench_report(bench: BenchRecord) -> str:
         "held-out questions; Mahalanobis is fitted on the trigger-free training rows only. "
         f"{_calibration_note(bench)} The test sets are the task families of the held-out "
         "trigger-free questions.</p>",
+        conditions_verdict(bench),
         "<h2>Behaviour against representation</h2>",
         _representation_table(bench),
         "<p class=small>Behaviour rates are results.json's, unchanged. Highlighted rows keep the "

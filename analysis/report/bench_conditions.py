@@ -75,12 +75,34 @@ def verdict(conditions: ConditionsRecord) -> str:
     return " ".join(out)
 
 
+def conditions_verdict(bench: BenchRecord) -> str:
+    """The verdict as the page's opening line ("" for a bench.json without conditions)."""
+    conditions = bench.get("conditions")
+    if conditions is None:
+        return ""
+    return (
+        "<p><b>Where detectors can differ</b> (every site, ranked by TPR at "
+        f"{100 * conditions['fpr']:g}% FPR; the leaderboards by condition below): "
+        f"{html.escape(verdict(conditions))}</p>"
+    )
+
+
 def _baseline(t: ConditionTable) -> ConditionRow:
     return next(r for r in t["rows"] if r["detector"] == TEXT_BASELINE)
 
 
 def _top(t: ConditionTable) -> ConditionRow:
     return next(r for r in t["rows"] if r["detector"] != TEXT_BASELINE)
+
+
+def table_line(t: ConditionTable) -> str:
+    """One table in a line: its title, the best detector row and the text baseline (TPR)."""
+    top, text = _top(t), _baseline(t)
+    return (
+        f"{_title(t)}: {top['rank']} {top['detector']} {kit.site_label(top['site'])} "
+        f"{kit.est(top['tpr_at_fpr'], pct=True)}; text baseline {text['rank']} "
+        f"{kit.est(text['tpr_at_fpr'], pct=True)}; separated: {_pairs(t) or 'none'}"
+    )
 
 
 def _summary(tables: Sequence[ConditionTable]) -> str:

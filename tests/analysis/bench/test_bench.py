@@ -237,7 +237,10 @@ def test_cli_bench_writes_the_report(zoo, tmp_path, capsys) -> None:
     bench = json.loads((out / "bench.json").read_text())
     assert bench["transfer"] == []
     assert (out / "bench.html").is_file()
-    assert "detector benchmark" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "detector benchmark" in printed
+    assert "By condition (TPR at 1% FPR, every site" in printed
+    assert "frozen transfer: seed0/sft: " in printed and "text baseline" in printed
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")

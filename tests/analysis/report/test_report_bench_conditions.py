@@ -11,6 +11,8 @@ from analysis.report.bench_conditions import (
     NONE_SEPARATED,
     condition_table,
     conditions_section,
+    conditions_verdict,
+    table_line,
     verdict,
 )
 from tests.analysis.bench.condition_stages import condition_stage
@@ -39,6 +41,7 @@ def test_where_no_two_detectors_differ_the_page_says_so_plainly() -> None:
     assert all(not t["separated_best"] and not t["separated_at_site"] for t in TIED["tables"])
     assert verdict(TIED) == NONE_SEPARATED
     assert NONE_SEPARATED in _page(TIED)
+    assert NONE_SEPARATED in conditions_verdict({"conditions": TIED})  # type: ignore[typeddict-item]
 
 
 def test_every_table_is_on_the_page_with_the_text_baseline_and_what_was_skipped() -> None:
@@ -56,4 +59,11 @@ def test_every_table_is_on_the_page_with_the_text_baseline_and_what_was_skipped(
 
 def test_a_bench_json_from_before_the_conditions_renders_without_them() -> None:
     old: BenchRecord = {}  # type: ignore[typeddict-item]
-    assert conditions_section(old) == ""
+    assert conditions_section(old) == "" and conditions_verdict(old) == ""
+
+
+def test_one_line_per_table_names_the_best_row_and_the_baseline() -> None:
+    frozen = next(t for t in SEPARATED["tables"] if t["condition"] == "frozen transfer")
+    line = table_line(frozen)
+    assert line.startswith("frozen transfer: planted/sft: ")
+    assert " lda " in line and "text baseline" in line and line.endswith("lda > diff_means")
