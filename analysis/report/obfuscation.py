@@ -11,10 +11,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import plotly.graph_objects as go
 
-from analysis.folder.results import DefenceRound, EvasionCell, LambdaPoint, Obfuscation, RunResults
+from analysis.folder.results import (
+    DefenceRound,
+    EvasionCell,
+    LambdaPoint,
+    Obfuscation,
+    RunResults,
+)
 from analysis.report import kit
 
 DETECTED_FROM = 0.5  # recall at the calibrated threshold at or above which a detector still works
@@ -38,6 +45,12 @@ def _cell(c: EvasionCell) -> str:
     )
 
 
+class _Cells(Protocol):
+    before: list[EvasionCell]
+    frozen: list[EvasionCell]
+    refit: list[EvasionCell]
+
+
 def _best_other(cells: Sequence[EvasionCell], sites: list[str], attacked: list[str]) -> int:
     others = [i for i, s in enumerate(sites) if s not in attacked] or list(range(len(sites)))
     return max(others, key=lambda i: (cells[i].recall, cells[i].auroc))
@@ -46,12 +59,21 @@ def _best_other(cells: Sequence[EvasionCell], sites: list[str], attacked: list[s
 def detector_rows(ob: Obfuscation) -> list[list[str]]:
     """Per detector: at the (first) attacked site and at its best other site, the AUROC and
     recall before the attack, frozen and refit, with the verdict at the attacked site."""
+    return _rows(ob, [(d.detector, d.attacked, d) for d in ob.detectors])
+
+
+def reply_rows(ob: Obfuscation) -> list[list[str]]:
+    """`detector_rows` for the detectors pooled over the model's own reply, one per pooling."""
+    return _rows(ob, [(f"{d.pooling}-pooled reply", d.attacked, d) for d in ob.reply_detectors])
+
+
+def _rows(ob: Obfuscation, named: Sequence[tuple[str, bool, _Cells]]) -> list[list[str]]:
     sites, attacked = ob.sites, ob.attacked_sites
     i = sites.index(attacked[0])
     rows = []
-    for d in ob.detectors:
+    for label, is_attacked, d in named:
         j = _best_other(d.frozen, sites, attacked)
-        name = d.detector + (" (attacked)" if d.attacked else "")
+        name = label + (" (attacked)" if is_attacked else "")
         rows.append(
             [
                 name,
@@ -75,6 +97,14 @@ def per_layer_figure(ob: Obfuscation) -> go.Figure:
             y=[c.recall for c in d.frozen],
             mode="lines+markers",
             name=f"{d.detector} frozen",
+        )
+    for r in ob.reply_detectors:
+        fig.add_scatter(
+            x=labels,
+            y=[c.recall for c in r.frozen],
+            mode="lines+markers",
+            line_dash="dash",
+            name=f"{r.pooling}-pooled reply frozen",
         )
     for site in ob.attacked_sites:
         fig.add_vline(x=labels[ob.sites.index(site)], line_dash="dot", line_color="gray")
@@ -128,13 +158,25 @@ def obfuscation_section(results: RunResults, figures: kit.Figures) -> str:
         + "; ".join(b.problems)
         + "). "
     )
+    at = ", ".join(kit.site_label(s) for s in ob.attacked_sites)
+    if ob.attack == "black_box":
+        how = (
+            "<p>Black box: from the backdoored model, trained with RL (no gradient through the "
+            "detectors) to keep the backdoor while the "
+            f"{', '.join(ob.attacked_poolings)}-pooled detectors of its own reply at {at} "
+            f"(frozen, fitted on the backdoored model's replies) stop flagging triggered prompts "
+            f"(penalty weight λ = {ob.lam:g}). Every detector "
+        )
+    else:
+        how = (
+            "<p>From the backdoored model, trained to keep the backdoor while "
+            f"{', '.join(ob.attacked_detectors)} at {at} (frozen, fitted on the backdoored "
+            f"model) stops flagging triggered prompts (λ = {ob.lam:g}). Every detector "
+        )
     parts = [
         "<h2>Adaptive attacker: which detectors survive obfuscation?</h2>",
-        "<p>From the backdoored model, trained to keep the backdoor while "
-        f"{', '.join(ob.attacked_detectors)} at "
-        f"{', '.join(kit.site_label(s) for s in ob.attacked_sites)} (frozen, fitted on the "
-        f"backdoored model) stops flagging triggered prompts (λ = {ob.lam:g}). Every detector "
-        "is scored on the held-out questions: fitted before the attack, frozen (fitted before, "
+        how
+        + "is scored on the held-out questions: fitted before the attack, frozen (fitted before, "
         "scored on the attacked model), and refit on the attacked model. Recall is at a threshold "
         f"set on trigger-free training prompts at {100 * ob.fpr:.0f}% FPR; AUROC with 95% "
         "intervals. '(below clean)': the attack pushed triggered prompts past the clean ones.</p>",
@@ -151,8 +193,26 @@ def obfuscation_section(results: RunResults, figures: kit.Figures) -> str:
                 "frozen, its best other site",
             ),
         ),
-        figures.html(per_layer_figure(ob)),
     ]
+    if ob.reply_detectors:
+        parts += [
+            "<h3>Detectors on the model's own reply</h3><p>Linear detectors over the residual "
+            "stream at the reply's tokens, pooled by their mean, their max, or a learned "
+            "attention; each model is read on its own greedy replies to the same questions, and "
+            "recall is at the threshold set on its trigger-free training replies.</p>",
+            kit.table(
+                reply_rows(ob),
+                (
+                    "detector",
+                    "before the attack",
+                    "frozen, after",
+                    "refit, after",
+                    "verdict at the attacked site",
+                    "frozen, its best other site",
+                ),
+            ),
+        ]
+    parts.append(figures.html(per_layer_figure(ob)))
     if ob.lambda_sweep:
         parts.append(figures.html(lambda_figure(ob)))
     if ob.defence:

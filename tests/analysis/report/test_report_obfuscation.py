@@ -16,6 +16,7 @@ from analysis.folder.results import (
     EvasionCell,
     LambdaPoint,
     Obfuscation,
+    ReplyDetectorEvasion,
     RunResults,
 )
 from analysis.report import kit
@@ -24,6 +25,7 @@ from analysis.report.obfuscation import (
     lambda_figure,
     obfuscation_section,
     per_layer_figure,
+    reply_rows,
     survives,
 )
 from tests.analysis.real_results import estimate, real_results
@@ -146,3 +148,32 @@ def test_an_attack_that_broke_the_backdoor_is_no_evasion_and_no_stage_no_section
     )
     assert text.count('class="plotly-graph-div"') == 1 and "The defence" not in text
     assert obfuscation_section(REAL, kit.Figures()) == ""
+
+
+def _reply(pooling: str, attacked: bool, frozen: float) -> ReplyDetectorEvasion:
+    cells = _detector(pooling, attacked, frozen=frozen, refit=0.9)
+    return ReplyDetectorEvasion(
+        pooling=pooling, attacked=attacked, before=cells.before, frozen=cells.frozen,
+        refit=cells.refit,
+    )  # fmt: skip
+
+
+def test_the_black_box_attack_is_said_and_each_reply_pooling_gets_its_row_and_line() -> None:
+    black_box = OB.model_copy(
+        update={
+            "attack": "black_box", "attacked_detectors": [], "attacked_poolings": ["max"],
+            "lam": 0.5, "lambda_sweep": [], "defence": [],
+            "detectors": [d.model_copy(update={"attacked": False}) for d in DETECTORS],
+            "reply_detectors": [_reply("mean", False, 0.6), _reply("max", True, 0.05)],
+        }
+    )  # fmt: skip
+    rows = reply_rows(black_box)
+    assert [r[0] for r in rows] == ["mean-pooled reply", "max-pooled reply (attacked)"]
+    assert [r[4] for r in rows] == ["survives", "evaded, refit catches it"]
+    assert rows[1][2] == "0.300 [0.200, 0.450] (below clean); recall 5%"
+    text = obfuscation_section(_with(black_box), kit.Figures())
+    assert "trained with RL (no gradient through the detectors)" in text
+    assert "the max-pooled detectors of its own reply at L1" in text and "λ = 0.5" in text
+    assert "Detectors on the model's own reply" in text
+    names = [t.name for t in per_layer_figure(black_box).data]
+    assert names[-2:] == ["mean-pooled reply frozen", "max-pooled reply frozen"]
