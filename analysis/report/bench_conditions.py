@@ -48,14 +48,15 @@ def _sites(t: ConditionTable) -> str:
 
 def verdict(conditions: ConditionsRecord) -> str:
     """In words: which tables have two detector kinds whose TPR intervals do not overlap (at
-    their best sites, or at one site), or plainly that none has."""
+    their best sites, or at one site), or plainly that none has; then where the best detector
+    row and the text baseline stand apart."""
     tables = conditions["tables"]
     best = [t for t in tables if t["separated_best"]]
     at_site = [t for t in tables if t["separated_at_site"]]
-    if not best and not at_site:
-        return NONE_SEPARATED
     out = []
-    if best:
+    if not best and not at_site:
+        out.append(NONE_SEPARATED)
+    elif best:
         out.append(
             f"In {len(best)} of {len(tables)} tables, two detectors' TPR intervals do not "
             "overlap with each detector at its best site: "
@@ -72,7 +73,17 @@ def verdict(conditions: ConditionsRecord) -> str:
             f"At one site, two detectors' intervals do not overlap in {len(at_site)} of "
             f"{len(tables)} tables."
         )
-    return " ".join(out)
+    return " ".join(out + [_baseline_words(tables)]) if tables else " ".join(out)
+
+
+def _baseline_words(tables: Sequence[ConditionTable]) -> str:
+    """Where the best detector row and the text baseline's intervals lie apart, in words."""
+    beat = [t for t in tables if t["baseline"] == "detectors beat it"]
+    lost = [t for t in tables if t["baseline"] == "it beats every detector"]
+    words = f"The best detector beats the text baseline (intervals apart) in {len(beat)} of "
+    words += f"{len(tables)} tables" + (": " + "; ".join(map(_title, beat)) if beat else "")
+    words += f"; the text baseline beats every detector in {len(lost)}"
+    return words + (": " + "; ".join(map(_title, lost)) + "." if lost else ".")
 
 
 def conditions_verdict(bench: BenchRecord) -> str:
@@ -101,7 +112,8 @@ def table_line(t: ConditionTable) -> str:
     return (
         f"{_title(t)}: {top['rank']} {top['detector']} {kit.site_label(top['site'])} "
         f"{kit.est(top['tpr_at_fpr'], pct=True)}; text baseline {text['rank']} "
-        f"{kit.est(text['tpr_at_fpr'], pct=True)}; separated: {_pairs(t) or 'none'}"
+        f"{kit.est(text['tpr_at_fpr'], pct=True)} ({t['baseline']}); "
+        f"separated: {_pairs(t) or 'none'}"
     )
 
 

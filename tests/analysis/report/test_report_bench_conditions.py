@@ -35,11 +35,14 @@ def test_the_verdict_names_the_tables_where_two_detectors_do_not_overlap() -> No
     assert "frozen transfer: planted/sft (lda > diff_means)" in words
     assert "refit on the stage: planted/sft (lda > diff_means)" in words
     assert words.startswith("In 2 of 3 tables")
+    # random token ids: the baseline reads nothing, and the detectors beat it everywhere
+    assert "beats the text baseline (intervals apart) in 3 of 3 tables" in words
+    assert words.endswith("the text baseline beats every detector in 0.")
 
 
 def test_where_no_two_detectors_differ_the_page_says_so_plainly() -> None:
     assert all(not t["separated_best"] and not t["separated_at_site"] for t in TIED["tables"])
-    assert verdict(TIED) == NONE_SEPARATED
+    assert verdict(TIED).startswith(NONE_SEPARATED + " The best detector beats the text baseline")
     assert NONE_SEPARATED in _page(TIED)
     assert NONE_SEPARATED in conditions_verdict({"conditions": TIED})  # type: ignore[typeddict-item]
 
@@ -66,4 +69,4 @@ def test_one_line_per_table_names_the_best_row_and_the_baseline() -> None:
     frozen = next(t for t in SEPARATED["tables"] if t["condition"] == "frozen transfer")
     line = table_line(frozen)
     assert line.startswith("frozen transfer: planted/sft: ")
-    assert " lda " in line and "text baseline" in line and line.endswith("lda > diff_means")
+    assert " lda " in line and "(detectors beat it)" in line and line.endswith("lda > diff_means")
