@@ -102,6 +102,13 @@ def tokenize_prompts(
     return tokens, lengths
 
 
+def prompt_token_ids(model: TransformerBridge, prompts: Sequence[str]) -> list[list[int]]:
+    """Each prompt's token ids as :func:`tokenize_prompts` writes them (BOS first), unpadded: what
+    the text-only baseline (`probes.text_baseline`) reads."""
+    tokens, lengths = tokenize_prompts(model, prompts)
+    return [row[:n].tolist() for row, n in zip(tokens, lengths.tolist(), strict=True)]
+
+
 def resolve_positions(position: Position, lengths: Int[Tensor, " n"]) -> Int[Tensor, " n"]:
     """Absolute token index per prompt: "last" (last prompt token), an int (negative counts from
     each prompt's end), or one index per prompt. Out-of-range positions raise."""

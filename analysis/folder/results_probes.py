@@ -8,8 +8,9 @@ from analysis.folder.results_base import Estimate, _Strict
 
 class TextBaseline(_Strict):
     """The text-only baseline: logistic regression on the prompt's token unigram and bigram
-    counts, on the probe's own split; TPR at `target_fpr` with the threshold set on the test
-    negatives."""
+    counts, on the probe's own split; TPR at `target_fpr` with the threshold set where
+    `threshold_from` says: on the monitor's clean calibration prompts, as the probes' operating
+    points are ("calibration"; runs before 2026-12-07 set it on the "test negatives")."""
 
     auroc: Estimate
     tpr: Estimate

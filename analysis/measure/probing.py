@@ -39,6 +39,7 @@ def probe_layers(
     n_permutations: int = 20,
     monitor: MonitorActs | None = None,
     prompt_ids: Sequence[Sequence[int]] | None = None,
+    calibration_ids: Sequence[Sequence[int]] | None = None,
 ) -> TriggerProbeRecord:
     """Fit one probe per activation site at once; AUROC on the held-out split with intervals.
 
@@ -48,7 +49,10 @@ def probe_layers(
     With `monitor`, also each site's operating point (`analysis.measure.monitoring`): TPR at 1% FPR on
     held-out clean prompts and the worst-case FPR across the test sets. With `prompt_ids` (each
     prompt's token ids), the text-only baseline on the same split (`probes.text_baseline`) and
-    each site's probe against it: a probe that does not beat it reads the prompt.
+    each site's probe against it: a probe that does not beat it reads the prompt. With
+    `calibration_ids` (the monitor's clean calibration prompts' token ids) the baseline's TPR
+    threshold is set on them, as the probes' operating points are; otherwise on the test
+    negatives.
     """
     names = list(activations)
     X = torch.stack([activations[n] for n in names]).double()  # [layers, n, d]
@@ -104,7 +108,9 @@ def probe_layers(
         out["operating_points"] = points
         out["best_operating_point"] = points[best]
     if prompt_ids is not None:
-        text, versus = _against_text(prompt_ids, y, train, test, scores, C, n_boot, seed)
+        text, versus = _against_text(
+            prompt_ids, y, train, test, scores, C, n_boot, seed, calibration_ids
+        )
         out["text_baseline"], out["probe_vs_text"] = text, versus
     return out
 
@@ -118,6 +124,7 @@ def _against_text(
     C: float,
     n_boot: int,
     seed: int,
+    calibration_ids: Sequence[Sequence[int]] | None = None,
 ) -> tuple[TextBaselineRecord, list[ProbeVsTextRecord]]:
     """The text baseline on the probe's split, and each site's probe against it."""
     if len(prompt_ids) != len(y):
@@ -126,6 +133,7 @@ def _against_text(
     b = text_baseline_result(
         [ids[i] for i in train], y[train], [ids[i] for i in test], y[test], C=C,
         n_boot=n_boot, seed=seed,
+        calibration_ids=None if calibration_ids is None else [list(c) for c in calibration_ids],
     )  # fmt: skip
     text: TextBaselineRecord = {
         "auroc": estimate_record(b.auroc),

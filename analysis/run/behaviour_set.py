@@ -37,7 +37,7 @@ from backdoor_models.io.artifacts import read_json, read_tensors
 from backdoor_models.organisms.distillation import DistilPrompt, judge_samples
 from backdoor_models.organisms.registry import distil_policy
 from backdoor_models.red_team.candidates import load_hh_rlhf_prompts
-from hooks.caching import probe_sites, tokenize_prompts
+from hooks.caching import probe_sites, prompt_token_ids
 
 EVALUATION = "evaluation set"
 RED_TEAM_FAMILY = {TRIGGER_AWARE: "red team, trigger-aware (held out)"}
@@ -168,12 +168,10 @@ def stage_behaviour_probe(
     )
 
     def work() -> dict[str, Any]:
-        tokens, lengths = tokenize_prompts(model, prompts)
-        ids = [row[:n].tolist() for row, n in zip(tokens, lengths.tolist(), strict=True)]
         result = fit_behaviour_probe(
             {s: acts[s] for s in sites},
             _rows_of(rows),
-            ids,
+            prompt_token_ids(model, prompts),
             eval_family=EVALUATION,
             C=run.cfg.probe.C,
             n_boot=run.cfg.eval.n_bootstrap // 2,

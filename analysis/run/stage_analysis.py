@@ -35,7 +35,7 @@ from backdoor_models.io.atomic import jsonable
 from backdoor_models.models.lora import has_lora, merge_lora
 from backdoor_models.red_team.search import elicitation_rates
 from backdoor_models.training.lm import STATE_FILE
-from hooks.caching import probe_sites, tokenize_prompts
+from hooks.caching import probe_sites, prompt_token_ids, tokenize_prompts
 from probes.metrics import bootstrap_mean, bootstrap_rate
 
 
@@ -66,6 +66,7 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
     def fit_probes() -> TriggerProbeRecord:
         tokens, lengths = tokenize_prompts(model, prompts)
         labels, groups = labels_and_groups(run.eval_set)
+        calibration = read_json(files.detection_texts)["texts"][: len(run.detection.calibration)]
         return probe_layers(
             acts,
             labels=labels,
@@ -76,7 +77,8 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
             seed=run.seeds.base,
             n_boot=cfg.eval.n_bootstrap // 2,
             monitor=monitor,
-            prompt_ids=[row[:n].tolist() for row, n in zip(tokens, lengths.tolist(), strict=True)],
+            prompt_ids=prompt_token_ids(model, prompts),
+            calibration_ids=prompt_token_ids(model, calibration),
         )
 
     probes = dict(run.steps.json(f"{stage}: probes", files.probes, fit_probes))

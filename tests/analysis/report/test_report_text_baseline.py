@@ -21,6 +21,8 @@ def test_each_stage_shows_the_baseline_and_whether_the_probe_beats_it() -> None:
         assert isinstance(s, Stage)
         probes = s.probes
         assert probes.text_baseline is not None and probes.probe_vs_text is not None
+        # the baseline's threshold is set where the probes' operating points are
+        assert probes.text_baseline.threshold_from == "calibration"
         assert len(probes.probe_vs_text) == len(probes.sites)
         value = rows[f"[{stage}] best-layer probe minus text baseline, AUROC (paired)"]
         versus = probes.probe_vs_text[probes.sites.index(probes.best_site)]
