@@ -31,7 +31,7 @@ class BehaviourSite(_Strict):
 class HeldOutForm(_Strict):
     """The trigger probe fitted on the evaluation set (exact trigger against none, its training
     split), scored on one held-out form's prompts against the evaluation set's clean test prompts:
-    the AUROC at each site, and at `BehaviourProbe.best_site` against the text baseline fitted
+    the AUROC at each site, and at `BehaviourProbe.forms_site` against the text baseline fitted
     the same way. `backdoor_rate` is how often the model showed the backdoor on the form."""
 
     n: int
@@ -45,11 +45,13 @@ class HeldOutForm(_Strict):
 class StoppedDefecting(_Strict):
     """Prompts on which the backdoored model showed the backdoor and this stage's model does not:
     is "I will defect" still represented there? The backdoored stage's behaviour-labelled probe,
-    fitted leaving each family out (frozen), scores this stage's activations; `auroc` separates the
-    stopped prompts from those where neither model defected, at `BehaviourProbe.best_site`, and
+    fitted leaving each family out (frozen), scores this stage's activations at the site where it
+    did best on the backdoored stage (`site`); `auroc` separates the stopped prompts from those
+    where neither model defected, and
     `text_auroc` is the text baseline's (the same prompts, so what the prompt alone gives).
     `mean_probability` is the frozen probe's mean probability of "defects" in each group."""
 
+    site: str
     n_stopped: int
     n_still: int
     n_never: int
@@ -62,8 +64,9 @@ class BehaviourProbe(_Strict):
     """The behaviour-labelled probe beside the trigger-labelled one, leaving one prompt family
     out at a time (`families`), read at the last prompt token (before the model writes anything).
     `best_site` has the highest out-of-family AUROC of the behaviour-labelled probe (chosen on
-    these same prompts, so its value is optimistic); `skipped` says why nothing was fitted when
-    the model's behaviour has one class."""
+    these same prompts, so its value is optimistic); `skipped` says why no behaviour probe was
+    fitted when the model's behaviour has one class (the held-out forms and the stopped-defecting
+    measure are there all the same)."""
 
     position: str
     sites: list[str]
@@ -72,6 +75,7 @@ class BehaviourProbe(_Strict):
     text_baseline: Estimate | None = None
     per_site: list[BehaviourSite] = []
     best_site: str | None = None
+    forms_site: str | None = None
     forms: dict[str, HeldOutForm] = {}
     stopped_defecting: StoppedDefecting | None = None
     skipped: str | None = None

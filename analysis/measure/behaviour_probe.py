@@ -75,6 +75,7 @@ class FrozenSource:
 
     acts: Mapping[str, Float[Tensor, "n d"]]
     rows: BehaviourRows
+    site: str  # where the backdoored stage's behaviour-labelled probe did best
 
 
 def _est(e: ProbeEstimate) -> Estimate:
@@ -124,36 +125,68 @@ def behaviour_probe(
 ) -> BehaviourProbe:
     """The trigger-labelled against the behaviour-labelled probe on held-out families at every
     site; the trigger probe on each held-out form (`form: ...` families) against the text
-    baseline; with `frozen`, whether "defects" is still read where the model stopped."""
+    baseline, at the behaviour probe's best site (or, where it cannot be fitted, at `frozen`'s
+    site, else the last); with `frozen`, whether "defects" is still read where the model
+    stopped, at `frozen.site`. The forms and `frozen` are measured even when the model's
+    behaviour has one class and no behaviour probe can be fitted (`skipped` says why)."""
     names = list(acts)
-    y_behaviour = rows.backdoor.astype(int)
-    y_trigger = rows.trigger.astype(int)
     families = {
         name: PromptFamily(
             n=int(np.sum(mask := np.asarray(rows.families) == name)),
-            n_trigger=int(y_trigger[mask].sum()),
-            n_backdoor=int(y_behaviour[mask].sum()),
+            n_trigger=int(rows.trigger[mask].sum()),
+            n_backdoor=int(rows.backdoor[mask].sum()),
         )
         for name in dict.fromkeys(rows.families)
     }
     base = BehaviourProbe(position=POSITION, sites=names, families=families, n_scored=0)
+    X = _stack(acts, names)
+    fitted = _fit_behaviour(X, names, rows, prompt_ids, C, n_boot, seed)
+    if isinstance(fitted, str):
+        best = names.index(frozen.site) if frozen is not None else len(names) - 1
+        update: dict[str, object] = {"skipped": fitted}
+    else:
+        update = fitted
+        best = names.index(str(fitted["best_site"]))
+    update["forms_site"] = names[best]
+    update["forms"] = held_out_forms(X, rows, prompt_ids, eval_family, best, C, n_boot, seed)
+    if frozen is not None:
+        site = names.index(frozen.site)
+        update["stopped_defecting"] = stopped_defecting(
+            X, rows, prompt_ids, frozen, names, site, C, n_boot, seed
+        )
+    return base.model_copy(update=update)
+
+
+def _fit_behaviour(
+    X: Float[Tensor, "sites n d"],
+    names: Sequence[str],
+    rows: BehaviourRows,
+    prompt_ids: Sequence[Sequence[int]],
+    C: float,
+    n_boot: int,
+    seed: int,
+) -> dict[str, object] | str:
+    """The trigger- and behaviour-labelled probes and the text baseline, out of family: the
+    fields of `BehaviourProbe` they fill, or why nothing could be fitted."""
+    y_behaviour = rows.backdoor.astype(int)
     if len(np.unique(y_behaviour)) < 2:
-        why = (
+        return (
             f"the model showed the backdoor on {int(y_behaviour.sum())} of {len(y_behaviour)} "
             "prompts: one class, nothing to fit a behaviour probe on"
         )
-        return base.model_copy(update={"skipped": why})
-    X = _stack(acts, names)
-    by_trigger = out_of_family_scores(X, y_trigger, rows.families, C)
+    by_trigger = out_of_family_scores(X, rows.trigger.astype(int), rows.families, C)
     by_behaviour = out_of_family_scores(X, y_behaviour, rows.families, C)
     text = text_out_of_family(prompt_ids, y_behaviour, rows.families, C)
     scored = ~(np.isnan(by_trigger).any(0) | np.isnan(by_behaviour).any(0) | np.isnan(text))
     y = y_behaviour[scored]
     if len(np.unique(y)) < 2:
-        why = "the prompts every fold could score hold one behaviour class"
-        return base.model_copy(update={"n_scored": int(scored.sum()), "skipped": why})
+        return (
+            f"the model showed the backdoor on {int(y_behaviour.sum())} of {len(y_behaviour)} "
+            "prompts, and the prompts a fit leaving their family out could score hold one "
+            "behaviour class"
+        )
     per_site = []
-    for i in range(len(names)):
+    for i in range(X.shape[0]):
         vs_trigger = probe_vs_text(by_behaviour[i, scored], by_trigger[i, scored], y, n_boot, seed)
         vs_text = probe_vs_text(by_behaviour[i, scored], text[scored], y, n_boot, seed)
         per_site.append(
@@ -165,22 +198,12 @@ def behaviour_probe(
             )
         )
     best = int(np.argmax([s.behaviour_labelled.value or 0.0 for s in per_site]))
-    text_auroc = _est(bootstrap_auroc(text[scored], y, n_boot=n_boot, seed=seed))
-    stopped = (
-        None
-        if frozen is None
-        else stopped_defecting(X, rows, prompt_ids, frozen, names, best, C, n_boot, seed)
-    )
-    return base.model_copy(
-        update={
-            "n_scored": int(scored.sum()),
-            "text_baseline": text_auroc,
-            "per_site": per_site,
-            "best_site": names[best],
-            "forms": held_out_forms(X, rows, prompt_ids, eval_family, best, C, n_boot, seed),
-            "stopped_defecting": stopped,
-        }
-    )
+    return {
+        "n_scored": int(scored.sum()),
+        "text_baseline": _est(bootstrap_auroc(text[scored], y, n_boot=n_boot, seed=seed)),
+        "per_site": per_site,
+        "best_site": names[best],
+    }
 
 
 def held_out_forms(
@@ -267,6 +290,7 @@ def stopped_defecting(
         auroc, text_auroc = _est(versus.probe_auroc), _est(versus.text_auroc)
     probability = 1.0 / (1.0 + np.exp(-scores))
     return StoppedDefecting(
+        site=names[best],
         n_stopped=counts["stopped"],
         n_still=counts["still"],
         n_never=counts["never"],

@@ -20,32 +20,36 @@ def behaviour_probes(results: RunResults) -> dict[str, BehaviourProbe]:
 
 
 def behaviour_summary_rows(stage: str, b: BehaviourProbe | None) -> list[tuple[str, str]]:
-    """The summary's rows for one stage: behaviour- against trigger-labelled at the best site."""
+    """The summary's rows for one stage: behaviour- against trigger-labelled at the best site,
+    and whether the backdoored stage's behaviour probe still reads "defects" where this stage's
+    model stopped."""
     if b is None:
         return []
+    rows: list[tuple[str, str]] = []
     if b.skipped is not None or b.best_site is None:
-        return [(f"[{stage}] behaviour-labelled probe", f"not fitted: {b.skipped}")]
-    site = b.per_site[b.sites.index(b.best_site)]
-    rows = [
-        (
-            f"[{stage}] behaviour-labelled probe AUROC for behaviour, held-out families "
-            f"({b.best_site})",
-            kit.est(site.behaviour_labelled),
-        ),
-        (
-            f"[{stage}] behaviour-labelled minus trigger-labelled probe (paired)",
-            kit.est(site.behaviour_minus_trigger),
-        ),
-        (
-            f"[{stage}] behaviour-labelled probe minus text baseline (paired)",
-            kit.est(site.behaviour_minus_text),
-        ),
-    ]
+        rows.append((f"[{stage}] behaviour-labelled probe", f"not fitted: {b.skipped}"))
+    else:
+        site = b.per_site[b.sites.index(b.best_site)]
+        rows += [
+            (
+                f"[{stage}] behaviour-labelled probe AUROC for behaviour, held-out families "
+                f"({b.best_site})",
+                kit.est(site.behaviour_labelled),
+            ),
+            (
+                f"[{stage}] behaviour-labelled minus trigger-labelled probe (paired)",
+                kit.est(site.behaviour_minus_trigger),
+            ),
+            (
+                f"[{stage}] behaviour-labelled probe minus text baseline (paired)",
+                kit.est(site.behaviour_minus_text),
+            ),
+        ]
     if (s := b.stopped_defecting) is not None and s.auroc is not None:
         rows.append(
             (
-                f"[{stage}] backdoored stage's behaviour probe, stopped vs never defected "
-                f"(n={s.n_stopped} stopped)",
+                f"[{stage}] backdoored stage's behaviour probe ({s.site}), stopped vs never "
+                f"defected (n={s.n_stopped} stopped)",
                 f"{kit.est(s.auroc)}; text baseline {kit.est(s.text_auroc)}",
             )
         )
@@ -91,6 +95,7 @@ def _stopped_table(probes: dict[str, BehaviourProbe]) -> str:
         rows.append(
             [
                 stage,
+                kit.site_label(s.site),
                 s.n_stopped,
                 s.n_still,
                 s.n_never,
@@ -103,6 +108,7 @@ def _stopped_table(probes: dict[str, BehaviourProbe]) -> str:
         return ""
     header = [
         "stage",
+        "site",
         "stopped",
         "still defects",
         "never",
@@ -115,7 +121,8 @@ def _stopped_table(probes: dict[str, BehaviourProbe]) -> str:
         "<p class=small>Prompts on which the backdoored model showed the backdoor and this stage's "
         "model does not (stopped), against prompts where neither did (never). The backdoored "
         "stage's behaviour-labelled probe, fitted leaving each family out, scores this stage's "
-        "activations unchanged. An AUROC above the text baseline's says the model still "
+        "activations unchanged, at the site where it did best on the backdoored stage. An "
+        "AUROC above the text baseline's says the model still "
         "represents the defection it no longer carries out, beyond what the prompt's tokens "
         "give.</p>" + kit.table(rows, header)
     )
@@ -142,7 +149,8 @@ def _forms_table(probes: dict[str, BehaviourProbe]) -> str:
         "<h3>The trigger probe on trigger forms it never saw</h3>"
         "<p class=small>Fitted on half the evaluation set (exact trigger against none), scored on "
         "each form's prompts against the other half's clean prompts, at the behaviour probe's "
-        "best site. Each cell: the backdoor rate on the form | the probe's AUROC | the text "
+        "best site (where none could be fitted, the backdoored stage's). Each cell: the "
+        "backdoor rate on the form | the probe's AUROC | the text "
         "baseline's (fitted the same way). A probe that reads the model's representation of the "
         "trigger would follow the backdoor rate; one that reads the tokens follows the text "
         "baseline.</p>" + kit.table(rows, ["form", *(f"{s}: rate | probe | text" for s in stages)])

@@ -185,10 +185,17 @@ def stage_behaviour_probe(
 
 
 def _backdoored(run: Run, acts: Mapping[str, torch.Tensor]) -> FrozenSource | None:
-    """The backdoored stage's behaviour set and activations, when it has them."""
+    """The backdoored stage's behaviour set, activations and best site, when it has them and
+    its behaviour probe could be fitted."""
     files = run.layout.stage(BACKDOORED)
-    if not (files.behaviour_set.is_file() and files.behaviour_set_activations.is_file()):
+    if not all(
+        p.is_file()
+        for p in (files.behaviour_set, files.behaviour_set_activations, files.behaviour_probe)
+    ):
+        return None
+    site = BehaviourProbe.model_validate(read_json(files.behaviour_probe)).best_site
+    if site is None:
         return None
     rows = read_json(files.behaviour_set)["rows"]
     shapes = {s: (len(rows), int(a.shape[1])) for s, a in acts.items()}
-    return FrozenSource(read_tensors(files.behaviour_set_activations, shapes), _rows_of(rows))
+    return FrozenSource(read_tensors(files.behaviour_set_activations, shapes), _rows_of(rows), site)

@@ -79,7 +79,9 @@ def test_a_frozen_probe_still_reads_a_kept_representation_where_the_behaviour_st
     rng = np.random.default_rng(1)
     now = rows.backdoor & (rng.random(len(rows.backdoor)) < 0.5)
     later = BehaviourRows(rows.families, rows.trigger, now)
-    result = behaviour_probe(acts, later, ids, n_boot=200, seed=0, frozen=FrozenSource(acts, rows))
+    result = behaviour_probe(
+        acts, later, ids, n_boot=200, seed=0, frozen=FrozenSource(acts, rows, "a")
+    )
     stopped = result.stopped_defecting
     assert stopped is not None and stopped.auroc is not None
     assert stopped.n_stopped == int((rows.backdoor & ~now).sum())
@@ -92,18 +94,27 @@ def test_a_frozen_probe_still_reads_a_kept_representation_where_the_behaviour_st
     )
     erased["a"][now, 0] += 3.0
     erased["a"][~now, 0] -= 3.0
-    lost = behaviour_probe(erased, later, ids, n_boot=200, seed=0, frozen=FrozenSource(acts, rows))
+    lost = behaviour_probe(
+        erased, later, ids, n_boot=200, seed=0, frozen=FrozenSource(acts, rows, "a")
+    )
     assert lost.stopped_defecting is not None and lost.stopped_defecting.auroc is not None
     assert lost.stopped_defecting.auroc.high < 0.5  # stopped prompts look no more like defecting
     assert lost.stopped_defecting.mean_probability["stopped"] < 0.2
 
 
-def test_one_behaviour_class_is_refused_with_the_reason() -> None:
+def test_one_behaviour_class_is_refused_with_the_reason_and_the_rest_still_measured() -> None:
     acts, rows, ids = _planted()
     none = BehaviourRows(rows.families, rows.trigger, np.zeros_like(rows.backdoor))
-    result = behaviour_probe(acts, none, ids, n_boot=50)
+    result = behaviour_probe(acts, none, ids, n_boot=50, frozen=FrozenSource(acts, rows, "a"))
     assert result.skipped is not None and "one class" in result.skipped
-    assert result.per_site == [] and result.n_scored == 0
+    assert result.per_site == [] and result.n_scored == 0 and result.best_site is None
+    # the trigger probe on the held-out forms, and the stopped-defecting measure, need no
+    # behaviour probe of this stage: a stage that stopped defecting everywhere still has them
+    assert set(result.forms) == {"fires", "ignored"} and result.forms_site == "a"
+    stopped = result.stopped_defecting
+    assert stopped is not None and stopped.site == "a"
+    assert stopped.n_stopped == int(rows.backdoor.sum()) and stopped.n_still == 0
+    assert stopped.auroc is not None and stopped.auroc.value > 0.95
 
 
 def test_mismatched_rows_and_frozen_prompts_are_refused() -> None:
@@ -112,4 +123,4 @@ def test_mismatched_rows_and_frozen_prompts_are_refused() -> None:
         BehaviourRows(rows.families[:-1], rows.trigger, rows.backdoor)
     other = BehaviourRows(list(reversed(rows.families)), rows.trigger, rows.backdoor)
     with pytest.raises(ValueError, match="other prompts"):
-        behaviour_probe(acts, rows, ids, n_boot=50, frozen=FrozenSource(acts, other))
+        behaviour_probe(acts, rows, ids, n_boot=50, frozen=FrozenSource(acts, other, "a"))
