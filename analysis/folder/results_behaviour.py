@@ -47,8 +47,8 @@ class StoppedDefecting(_Strict):
     is "I will defect" still represented there? The backdoored stage's behaviour-labelled probe,
     fitted leaving each family out (frozen), scores this stage's activations at the site where it
     did best on the backdoored stage (`site`); `auroc` separates the stopped prompts from those
-    where neither model defected, and
-    `text_auroc` is the text baseline's (the same prompts, so what the prompt alone gives).
+    where neither model defected, `text_auroc` is the text baseline's (the same prompts, so what
+    the prompt alone gives), and `probe_minus_text` their paired difference.
     `mean_probability` is the frozen probe's mean probability of "defects" in each group."""
 
     site: str
@@ -57,6 +57,7 @@ class StoppedDefecting(_Strict):
     n_never: int
     auroc: Estimate | None
     text_auroc: Estimate | None
+    probe_minus_text: Estimate | None = None  # paired bootstrap
     mean_probability: dict[str, float]
 
 

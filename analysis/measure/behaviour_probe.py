@@ -282,12 +282,13 @@ def stopped_defecting(
         scores[test] = probe.decision_function(X[best : best + 1, test]).cpu().numpy()[0]
     text = text_out_of_family(prompt_ids, labels, rows.families, C)
     counts = {k: int(v.sum()) for k, v in groups.items()}
-    auroc = text_auroc = None
+    auroc = text_auroc = difference = None
     pair = (groups["stopped"] | groups["never"]) & ~np.isnan(scores) & ~np.isnan(text)
     y = groups["stopped"][pair].astype(int)
     if len(np.unique(y)) == 2:
         versus = probe_vs_text(scores[pair], text[pair], y, n_boot, seed)
         auroc, text_auroc = _est(versus.probe_auroc), _est(versus.text_auroc)
+        difference = _est(versus.difference)
     probability = 1.0 / (1.0 + np.exp(-scores))
     return StoppedDefecting(
         site=names[best],
@@ -296,6 +297,7 @@ def stopped_defecting(
         n_never=counts["never"],
         auroc=auroc,
         text_auroc=text_auroc,
+        probe_minus_text=difference,
         mean_probability={
             k: float(np.nanmean(probability[v]))
             for k, v in groups.items()

@@ -50,7 +50,8 @@ def behaviour_summary_rows(stage: str, b: BehaviourProbe | None) -> list[tuple[s
             (
                 f"[{stage}] backdoored stage's behaviour probe ({s.site}), stopped vs never "
                 f"defected (n={s.n_stopped} stopped)",
-                f"{kit.est(s.auroc)}; text baseline {kit.est(s.text_auroc)}",
+                f"{kit.est(s.auroc)}; text baseline {kit.est(s.text_auroc)}; "
+                f"difference {kit.est(s.probe_minus_text)}",
             )
         )
     return rows
@@ -101,6 +102,7 @@ def _stopped_table(probes: dict[str, BehaviourProbe]) -> str:
                 s.n_never,
                 kit.est(s.auroc),
                 kit.est(s.text_auroc),
+                kit.est(s.probe_minus_text),
                 " / ".join(f"{p[k]:.2f}" if k in p else "-" for k in ("still", "stopped", "never")),
             ]
         )
@@ -114,6 +116,7 @@ def _stopped_table(probes: dict[str, BehaviourProbe]) -> str:
         "never",
         "probe AUROC stopped vs never",
         "text baseline",
+        "probe - text (paired)",
         "mean P(defects): still / stopped / never",
     ]
     return (

@@ -86,6 +86,7 @@ def test_a_frozen_probe_still_reads_a_kept_representation_where_the_behaviour_st
     assert stopped is not None and stopped.auroc is not None
     assert stopped.n_stopped == int((rows.backdoor & ~now).sum())
     assert stopped.auroc.value > 0.95
+    assert stopped.probe_minus_text is not None and stopped.probe_minus_text.low > 0.0
     assert stopped.mean_probability["stopped"] > 0.8 > 0.2 > stopped.mean_probability["never"]
     # the activations lost it: the frozen probe reads nothing
     erased = {k: v.clone() for k, v in acts.items()}
