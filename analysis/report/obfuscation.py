@@ -27,6 +27,17 @@ from analysis.report import kit
 DETECTED_FROM = 0.5  # recall at the calibrated threshold at or above which a detector still works
 
 
+# the columns of both detector tables (last prompt token, and pooled over the reply)
+_DETECTOR_HEADER = (
+    "detector",
+    "before the attack",
+    "frozen, after",
+    "refit, after",
+    "verdict at the attacked site",
+    "frozen, its best other site",
+)
+
+
 def survives(frozen: EvasionCell, refit: EvasionCell) -> str:
     """A detector's verdict at a site: "survives" (its frozen recall is at least 50%), "evaded,
     refit catches it" (frozen below, refit at least 50%), or "evaded" (both below)."""
@@ -184,14 +195,7 @@ def obfuscation_section(results: RunResults, figures: kit.Figures) -> str:
         f"{kit.rate(b.false_trigger_rate)}, helpfulness {kit.rate(b.helpfulness)}.</p>",
         kit.table(
             detector_rows(ob),
-            (
-                "detector",
-                "before the attack",
-                "frozen, after",
-                "refit, after",
-                "verdict at the attacked site",
-                "frozen, its best other site",
-            ),
+            _DETECTOR_HEADER,
         ),
     ]
     if ob.reply_detectors:
@@ -202,14 +206,7 @@ def obfuscation_section(results: RunResults, figures: kit.Figures) -> str:
             "recall is at the threshold set on its trigger-free training replies.</p>",
             kit.table(
                 reply_rows(ob),
-                (
-                    "detector",
-                    "before the attack",
-                    "frozen, after",
-                    "refit, after",
-                    "verdict at the attacked site",
-                    "frozen, its best other site",
-                ),
+                _DETECTOR_HEADER,
             ),
         ]
     parts.append(figures.html(per_layer_figure(ob)))
