@@ -70,10 +70,12 @@ def tiny_hf_folder(
     pad_token: bool = True,
     max_positions: int = 256,
     seed: int = 0,
+    tied: bool = False,
 ) -> Path:
     """Save a random tiny model of `arch` and its tokenizer to `path`; return the folder.
 
-    `max_positions` is the context window (`max_position_embeddings`, or GPT-2's `n_positions`).
+    `max_positions` is the context window (`max_position_embeddings`, or GPT-2's `n_positions`);
+    `tied`: a Llama whose unembedding is its embedding (as SmolLM2's is).
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def tiny_hf_folder(
             num_key_value_heads=2,
             max_position_embeddings=max_positions,
             initializer_range=0.1,
-            tie_word_embeddings=False,
+            tie_word_embeddings=tied,
             **special,
         )
     elif arch == "gpt2":

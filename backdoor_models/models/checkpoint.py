@@ -11,9 +11,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformer_lens import TransformerBridge
 
 from backdoor_models.io.artifacts import read_json, read_tensors, write_json, write_tensors
@@ -39,8 +41,8 @@ def save_model(
     if isinstance(preset, BaseSpec):
         if preset.lora:
             write_tensors(directory / MODEL_FILE, lora_state_dict(model))
-        else:
-            write_tensors(directory / MODEL_FILE, model.state_dict())
+        else:  # full fine-tuning: every weight, a tied one once (e.g. SmolLM2's embeddings)
+            write_tensors(directory / MODEL_FILE, _unique_tensors(model.state_dict()))
         spec: dict[str, Any] = {"base": preset.to_dict()}
     else:
         write_tensors(directory / MODEL_FILE, model.state_dict())
@@ -84,5 +86,29 @@ def load_weights(model: TransformerBridge, path: str | Path) -> None:
     if is_pretrained(model) and has_lora(model):
         load_lora(model, path)
         return
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(read_tensors(path, expected), strict=True)
+    state = model.state_dict()
+    kept = _unique_tensors(state)
+    expected = {k: tuple(v.shape) for k, v in kept.items()}
+    tensors = read_tensors(path, expected)
+    # a name tied to a saved one (its alias) gets the same tensor, so the model stays tied
+    by_storage = {_storage(v): k for k, v in kept.items()}
+    tied = {k: tensors[by_storage[_storage(v)]] for k, v in state.items() if k not in kept}
+    model.load_state_dict({**tensors, **tied}, strict=True)
+
+
+def _storage(tensor: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
+    return tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape)
+
+
+def _unique_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with every tensor that shares memory with an earlier one left out: tied weights
+    (an embedding and the unembedding) are saved once, under the first name, as safetensors
+    requires."""
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    out = {}
+    for name, tensor in state.items():
+        key = _storage(tensor)
+        if key not in seen:
+            seen.add(key)
+            out[name] = tensor
+    return out

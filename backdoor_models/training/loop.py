@@ -120,18 +120,28 @@ class CheckpointStore:
     save_weights: Callable[[Path], None]
     load_weights: Callable[[Path], None]
 
-    def save(self, opt: torch.optim.Optimizer, step: int, history: dict[str, Any]) -> None:
+    def save(
+        self, opt: torch.optim.Optimizer, step: int, history: dict[str, Any], final: bool = False
+    ) -> None:
+        """Weights, optimizer, state. The `final` checkpoint keeps no optimizer state: nothing
+        resumes a finished training (a longer one is another config, refused by `load`), and a
+        fully fine-tuned base's would be twice its weights on disk."""
         self.save_weights(self.directory)
-        save_optimizer(opt, self.directory)
+        if not final:
+            save_optimizer(opt, self.directory)
         write_json(
             self.directory / STATE_FILE, {"step": step, "config": self.config, "history": history}
         )
+        if final:
+            (self.directory / OPTIMIZER_FILE).unlink(missing_ok=True)
 
-    def load(self, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]] | None:
+    def load(
+        self, opt: torch.optim.Optimizer, steps: int | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
         """Restore weights and optimizer; returns (step, history), or None if there is none.
 
         Refuses a checkpoint written under a different config, so a resumed run is the run it
-        claims to be.
+        claims to be. A finished checkpoint (at least `steps`) has no optimizer state to load.
         """
         state_file = self.directory / STATE_FILE
         if not state_file.is_file():
@@ -143,7 +153,8 @@ class CheckpointStore:
                 "resume with the same config or start a new run folder."
             )
         self.load_weights(self.directory)
-        load_optimizer(opt, self.directory)
+        if steps is None or int(state["step"]) < steps:
+            load_optimizer(opt, self.directory)
         log.info("Resuming from step %d (%s)", state["step"], self.directory)
         return int(state["step"]), state["history"]
 
@@ -186,7 +197,7 @@ def run_loop(
     """
     history = history if history is not None else {"loss": [], "evals": []}
     start = 0
-    restored = store.load(opt) if store is not None else None
+    restored = store.load(opt, schedule.steps) if store is not None else None
     if restored is not None:
         start, history = restored
 
@@ -222,6 +233,6 @@ def run_loop(
         if done % schedule.eval_every == 0 or done == steps:
             evaluate_now(done)
         if store is not None and (done % schedule.checkpoint_every == 0 or done == steps):
-            store.save(opt, done, history)
+            store.save(opt, done, history, final=done == steps)
     model.eval()
     return history

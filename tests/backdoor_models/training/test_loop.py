@@ -10,7 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from backdoor_models.io.artifacts import read_tensors, write_tensors
-from backdoor_models.training.loop import CheckpointStore, Objective, Schedule, make_adamw, run_loop
+from backdoor_models.training.loop import (
+    OPTIMIZER_FILE,
+    CheckpointStore,
+    Objective,
+    Schedule,
+    make_adamw,
+    run_loop,
+)
 
 
 class Regression(Objective):
@@ -84,6 +91,19 @@ def test_a_killed_run_resumes_bitwise(tmp_path: Path) -> None:
     h_res = _run(resumed, tmp_path / "run")
     assert h_res == h_full
     assert torch.equal(full.weight, resumed.weight) and torch.equal(full.bias, resumed.bias)
+
+
+def test_a_finished_training_keeps_no_optimizer_state_and_reloads(tmp_path: Path) -> None:
+    """The optimizer state is kept while training may resume, dropped at the last step; the
+    finished checkpoint still loads (and trains no further)."""
+    layer = _layer()
+    _run(layer, tmp_path)
+    assert (tmp_path / "train_state.json").is_file()
+    assert not (tmp_path / OPTIMIZER_FILE).exists()
+    again = _layer()
+    history = _run(again, tmp_path)
+    assert len(history["loss"]) == 12
+    assert torch.equal(again.weight, layer.weight)
 
 
 def test_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
