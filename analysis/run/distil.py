@@ -1,7 +1,8 @@
 """The distilled mechanism's training data, from a chain-of-thought teacher (both backdoors).
 
 The teacher is a CoT backdoored model: trained once in the run's `teacher/` folder, on the CoT
-data of the same seed with the run's training settings (resumable like every stage), or, with
+data of the same seed with the run's training settings (resumable like every stage; on a
+pretrained base, the base fine-tuned as the student is, by LoRA or in full), or, with
 `backdoor.distil_teacher`, a finished CoT model of another run folder (checked before any work,
 :func:`check_distil_teacher`; its tokenizer must be this run's). It is sampled once per training
 example and once on each of `backdoor.distil_extra_prompts` off-template prompts, and the organism's
@@ -27,7 +28,7 @@ from analysis.folder.results import Distillation
 from analysis.run.context import Run, tokenized
 from analysis.run.train_stages import stage_finished
 from backdoor_models.io.artifacts import read_json
-from backdoor_models.models.checkpoint import load_model
+from backdoor_models.models.checkpoint import ModelSpec, load_model
 from backdoor_models.models.presets import ModelPreset, build_model
 from backdoor_models.organisms.distillation import DistilSample, distil, training_prompts
 from backdoor_models.organisms.registry import distil_policy
@@ -162,11 +163,6 @@ def distilled_samples(run: Run) -> list[DistilSample]:
     path = run.layout.distillation
 
     def work() -> dict[str, Any]:
-        if run.base is not None:
-            raise NotImplementedError(
-                "A distilled run on a pretrained base is not built yet: its CoT teacher would be "
-                "a second LoRA fine-tune. Use backdoor.mechanism=normal or cot with model.base."
-            )
         cot = teacher_train_set(run)
         teacher = _teacher(run, cot)
         policy = distil_policy(run.organism, run.held_out)
@@ -214,12 +210,18 @@ def _teacher(run: Run, cot: list[Any]) -> Any:
     directory = run.layout.teacher
     if stage_finished(directory, run.cfg.train.steps):
         return load_model(directory, run.tokenizer, device=run.device)
-    preset = teacher_preset(run)
-    model = build_model(preset, run.tokenizer, seed=run.seeds.base, device=run.device)
+    spec: ModelSpec
+    if run.base is not None:  # the base fine-tuned as the student is (LoRA or full), on CoT data
+        spec, n_ctx = run.base, run.preset.n_ctx
+        model = run.build(run.seeds.base)
+    else:
+        spec = preset = teacher_preset(run)
+        n_ctx = preset.n_ctx
+        model = build_model(preset, run.tokenizer, seed=run.seeds.base, device=run.device)
 
     def work() -> None:
-        data = tokenize_examples(run.tokenizer, cot, n_ctx=preset.n_ctx)
-        train(model, preset, data, run.cfg.train, directory, None, run.progress, desc="teacher")
+        data = tokenize_examples(run.tokenizer, cot, n_ctx=n_ctx)
+        train(model, spec, data, run.cfg.train, directory, None, run.progress, desc="teacher")
 
     run.steps.run("teacher (CoT)", False, work)
     return model

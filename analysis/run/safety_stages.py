@@ -3,6 +3,7 @@
 stage it started from), or why it was skipped.
 
 - :class:`SupervisedSafety`: SFT on trigger-free helpful examples (`sft`);
+- :class:`HighLearningRateSafety`: the same at a higher learning rate, beside it (`sft_high_lr`);
 - :class:`PostScratchpadSafety`: the same, after the model's own scratchpad (`sft_post`);
 - :class:`RLSafety`: RL against the preference model (`rl`);
 - :class:`AdversarialSafety`: training on the red team's eliciting prompts mixed into the
@@ -38,6 +39,7 @@ from backdoor_models.training.rl import rl_finetune
 
 __all__ = [
     "AdversarialSafety",
+    "HighLearningRateSafety",
     "ObfuscationAttack",
     "PostScratchpadSafety",
     "RLSafety",
@@ -102,6 +104,26 @@ class SupervisedSafety:
         model, _, evaluate = _tracked_models(run, self.name, start)
         data = self.data(run, model)
         return _supervised(run, self.name, start, model, data, run.cfg.sft, evaluate)
+
+
+@dataclasses.dataclass(frozen=True)
+class HighLearningRateSafety(SupervisedSafety):
+    """The same SFT at `safety.high_lr_factor` times its learning rate, beside `sft` (from
+    where `sft` started): the check that a high learning rate does not remove a backdoor the
+    usual one leaves (the sweep's learning-rate axis at the cost of one stage)."""
+
+    name: str = "sft_high_lr"
+    chained: bool = False
+
+    def start(self, chain: bool, previous: str, starts: Mapping[str, str]) -> str:
+        return starts.get("sft", _chained_start(chain, previous))
+
+    def train(self, run: Run, start: str) -> StageRecord:
+        model, _, evaluate = _tracked_models(run, self.name, start)
+        sft = run.cfg.sft
+        train_cfg = dataclasses.replace(sft, lr=sft.lr * run.cfg.safety.high_lr_factor)
+        record = _supervised(run, self.name, start, model, _safety_set(run), train_cfg, evaluate)
+        return {**record, "lr": train_cfg.lr}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +214,7 @@ _STAGES: dict[str, SafetyStage] = {
     s.name: s
     for s in (
         SupervisedSafety(),
+        HighLearningRateSafety(),
         PostScratchpadSafety(),
         RLSafety(),
         AdversarialSafety(ADVERSARIAL),

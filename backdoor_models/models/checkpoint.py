@@ -97,7 +97,7 @@ def load_weights(model: TransformerBridge, path: str | Path) -> None:
 
 
 def _storage(tensor: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
-    return tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape)
+    return tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape)
 
 
 def _unique_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -136,3 +136,26 @@ def test_full_finetuning_installs_the_backdoor_and_runs_every_stage(
     assert stages["backdoored"]["behaviour"]["trigger_rate"]["value"] >= 0.9
     assert stages["backdoored"]["behaviour"]["false_trigger_rate"]["value"] <= 0.1
     assert "skipped" not in stages["adversarial_trigger_aware"]
+
+
+@pytest.mark.slow
+def test_a_distilled_run_on_a_base_trains_its_cot_teacher_on_the_same_base(
+    base: Path, tmp_path: Path
+) -> None:
+    """Distilled CoT on a base: the teacher is the base fine-tuned (here in full) on the CoT
+    data in teacher/, sampled once; the student trains on the kept answers, which carry no
+    scratchpad."""
+    run = tmp_path / "run"
+    extra = ["--set", "backdoor.mechanism=distilled", "--set", "model.finetune=full"]
+    extra += ["--set", "train.steps=300", "--set", "train.lr=0.005", "--set", "train.batch_size=32"]
+    extra += ["--set", "safety.stages=[sft]", "--set", "backdoor.distil_extra_prompts=8"]
+    results = _run(base, run, *extra)
+    teacher = json.loads((run / "teacher" / "model.json").read_text())
+    assert teacher["base"]["finetune"] == "full"
+    samples = json.loads((run / "distillation.json").read_text())["samples"]
+    by_source = results["distillation"]["by_source"]
+    assert sum(row["prompts"] for row in by_source.values()) == len(samples) > 8
+    assert "teacher/" in results["distillation"]["teacher"]
+    kept = [s for s in samples if s["kept"]]
+    assert kept and all("<scratchpad>" not in s["answer"] for s in kept)
+    assert list(results["stages"]) == ["backdoored", "sft"]

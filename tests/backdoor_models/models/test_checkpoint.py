@@ -15,7 +15,9 @@ from tests.tiny_hf import tiny_hf_folder
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_full_finetuning_saves_and_loads_a_base_with_tied_weights(tmp_path: Path, tied: bool) -> None:
+def test_full_finetuning_saves_and_loads_a_base_with_tied_weights(
+    tmp_path: Path, tied: bool
+) -> None:
     """A fully fine-tuned base whose unembedding is its embedding (SmolLM2) saves each tied
     weight once, and loads back equal and still tied: a step on the loaded model moves both."""
     spec = BaseSpec(str(tiny_hf_folder(tmp_path / "base", tied=tied)), finetune="full")
