@@ -40,10 +40,15 @@ def _check_shrinkage(shrinkage: float) -> float:
 def _shrunk_covariance(
     centred: Float[Tensor, "layers n d"], dof: int, shrinkage: float
 ) -> Float[Tensor, "layers d d"]:
-    """``(1-α) Σ + α (tr Σ / d) I`` with ``Σ = centredᵀ centred / dof`` per layer."""
+    """``(1-α) Σ + α (tr Σ / d) I`` with ``Σ = centredᵀ centred / dof`` per layer.
+
+    A layer whose features are all constant (``tr Σ = 0``: e.g. a rotary model's embedding
+    at a prompt's last token, the same token in every prompt) shrinks towards ``I`` instead,
+    so that with ``α > 0`` it is invertible and scores every example alike."""
     d = centred.shape[-1]
     cov = torch.einsum("lnd,lne->lde", centred, centred) / dof
     target = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1) / d
+    target = torch.where(target > 0, target, torch.ones_like(target))
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
     return (1.0 - shrinkage) * cov + shrinkage * target[:, None, None] * eye
 

@@ -174,6 +174,26 @@ def test_input_errors(planted: Planted) -> None:
         MahalanobisDetector(shrinkage=0.0).fit(planted.X_train[:, :10])  # n < d
 
 
+def test_a_constant_layer_scores_every_example_alike_beside_the_others(planted: Planted) -> None:
+    """A layer whose features never vary (a rotary model's embedding at a prompt's fixed last
+    token) has a zero covariance: shrunk towards I it is invertible, its scores are constant
+    (AUROC 0.5), and the other layers are fitted exactly as without it."""
+    X_train, X_test = planted.X_train.copy(), planted.X_test.copy()
+    X_train[0], X_test[0] = 1.5, 1.5
+    lda = LDAProbe().fit(X_train, planted.y_train)
+    alone = LDAProbe().fit(planted.X_train[1:], planted.y_train)
+    torch.testing.assert_close(lda.coef_[1:], alone.coef_)
+    assert torch.count_nonzero(lda.coef_[0]) == 0
+    clean = X_train[:, planted.y_train == 0]
+    maha = MahalanobisDetector().fit(clean)
+    for detector in (lda, maha):
+        scores = detector.decision_function(X_test)
+        assert torch.unique(scores[0]).numel() == 1
+        assert float(detector.score(X_test, planted.y_test)[0]) == 0.5
+    with pytest.raises(ValueError, match="singular"):  # no shrinkage: still refused
+        LDAProbe(shrinkage=0.0).fit(X_train, planted.y_train)
+
+
 @pytest.mark.parametrize(
     "detector",
     [
