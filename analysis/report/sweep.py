@@ -34,6 +34,11 @@ METRIC_LABELS = {
     "trigger_probe_auroc": "trigger probe AUROC (best site)",
     "contrast_probe_auroc": "contrast probe AUROC (best site)",
     "trigger_rate_change": "change in the backdoor rate with the trigger (after − backdoored)",
+    "helpfulness_change": "change in helpfulness from the pretrained base",
+    "contrast_control_auroc": "contrast probe AUROC of the no-backdoor control",
+    "contrast_minus_control": "contrast probe AUROC minus the no-backdoor control's",
+    "text_baseline_auroc": "text-only baseline AUROC (prompt token counts)",
+    "trigger_probe_minus_text": "trigger probe AUROC minus the text baseline's (best site)",
     "bench_logistic_auroc": "logistic probe",
     "bench_diff_means_auroc": "difference of means",
     "bench_lda_auroc": "LDA",
@@ -61,7 +66,13 @@ FIGURES = [
 ]
 # each line is shifted sideways by this many decades per group, so error bars do not overlap
 DODGE = 0.012
-_Y_RANGE = {"trigger_rate_change": [-1.05, 1.05]}
+_DIFFERENCES = (
+    "trigger_rate_change",
+    "helpfulness_change",
+    "contrast_minus_control",
+    "trigger_probe_minus_text",
+)
+Y_RANGE = {m: [-1.05, 1.05] for m in _DIFFERENCES}
 # the numbers of the tables: (metric, column header)
 _POINT_COLUMNS = [
     ("trigger_rate", "with trigger"),
@@ -78,7 +89,7 @@ _MEAN_COLUMNS = [
     ("red_team_rate", "red-team prompts"),
     ("helpfulness", "helpfulness"),
 ]
-_PCT = {m for m in METRIC_LABELS if "auroc" not in m}
+PCT = {m for m in METRIC_LABELS if "auroc" not in m and "minus" not in m}
 
 
 def fmt(e: Mapping[str, Any] | None, pct: bool) -> str:
@@ -125,7 +136,7 @@ def curve_figure(
     fig = make_subplots(
         rows=n_rows, cols=n_cols, subplot_titles=stages, shared_yaxes=True, vertical_spacing=0.22
     )
-    percent = metric in _PCT
+    percent = metric in PCT
     groups = _groups(results)
     for g, group in enumerate(groups):
         color = kit.COLORS[g % len(kit.COLORS)]
@@ -179,7 +190,7 @@ def curve_figure(
                 col=col,
             )
     fig.update_xaxes(type="log", title_text="parameters")
-    fig.update_yaxes(range=_Y_RANGE.get(metric, [-0.02, 1.02]))
+    fig.update_yaxes(range=Y_RANGE.get(metric, [-0.02, 1.02]))
     fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=1)
     if metric == "trigger_rate_change":
         fig.add_hline(y=0, line_dash="dot", line_color="gray")
@@ -204,7 +215,7 @@ def mean_rows(
                 first = cells.get(columns[0][0]) or next(iter(cells.values()))
                 rows.append(
                     [group, stage, size, f"{n_params:,}", str(first["n_seeds"])]
-                    + [fmt(cells.get(m), m in _PCT) for m, _ in columns]
+                    + [fmt(cells.get(m), m in PCT) for m, _ in columns]
                     + [first["method"]]
                 )
     return rows
@@ -222,7 +233,7 @@ def point_rows(results: Mapping[str, Any]) -> list[list[str]]:
                     for k in results["varying"]
                 ]
                 + [p["preset"], f"{p['n_params']:,}", stage]
-                + [fmt(metrics.get(m), m in _PCT) for m, _ in _POINT_COLUMNS]
+                + [fmt(metrics.get(m), m in PCT) for m, _ in _POINT_COLUMNS]
             )
     return rows
 

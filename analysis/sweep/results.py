@@ -1,5 +1,7 @@
 """The schema of `sweep.json`: typed models of what `analysis.sweep.aggregate` computes from a
-sweep's run folders (and `analysis.report.sweep` renders, from their JSON alone)."""
+sweep's run folders (and `analysis.report.sweep` renders, from their JSON alone): each finished
+point's numbers, curves over model size, curves over each factor (`analysis.sweep.factors`), each
+group's means per stage, and the SFT learning-rate view."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from analysis.sweep.spec import Value
 
 CHANGE = "trigger_rate_change"  # after a safety stage minus the backdoored model
 PERSISTENCE_METRICS = ("trigger_rate", CHANGE)
+# differences of two estimates: they live in [-1, 1], the other metrics in [0, 1]
+DIFFERENCES = (CHANGE, "helpfulness_change", "contrast_minus_control", "trigger_probe_minus_text")
 
 
 class _Model(BaseModel):
@@ -27,6 +31,14 @@ class StageMetrics(_Model):
     trigger_probe_auroc: Estimate | None = None  # best site's held-out AUROC
     contrast_probe_auroc: Estimate | None = None  # the contrast-pair probe's best AUROC
     trigger_rate_change: Estimate | None = None  # after this safety stage minus backdoored
+    # a pretrained base's: helpfulness minus the base's before backdoor training (at backdoored,
+    # results.json's capability_cost, paired by prompt; at other stages by MOVER)
+    helpfulness_change: Estimate | None = None
+    contrast_control_auroc: Estimate | None = None  # the contrast probe of the no-backdoor control
+    contrast_minus_control: Estimate | None = None  # the contrast probe's best minus the control's
+    text_baseline_auroc: Estimate | None = None  # the trigger probe's text-only baseline
+    # the best site's trigger probe minus the text baseline (results.json's paired bootstrap)
+    trigger_probe_minus_text: Estimate | None = None
     # the detector benchmark over the sweep's runs (bench/bench.json): each detector's best
     # held-out AUROC at this stage (any site and position), so that curves pool it over seeds
     bench_logistic_auroc: Estimate | None = None
@@ -48,6 +60,9 @@ class PointResult(_Model):
     preset: str  # results.json's model.preset (a preset name, or "base:NAME (lora|full)")
     n_params: int
     stages: dict[str, StageMetrics]
+    # each SFT stage's learning rate (sft: the config's sft.lr; a stage that records its own,
+    # as sft_high_lr does, that one)
+    learning_rates: dict[str, float] = {}
 
 
 class UnfinishedPoint(_Model):
@@ -88,6 +103,67 @@ class Curve(_Model):
     points: list[CurvePoint]
 
 
+class SeedMean(_Model):
+    """The mean over seeds of one metric with its 95% interval (see `method`), and each seed's
+    value."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n_seeds: int
+    method: str
+    seeds: list[SeedValue]
+
+
+class Factor(_Model):
+    """Settings keys that vary together and make one x axis (e.g. model.finetune with
+    model.lora_rank: "LoRA r16", "full")."""
+
+    name: str
+    keys: list[str]
+    values: list[str]  # its x values as labels, in the order the sweep lists them
+    declared: bool  # named in the sweep file's `factors:` (else found from the points)
+
+
+class FactorPoint(SeedMean):
+    x: str  # the factor's value (one of Factor.values)
+
+
+class FactorCurve(_Model):
+    """One metric at one stage against one factor, for one combination of the other settings."""
+
+    factor: str
+    line: str  # the other non-seed settings, as text ("all points" when none vary)
+    line_settings: dict[str, Value]
+    metric: str
+    stage: str
+    points: list[FactorPoint]  # in the factor's order
+
+
+class GroupStage(_Model):
+    """One group of points (all their non-seed settings) at one stage: each metric's mean over
+    the group's seeds."""
+
+    group: str
+    settings: dict[str, Value]
+    stage: str
+    metrics: dict[str, SeedMean]
+
+
+class LearningRatePoint(SeedMean):
+    stage: str  # sft or sft_high_lr
+    lr: float
+
+
+class LearningRateLine(_Model):
+    """One group's metric after SFT at each learning rate it ran (runs with both SFT stages)."""
+
+    group: str
+    settings: dict[str, Value]
+    metric: str
+    points: list[LearningRatePoint]  # by learning rate, ascending
+
+
 class SweepResults(_Model):
     """What `sweep.json` holds."""
 
@@ -106,3 +182,7 @@ class SweepResults(_Model):
     persistence: list[Curve]  # PERSISTENCE_METRICS at the safety stages (a view of `curves`)
     interval_note: str
     bench_report: str | None = None  # bench/bench.html, relative, when bench/bench.json exists
+    factors: list[Factor] = []  # declared, or (with no size axis) found from the points
+    factor_curves: list[FactorCurve] = []  # every metric at every stage against each factor
+    groups: list[GroupStage] = []  # each group of non-seed settings at each stage
+    learning_rate: list[LearningRateLine] = []  # PERSISTENCE_METRICS after sft and sft_high_lr

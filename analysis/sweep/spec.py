@@ -12,6 +12,8 @@ grid:                                # every combination of these values
 points:                              # optional: explicit settings, each crossed with the grid
   - {train.steps: 600}
 resources: {cpus: 1, gpus: 0, retries: 2}   # per run (Ray), and torch threads per run
+factors:                             # optional: the aggregate's x axes (analysis.sweep.factors)
+  fine-tuning: [model.finetune, model.lora_rank]
 ```
 
 Each point's folder is named by its settings (`model.preset=tiny,seed=0,...`). Every point's
@@ -39,7 +41,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from analysis.config import RunConfig, load_config
 from analysis.config.errors import ConfigError
 
-__all__ = ["Resources", "SweepPoint", "SweepSpec", "expand", "load_sweep", "validate_points"]
+__all__ = [
+    "Resources",
+    "SweepPoint",
+    "SweepSpec",
+    "check_factors",
+    "expand",
+    "is_seed_key",
+    "load_sweep",
+    "validate_points",
+]
 
 Scalar = str | int | float | bool | None
 Value = Scalar | list[Scalar]
@@ -65,6 +76,42 @@ class SweepSpec(BaseModel):
         default_factory=list, description="explicit settings, each crossed with the grid"
     )
     resources: Resources = Field(default_factory=Resources)
+    factors: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="the aggregate's x axes: name -> the settings keys that vary together",
+    )
+
+
+def is_seed_key(key: str) -> bool:
+    """A setting that only changes the seed (its points are repeats of one experiment)."""
+    return key == "seed" or key.endswith(".seed")
+
+
+def check_factors(spec: SweepSpec, source: str = "the sweep") -> None:
+    """Refuse, in one ConfigError, factors that name no key, a key that neither the grid nor
+    any point sets, a seed, or a key of another factor."""
+    known = set(spec.grid) | {k for point in spec.points for k in point}
+    problems: list[str] = []
+    owner: dict[str, str] = {}  # key -> the factor that names it
+    for name, keys in spec.factors.items():
+        if not keys:
+            problems.append(f"factors.{name}: names no setting; give one key or more")
+        for key in keys:
+            if key not in known:
+                where = ", ".join(sorted(known)) or "none"
+                problems.append(
+                    f"factors.{name}: {key!r} is neither a grid axis nor a key of any point "
+                    f"(the sweep varies: {where})"
+                )
+            elif is_seed_key(key):
+                problems.append(
+                    f"factors.{name}: {key!r} is a seed; the aggregate averages over seeds"
+                )
+            elif key in owner:
+                problems.append(f"factors.{name}: {key!r} is already in factor {owner[key]!r}")
+            owner.setdefault(key, name)
+    if problems:
+        raise ConfigError(problems, source)
 
 
 @dataclass(frozen=True)
@@ -181,6 +228,7 @@ def load_sweep(path: str | Path | None) -> SweepSpec:
             for e in err.errors()
         ]
         raise ConfigError(problems, str(path)) from None
+    check_factors(spec, str(path))
     if spec.config is not None and not Path(spec.config).is_absolute():
         # a config named in the sweep file is read relative to that file
         spec = spec.model_copy(update={"config": str(path.parent / spec.config)})
