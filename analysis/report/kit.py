@@ -128,8 +128,16 @@ def export_png(figures: Sequence[go.Figure], folder: str | Path, scale: float = 
         paths.append(out / f"{i:02d}-{slug}.png")
     import plotly.io as pio
 
+    # a figure that sets its width is drawn at its own size; the others at plotly's default
+    sizes = [(f.layout.width, f.layout.height) if f.layout.width else (None, None) for f in figures]
     try:  # one browser for every figure
-        pio.write_images(list(figures), paths, scale=scale)
+        pio.write_images(
+            list(figures),
+            paths,
+            scale=scale,
+            width=[w for w, _ in sizes],
+            height=[h for _, h in sizes],
+        )
     except (RuntimeError, ValueError, OSError) as err:
         raise InputError(
             f"Could not export the figures to {out} with kaleido ({err}). It needs Chrome or "

