@@ -1,7 +1,7 @@
 """Batched detectors beyond logistic regression: mass-mean, LDA, Mahalanobis, random baseline.
 
 Every estimator takes activations of shape ``[layers, n, d]`` (torch or numpy) and works on
-all layers at once (batched einsum / ``torch.linalg.solve``, no Python loop over layers).
+all layers at once (batched einsum / Cholesky solves, no Python loop over layers).
 Scores are float64 tensors of shape ``[layers, n]``; higher = trigger / anomaly (label 1).
 
 - :class:`DiffMeansProbe`: direction = mean(class 1) - mean(class 0).
@@ -60,6 +60,11 @@ def _solve(
 
     Singular means an eigenvalue at or below ``d · eps · λ_max`` (rounding makes an exactly
     rank-deficient matrix look invertible to ``solve``, so the spectrum is checked first).
+    The solve is Cholesky's (the covariance is symmetric positive definite once checked), not
+    the batched LU of ``torch.linalg.solve``: on torch 2.13's CPU build with MKL, that returns
+    wrong solutions (or fails on its pivots) for a batch of matrices wider than about 128 once
+    the process has called ``torch.set_num_threads`` with two threads or more, as the probe
+    fits do (``probes._threads``).
     """
     eigenvalues = torch.linalg.eigvalsh(cov)
     floor = cov.shape[-1] * torch.finfo(cov.dtype).eps * eigenvalues[:, -1].clamp(min=0.0)
@@ -70,7 +75,14 @@ def _solve(
             f"The {what} covariance is singular on layers {layers} (constant features or "
             f"n <= d); increase shrinkage (> 0) or pass more examples."
         )
-    return torch.linalg.solve(cov, rhs)
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if bool((info > 0).any()):
+        layers = torch.nonzero(info > 0).flatten().tolist()
+        raise ValueError(
+            f"The {what} covariance is not positive definite on layers {layers}; increase "
+            f"shrinkage (> 0) or pass more examples."
+        )
+    return torch.cholesky_solve(rhs, factor)
 
 
 class _LayerwiseDetector(BaseEstimator):  # type: ignore[misc]

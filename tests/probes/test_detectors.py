@@ -133,6 +133,37 @@ def test_mahalanobis_flags_shifted_cloud_and_refuses_positives(planted: Planted)
     np.testing.assert_allclose(detector.decision_function(X)[0, :5].numpy(), expected, rtol=1e-8)
 
 
+def test_wide_layers_are_solved_right_after_the_thread_count_is_set() -> None:
+    """torch 2.13's batched LU (MKL) solves a batch of wide matrices wrongly once
+    `torch.set_num_threads` has been called with two threads (as every probe fit does): LDA's
+    and Mahalanobis's solves must match numpy's, layer by layer, after such a call."""
+    rng = np.random.default_rng(5)
+    n_layers, n, d = 3, 120, 300
+    X = rng.normal(size=(n_layers, n, d)) * rng.uniform(0.5, 2.0, size=(n_layers, 1, d))
+    y = np.tile([0, 1], n // 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lda = LDAProbe().fit(X, y)
+        maha = MahalanobisDetector().fit(X[:, y == 0])
+    finally:
+        torch.set_num_threads(threads)
+    for layer in range(n_layers):
+        centred = X[layer] - np.where(
+            y[:, None] == 1, X[layer, y == 1].mean(0), X[layer, y == 0].mean(0)
+        )
+        cov = centred.T @ centred / (n - 2)
+        shrunk = 0.9 * cov + 0.1 * np.trace(cov) / d * np.eye(d)
+        gap = X[layer, y == 1].mean(0) - X[layer, y == 0].mean(0)
+        np.testing.assert_allclose(
+            lda.coef_[layer].numpy(), np.linalg.solve(shrunk, gap), rtol=1e-7, atol=1e-10
+        )
+        clean = X[layer, y == 0]
+        trusted = np.cov(clean, rowvar=False)
+        precision = np.linalg.inv(0.9 * trusted + 0.1 * np.trace(trusted) / d * np.eye(d))
+        np.testing.assert_allclose(maha.precision_[layer].numpy(), precision, rtol=1e-7, atol=1e-10)
+
+
 def test_random_directions_are_a_chance_reference(planted: Planted) -> None:
     baseline = RandomDirectionBaseline(n_directions=500, seed=0).fit(planted.X_train)
     assert baseline.directions_.shape == (N_LAYERS, 500, planted.X_train.shape[2])
