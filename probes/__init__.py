@@ -29,6 +29,7 @@ from probes.metrics import (
     bootstrap_mean,
     bootstrap_rate,
     layerwise_auroc,
+    t_interval,
 )
 from probes.text_baseline import (
     ProbeVsText,
@@ -69,6 +70,7 @@ __all__ = [
     "bootstrap_mean",
     "bootstrap_rate",
     "layerwise_auroc",
+    "t_interval",
     "shuffled_label_auroc",
     "shuffled_label_null",
     "ProbeVsText",

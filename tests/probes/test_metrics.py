@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -160,3 +161,19 @@ def test_bootstrap_mean_interval_covers_the_mean_and_narrows() -> None:
     assert (large.high - large.low) < 0.2 * (small.high - small.low)
     with pytest.raises(ValueError, match="NaN"):
         bootstrap_mean([1.0, float("nan")])
+
+
+def test_t_interval_is_the_student_t_interval_by_hand_and_clipped() -> None:
+    from probes import t_interval
+
+    values = [0.70, 0.80, 0.95]
+    e = t_interval(values, bounds=(0.0, 1.0), what="seeds")
+    mean = sum(values) / 3
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 df)
+    assert e.value == pytest.approx(mean) and e.n == 3 and e.method == "t over 3 seeds"
+    assert e.low == pytest.approx(mean - half) and e.high == 1.0  # mean + half > 1: clipped
+    unclipped = t_interval(values)
+    assert unclipped.high == pytest.approx(mean + half)
+    with pytest.raises(ValueError, match="two values"):
+        t_interval([0.5])
