@@ -244,11 +244,42 @@ def bootstrap_auroc(
 
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_VALUES // (n_pos + n_neg))
+    # Small samples: each resample's AUROC from how often it drew each example and the table
+    # of pairwise wins (ties one half), not by ranking it: the same resamples, the same exact
+    # Mann-Whitney count, several times faster; large ones rank (the table would not fit).
+    wins = _pairwise_wins(positives, negatives) if n_pos * n_neg <= _WINS_TABLE_VALUES else None
     samples = []
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
-        pos_draw = positives[rng.integers(0, n_pos, size=(rows, n_pos))]
-        neg_draw = negatives[rng.integers(0, n_neg, size=(rows, n_neg))]
+        pos_index = rng.integers(0, n_pos, size=(rows, n_pos))
+        neg_index = rng.integers(0, n_neg, size=(rows, n_neg))
+        if wins is not None:
+            u = np.einsum(
+                "rp,rp->r", _draw_counts(pos_index, n_pos) @ wins, _draw_counts(neg_index, n_neg)
+            )
+            samples.append(u / (n_pos * n_neg))
+            continue
+        pos_draw, neg_draw = positives[pos_index], negatives[neg_index]
         samples.append(_auroc_rows(np.concatenate([pos_draw, neg_draw], axis=1), resample_labels))
     low, high = _interval(np.concatenate(samples), level)
     return Estimate(value=value, low=low, high=high, n=n_pos + n_neg)
+
+
+# bootstrap_auroc counts wins from a [positives, negatives] table up to this many entries.
+_WINS_TABLE_VALUES = 250_000
+
+
+def _pairwise_wins(
+    positives: Float[np.ndarray, " p"], negatives: Float[np.ndarray, " q"]
+) -> Float[np.ndarray, "p q"]:
+    """1 where a positive outscores a negative, 1/2 where they tie, else 0."""
+    above = positives[:, None] > negatives[None, :]
+    tied = positives[:, None] == negatives[None, :]
+    return above + 0.5 * tied
+
+
+def _draw_counts(index: np.ndarray, n: int) -> Float[np.ndarray, "rows n"]:
+    """How many times each of `n` examples was drawn in each row of `index` ([rows, draws])."""
+    rows = index.shape[0]
+    flat = (index + n * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)

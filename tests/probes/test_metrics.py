@@ -177,3 +177,31 @@ def test_t_interval_is_the_student_t_interval_by_hand_and_clipped() -> None:
     assert unclipped.high == pytest.approx(mean + half)
     with pytest.raises(ValueError, match="two values"):
         t_interval([0.5])
+
+
+def test_bootstrap_auroc_counts_wins_exactly_as_ranking_the_resamples(monkeypatch) -> None:
+    """Small samples take the AUROC of each resample from a table of pairwise wins; it is the
+    same resamples' Mann-Whitney count as ranking them (ties, all-tied and uneven classes)."""
+    from probes import metrics
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for n_pos, n_neg in ((3, 5), (50, 50), (40, 160)):
+        y = np.r_[np.zeros(n_neg), np.ones(n_pos)]
+        cases += [rng.normal(size=y.size) + y, np.round(rng.normal(size=y.size) + y, 1)]
+        cases.append(np.ones(y.size))
+    labels = [
+        np.r_[np.zeros(c.size - k), np.ones(k)]
+        for c, k in zip(cases, [3] * 3 + [50] * 3 + [40] * 3, strict=True)
+    ]
+    fast = [
+        bootstrap_auroc(c, y, 300, seed=i)
+        for i, (c, y) in enumerate(zip(cases, labels, strict=True))
+    ]
+    monkeypatch.setattr(metrics, "_WINS_TABLE_VALUES", 0)  # rank every resample instead
+    ranked = [
+        bootstrap_auroc(c, y, 300, seed=i)
+        for i, (c, y) in enumerate(zip(cases, labels, strict=True))
+    ]
+    assert fast == ranked
+    assert ranked[2].low == ranked[2].high == 0.5  # all tied
