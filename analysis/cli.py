@@ -148,6 +148,11 @@ def _add_report(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None
     rep.set_defaults(func=cmd_report)
 
 
+def _keys(text: str) -> list[str]:
+    """`--transfer-across`'s comma-separated settings keys."""
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
 def _add_bench(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
     """`bench`: every detector over finished run folders."""
     ben = sub.add_parser(
@@ -168,6 +173,27 @@ def _add_bench(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
     ben.add_argument("--fpr", type=float, default=0.01, help="target FPR (default 0.01)")
     ben.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     ben.add_argument("--no-transfer", action="store_true", help="skip the transfer sweep")
+    ben.add_argument(
+        "--transfer-across",
+        type=_keys,
+        default=[],
+        metavar="KEYS",
+        help="pair runs for transfer only when their configs differ in these settings alone "
+        "(same seed, same prompts), and tabulate it: e.g. model.finetune,model.lora_rank",
+    )
+    ben.add_argument(
+        "--no-stage-transfer",
+        action="store_true",
+        help="skip the transfer between stages of one run (frozen transfer from the backdoored "
+        "stage stays in the conditions)",
+    )
+    ben.add_argument(
+        "--transfer-n-boot",
+        type=int,
+        default=None,
+        metavar="N",
+        help="bootstrap resamples of a transfer cell (default: --n-boot)",
+    )
     ben.add_argument(
         "--device",
         default="cpu",

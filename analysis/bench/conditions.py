@@ -287,9 +287,15 @@ def _specs(run: Sequence[ConditionStage]) -> tuple[list[_Spec], list[SkippedCond
 
 
 def condition_tables(
-    stages: Sequence[ConditionStage], fpr: float = 0.01, n_boot: int = 1000, progress: bool = False
+    stages: Sequence[ConditionStage],
+    fpr: float = 0.01,
+    n_boot: int = 1000,
+    progress: bool = False,
+    first_index: int = 0,
 ) -> ConditionsRecord:
-    """Every condition's leaderboard over `stages` (each run's stages in run order)."""
+    """Every condition's leaderboard over `stages` (each run's stages in run order). The k-th
+    table's bootstrap seed is its run's seed + 1000 * (first_index + k): tables scored run by
+    run, each call starting at the number of tables before it, get the seeds of one call."""
     runs: dict[str, list[ConditionStage]] = {}
     for stage in stages:
         runs.setdefault(stage.run, []).append(stage)
@@ -301,7 +307,7 @@ def condition_tables(
         skipped += missing
     baselines: dict[tuple[str, str], TextBaseline] = {}
     tables = [
-        _score_table(spec, fpr, n_boot, seed + 1000 * i, baselines)
+        _score_table(spec, fpr, n_boot, seed + 1000 * (first_index + i), baselines)
         for i, (spec, seed) in enumerate(
             tqdm(specs, desc="bench: conditions", disable=not progress)
         )

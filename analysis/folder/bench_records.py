@@ -128,6 +128,60 @@ class Transfer(TypedDict):
     auroc: list[EstimateJson]
 
 
+class SkippedTransfer(TypedDict):
+    """A stage of two runs that transfer across settings would pair but did not score, and why
+    (e.g. other evaluation prompts)."""
+
+    source_run: str
+    target_run: str
+    stage: str
+    reason: str
+
+
+class TransferAcrossPair(TypedDict):
+    """One source run -> target run of a row of the transfer-across table (same stage, same
+    seed, same prompts): the source's detector on the target at the source's own best site and
+    at the target's best site, beside the target's own detector at its best site."""
+
+    seed: int
+    source_run: str
+    target_run: str
+    source_site: str
+    transfer: EstimateJson  # bootstrap over the target's held-out questions
+    best_target_site: str
+    transfer_best_target_site: EstimateJson
+    target_site: str
+    target_own: EstimateJson
+
+
+class TransferAcrossRow(TypedDict):
+    """One detector and stage, source settings -> target settings: AUROCs mean over the seeds'
+    run pairs (Student t interval; with one pair, that pair's bootstrap interval), and the gap
+    to the target's own detector (own minus transfer, paired by seed)."""
+
+    detector: str
+    stage: str
+    position: str
+    source: str  # the source runs' values of the keys, e.g. "model.finetune=lora, ..."
+    target: str
+    context: str  # the other settings these runs differ in from the zoo's others ("": none)
+    transfer: EstimateJson
+    transfer_best_target_site: EstimateJson
+    target_own: EstimateJson
+    gap: EstimateJson
+    pairs: list[TransferAcrossPair]
+
+
+class TransferAcross(TypedDict):
+    """Transfer across named settings: detectors scored unchanged on the same stage of runs
+    that differ from their own only in `keys`, as a table by setting (`analysis.bench.across`)."""
+
+    keys: list[str]
+    runs: dict[str, str]  # run -> its values of the keys
+    rows: list[TransferAcrossRow]
+    skipped: list[SkippedTransfer]
+
+
 class BestAuroc(TypedDict):
     auroc: EstimateJson
     site: str
@@ -226,6 +280,12 @@ class BenchSettings(TypedDict):
     n_boot: int
     n_directions: int
     n_permutations: int
+    # what transfer scored (bench.json files from before these options lack them): the settings
+    # cross-run transfer is restricted to (empty: every run of the same width), whether stages of
+    # one run were paired, and the bootstrap resamples of a transfer cell
+    transfer_across: NotRequired[list[str]]
+    stage_transfer: NotRequired[bool]
+    transfer_n_boot: NotRequired[int]
 
 
 class RunRecord(TypedDict):
@@ -252,3 +312,5 @@ class BenchRecord(TypedDict):
     transfer: list[Transfer]
     # the leaderboards by condition (bench.json files from before them lack it)
     conditions: NotRequired[ConditionsRecord]
+    # transfer across named settings (only with `transfer_across`)
+    transfer_across: NotRequired[TransferAcross]

