@@ -8,10 +8,13 @@ calibrated for a target FPR (1%) on the run's held-out clean prompts: the TPR th
 worst-case FPR across the task families there (`analysis.bench.cells`). Beside
 them: the random-direction AUROC distribution, a label-shuffle control for each stage's best
 cell, transfer (a detector fitted on one stage, or on another run of the same width, scored
-unchanged on another), and each stage's behaviour copied from `results.json`. Then the
-leaderboards of the conditions where detectors can differ (`analysis.bench.conditions`): every
-site, frozen transfer from the backdoored stage, the obfuscated stage frozen, out-of-distribution
-negatives and held-out trigger forms, ranked by TPR at the target FPR beside the text baseline.
+unchanged on another; with `transfer_across`, only runs that differ in those settings alone,
+tabulated by setting: `analysis.bench.across`), and each stage's behaviour copied from
+`results.json`. Then the leaderboards of the conditions where detectors can differ
+(`analysis.bench.conditions`): every site, frozen transfer from the backdoored stage, the
+obfuscated stage frozen, out-of-distribution negatives and held-out trigger forms, ranked by TPR
+at the target FPR beside the text baseline. Runs are scored one at a time, so that only one
+run's fitted detectors are held at once.
 
 Example::
 
