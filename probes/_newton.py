@@ -72,15 +72,21 @@ def _spd_solve(
     H: Float[Tensor, "batch k k"], rhs: Float[Tensor, "batch k"]
 ) -> Float[Tensor, "batch k"]:
     """Solve ``H x = rhs`` by Cholesky; layers where float32 rounding broke positive
-    definiteness (e.g. all weights underflowed) fall back to a jittered LU solve."""
+    definiteness (e.g. all weights underflowed) are solved again with a growing jitter on the
+    diagonal. (Not by batched LU: on torch 2.13's CPU build it can return wrong solutions for
+    matrices wider than about 128 once several threads have been set.)"""
     factor, info = torch.linalg.cholesky_ex(H)
     out = torch.cholesky_solve(rhs[..., None], factor).squeeze(-1)
     bad = info != 0
     if bool(bad.any()):
         Hb = H[bad]
-        jitter = 1e-10 * Hb.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp(min=1.0)
+        scale = Hb.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp(min=1.0)
         eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-        out[bad] = torch.linalg.solve(Hb + jitter[:, None, None] * eye, rhs[bad])
+        for jitter in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2):
+            factor, info = torch.linalg.cholesky_ex(Hb + (jitter * scale)[:, None, None] * eye)
+            if not bool((info != 0).any()):
+                break
+        out[bad] = torch.cholesky_solve(rhs[bad][..., None], factor).squeeze(-1)
     return out
 
 

@@ -14,12 +14,10 @@ Example:
 from __future__ import annotations
 
 import math
-import statistics
-
-from scipy import stats
 
 from analysis.folder.results import Estimate
 from analysis.sweep.results import DIFFERENCES, PointResult, SeedMean, SeedValue
+from probes import t_interval
 
 __all__ = ["LEVEL", "difference", "metric_range", "rows_of", "seed_interval", "seed_mean"]
 
@@ -36,14 +34,9 @@ def metric_range(metric: str) -> tuple[float, float]:
 
 def seed_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
     """The mean of `values` (one per seed, two or more) with its 95% Student t interval, clipped
-    to `bounds`."""
-    n = len(values)
-    if n < 2:
-        raise ValueError(f"a t interval over seeds needs two seeds or more, got {n}")
-    mean = statistics.fmean(values)
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
-    low, high = max(bounds[0], mean - half), min(bounds[1], mean + half)
-    return Estimate(value=mean, low=low, high=high, n=n, method=f"t over {n} seeds")
+    to `bounds` (:func:`probes.t_interval`)."""
+    e = t_interval(values, bounds=bounds, level=LEVEL, what="seeds")
+    return Estimate(value=e.value, low=e.low, high=e.high, n=e.n, method=e.method)
 
 
 def difference(after: Estimate | None, before: Estimate | None) -> Estimate | None:

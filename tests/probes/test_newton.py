@@ -69,3 +69,22 @@ def test_primal_and_dual_agree_when_features_outnumber_examples() -> None:
     assert bool(cp.all()) and bool(cd.all())
     torch.testing.assert_close(wp, wd, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(bp, bd, rtol=1e-6, atol=1e-8)
+
+
+def test_a_hessian_that_lost_positive_definiteness_is_solved_with_a_jitter() -> None:
+    """A layer whose float32 Hessian is singular (here: rank one, 200 wide, beside a healthy
+    one) is solved with a small diagonal jitter: a finite solution that satisfies the system
+    where it can, and the healthy layer's solution is the exact one."""
+    from probes._newton import _spd_solve
+
+    torch.manual_seed(0)
+    k = 200
+    a = torch.randn(k, k, dtype=torch.float64)
+    healthy = a @ a.T + k * torch.eye(k, dtype=torch.float64)
+    v = torch.randn(k, dtype=torch.float64)
+    singular = torch.outer(v, v)
+    rhs = torch.stack([torch.randn(k, dtype=torch.float64), 3.0 * v])
+    out = _spd_solve(torch.stack([healthy, singular]), rhs)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out[0], torch.linalg.solve(healthy, rhs[0]), atol=1e-8)
+    assert torch.allclose(singular @ out[1], rhs[1], rtol=1e-3, atol=1e-3)
