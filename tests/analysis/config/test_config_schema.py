@@ -176,8 +176,8 @@ def test_a_library_range_is_enforced_by_the_schema() -> None:
 def test_written_config_is_unchanged(tmp_path, overrides: list[str], expected: str) -> None:
     """The files in data/ were written by the config code before the pydantic schema (and
     gained model.device and model.autocast, resolved to cpu and none, with those keys, and the
-    obfuscation section at its defaults (with poolings and black_box_lam), and
-    probe.clean_control_fraction)."""
+    obfuscation section at its defaults (with poolings and black_box_lam),
+    probe.clean_control_fraction, probe.behaviour and safety.high_lr_factor)."""
     cfg = resolve_defaults(load_config(overrides=overrides))
     save_config(cfg, tmp_path / "config.resolved.yaml")
     assert (tmp_path / "config.resolved.yaml").read_text() == (DATA / expected).read_text()

