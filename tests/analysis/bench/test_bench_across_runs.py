@@ -21,6 +21,10 @@ from analysis.report.bench_across import transfer_across_section
 from analysis.run.experiment import run_experiment
 from tests.analysis.bench.test_bench import TINY
 
+# three tiny runs (about 30 s): the slow tier; test_bench_across covers the same logic without
+# training
+pytestmark = pytest.mark.slow
+
 KEYS = ("model.finetune", "train.lr")
 LORA, FULL = "model.finetune=lora, train.lr=0.003", "model.finetune=full, train.lr=0.002"
 
