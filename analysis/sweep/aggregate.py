@@ -21,6 +21,9 @@ Beyond size (`analysis.sweep.views`): curves of every metric against each factor
 length), one line per combination of the other settings; each group's means per stage; and the
 backdoor rate after SFT at its usual and at its high learning rate (`sft`, `sft_high_lr`).
 
+Paired contrasts (`analysis.sweep.contrasts`): each value of each factor minus its reference, per
+seed and then averaged (same seed, same other settings), and `sft_high_lr` minus `sft` per run.
+
 Example:
     >>> results = aggregate_sweep("sweeps/scale")                 # doctest: +SKIP
     >>> write_sweep_results(results, "sweeps/scale")              # doctest: +SKIP
@@ -34,6 +37,7 @@ from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
 from analysis.folder.results import ResultsFormatError, RunResults
 from analysis.report.sweep import write_sweep_report
+from analysis.sweep.contrasts import dimension_values, setting_contrasts, stage_contrasts
 from analysis.sweep.factors import dimensions, find_factors, setting_text, settings_label
 from analysis.sweep.means import rows_of, seed_interval, seed_mean
 from analysis.sweep.point import PointStatus, SweepLayout, read_status, run_finished
@@ -181,6 +185,8 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
     factors = find_factors(spec, spec_points, group_keys, has_size=bool(size_keys))
     dims = dimensions(factors, [*group_keys, *size_keys])
     bench = layout.bench / "bench.json"
+    values = dimension_values(dims, spec_points)
+    contrasted = [s for s in stages if s != CLEAN_CONTROL]  # backdoored and the safety stages
     return SweepResults(
         sweep_dir=str(layout.root),
         n_points=len(spec_points),
@@ -201,6 +207,10 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
         factor_curves=factor_curves(points, factors, dims, stages),
         groups=group_stages(points, dims, stages),
         learning_rate=learning_rate_lines(points, dims),
+        contrasts=[
+            *setting_contrasts(points, dims, values, spec.references, contrasted),
+            *stage_contrasts(points, dims),
+        ],
     )
 
 

@@ -1,9 +1,12 @@
 """The schema of `sweep.json`: typed models of what `analysis.sweep.aggregate` computes from a
 sweep's run folders (and `analysis.report.sweep` renders, from their JSON alone): each finished
 point's numbers, curves over model size, curves over each factor (`analysis.sweep.factors`), each
-group's means per stage, and the SFT learning-rate view."""
+group's means per stage, the SFT learning-rate view, and paired contrasts over seeds
+(`analysis.sweep.contrasts`)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -164,6 +167,53 @@ class LearningRateLine(_Model):
     points: list[LearningRatePoint]  # by learning rate, ascending
 
 
+# the metrics of the paired contrasts: each safety stage's (and the backdoored model's) rates
+CONTRAST_METRICS = (
+    "trigger_rate",
+    CHANGE,
+    "red_team_rate",
+    "red_team_rate_trigger_aware",
+    "helpfulness",
+)
+STAGE_CONTRAST_METRICS = ("trigger_rate", "helpfulness")  # sft_high_lr minus sft
+
+
+class PairedSeed(_Model):
+    """One seed's pair of a contrast: the two points' values and their difference."""
+
+    seed: str
+    point: str  # the point of the compared side (`value`, at `stage`)
+    reference_point: str  # the reference side's (`reference`, at `reference_stage`)
+    value: float
+    reference_value: float
+    difference: float  # value - reference_value
+
+
+class Contrast(_Model):
+    """A paired contrast: one metric of two sides that differ in one thing only (a setting, or
+    the stage of the same run), the difference taken per seed and then its mean over the seeds
+    with its 95% interval (see `method`)."""
+
+    kind: Literal["setting", "stage"]  # two configurations at one stage, or two stages of a run
+    factor: str  # the factor (or varying key) that differs; "stage" for kind "stage"
+    value: str  # the compared value, e.g. "full" (kind "stage": the stage, "sft_high_lr")
+    reference: str  # the reference value, e.g. "LoRA r16" (kind "stage": "sft")
+    comparison: str  # "full − LoRA r16"
+    others: str  # every other non-seed setting, as text ("all points" when none vary)
+    others_settings: dict[str, Value]
+    stage: str  # the stage of the compared side
+    reference_stage: str  # the reference side's (the same stage for kind "setting")
+    metric: str
+    difference: float | None  # the mean of the per-seed differences
+    low: float | None
+    high: float | None
+    n_seeds: int  # the seeds that both sides have (the pairs)
+    method: str
+    excludes_zero: bool  # the interval lies wholly above or wholly below 0
+    seeds: list[PairedSeed]
+    unpaired: list[str] = []  # seeds that only one side has: left out
+
+
 class SweepResults(_Model):
     """What `sweep.json` holds."""
 
@@ -186,3 +236,5 @@ class SweepResults(_Model):
     factor_curves: list[FactorCurve] = []  # every metric at every stage against each factor
     groups: list[GroupStage] = []  # each group of non-seed settings at each stage
     learning_rate: list[LearningRateLine] = []  # PERSISTENCE_METRICS after sft and sft_high_lr
+    # each value of each factor against its reference, paired by seed; sft_high_lr minus sft
+    contrasts: list[Contrast] = []

@@ -14,6 +14,7 @@ points:                              # optional: explicit settings, each crossed
 resources: {cpus: 1, gpus: 0, retries: 2}   # per run (Ray), and torch threads per run
 factors:                             # optional: the aggregate's x axes (analysis.sweep.factors)
   fine-tuning: [model.finetune, model.lora_rank]
+references: {fine-tuning: LoRA r16}  # optional: a factor's reference in the paired contrasts
 bench:                               # optional: what the benchmark over the finished runs does
   transfer_across: [model.finetune, model.lora_rank]   # (BenchSpec; run_bench's options)
 ```
@@ -114,6 +115,11 @@ class SweepSpec(BaseModel):
         description="the aggregate's x axes: name -> the settings keys that vary together",
     )
     bench: BenchSpec = Field(default_factory=BenchSpec)
+    references: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="a declared factor's reference value in the paired contrasts (name -> its "
+        "value as sweep.html labels it, e.g. fine-tuning: LoRA r16); default: its first value",
+    )
 
 
 def is_seed_key(key: str) -> bool:
@@ -123,7 +129,8 @@ def is_seed_key(key: str) -> bool:
 
 def check_factors(spec: SweepSpec, source: str = "the sweep") -> None:
     """Refuse, in one ConfigError, factors that name no key, a key that neither the grid nor
-    any point sets, a seed, or a key of another factor."""
+    any point sets, a seed, or a key of another factor, and a reference of a factor the file
+    does not declare (a reference's value is checked by the aggregate, which labels values)."""
     known = set(spec.grid) | {k for point in spec.points for k in point}
     problems: list[str] = []
     owner: dict[str, str] = {}  # key -> the factor that names it
@@ -144,6 +151,12 @@ def check_factors(spec: SweepSpec, source: str = "the sweep") -> None:
             elif key in owner:
                 problems.append(f"factors.{name}: {key!r} is already in factor {owner[key]!r}")
             owner.setdefault(key, name)
+    for name in spec.references:
+        if name not in spec.factors:
+            declared = ", ".join(map(repr, spec.factors)) or "none"
+            problems.append(
+                f"references.{name}: not a factor of the file's `factors:` (declared: {declared})"
+            )
     if problems:
         raise ConfigError(problems, source)
 
