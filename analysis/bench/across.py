@@ -100,8 +100,14 @@ def differs_only_in(a: Mapping[str, str], b: Mapping[str, str], keys: Sequence[s
     return True
 
 
+# what a fully fine-tuned run's config still holds, unused: left out of its label
+_LORA_ONLY = ("model.lora_rank", "model.lora_alpha")
+
+
 def _label(settings: Mapping[str, str], chosen: Sequence[str]) -> str:
-    return ", ".join(f"{s}={_plain(settings[s])}" for s in chosen if s in settings)
+    full = _plain(settings.get("model.finetune", '""')) == "full"
+    shown = [s for s in chosen if s in settings and not (full and s in _LORA_ONLY)]
+    return ", ".join(f"{s}={_plain(settings[s])}" for s in shown)
 
 
 def _plain(text: str) -> str:
@@ -128,6 +134,9 @@ def run_labels(
     ...         "b": {"seed": "1", "model.finetune": '"full"', "train.steps": "80"}}
     >>> run_labels(runs, ["model.finetune"])["a"]
     RunLabels(across='model.finetune=lora', context='')
+    >>> full = {"model.finetune": '"full"', "model.lora_rank": "16"}
+    >>> run_labels({"c": full}, ["model.finetune", "model.lora_rank"])["c"].across
+    'model.finetune=full'
     """
     every = sorted(set().union(*(s.keys() for s in settings.values()))) if settings else []
     varying = [

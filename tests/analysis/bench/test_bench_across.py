@@ -94,7 +94,7 @@ def test_a_key_that_names_no_setting_is_refused_naming_it() -> None:
 def test_labels_name_the_keys_values_and_what_else_varies_seeds_aside() -> None:
     labels = run_labels(ZOO, FINETUNING)
     assert labels["lora4_s0"].across == "model.finetune=lora, model.lora_rank=4"
-    assert labels["full_s1"].across == "model.finetune=full, model.lora_rank=16"
+    assert labels["full_s1"].across == "model.finetune=full"  # its unused rank left out
     assert labels["lora4_s0"].context == "train.steps=80"
     assert labels["full_s0_long"].context == "train.steps=320"
 
