@@ -31,7 +31,13 @@ from typing import Any
 
 from analysis.errors import InputError
 from analysis.folder.results import Estimate
-from analysis.sweep.factors import Dimension, dimensions_label, setting_text, value_label
+from analysis.sweep.factors import (
+    Dimension,
+    dimension_settings,
+    setting_text,
+    split_by,
+    value_label,
+)
 from analysis.sweep.means import difference, metric_range, rows_of, seed_interval
 from analysis.sweep.results import (
     CONTRAST_METRICS,
@@ -40,7 +46,7 @@ from analysis.sweep.results import (
     PairedSeed,
     PointResult,
 )
-from analysis.sweep.spec import Scalar, SweepPoint, Value
+from analysis.sweep.spec import Scalar, SweepPoint
 from analysis.sweep.stage_metrics import SFT, SFT_HIGH_LR
 
 __all__ = [
@@ -148,18 +154,6 @@ def paired_difference(compared: Side, reference: Side, metric: str) -> dict[str,
     }
 
 
-def _split(points: list[PointResult], dims: list[Dimension]) -> dict[str, list[PointResult]]:
-    """The points split by their label over `dims`, in the order they come."""
-    out: dict[str, list[PointResult]] = {}
-    for p in points:
-        out.setdefault(dimensions_label(p.settings, dims), []).append(p)
-    return out
-
-
-def _settings(point: PointResult, dims: list[Dimension]) -> dict[str, Value]:
-    return {k: point.settings.get(k) for _, keys in dims for k in keys}
-
-
 def setting_contrasts(
     points: list[PointResult],
     dims: list[Dimension],
@@ -175,7 +169,7 @@ def setting_contrasts(
     for name, keys in dims:
         others = [d for d in dims if d[0] != name]
         ref = refs.get(name)
-        for line, members in _split(points, others).items():
+        for line, members in split_by(points, others).items():
             by_value: dict[str, list[PointResult]] = {}
             for p in members:
                 by_value.setdefault(value_label(keys, p.settings), []).append(p)
@@ -199,7 +193,7 @@ def setting_contrasts(
                                     reference=ref,
                                     comparison=f"{value} {MINUS} {ref}",
                                     others=line,
-                                    others_settings=_settings(members[0], others),
+                                    others_settings=dimension_settings(members[0], others),
                                     stage=stage,
                                     reference_stage=stage,
                                     metric=metric,
@@ -214,7 +208,7 @@ def stage_contrasts(points: list[PointResult], dims: list[Dimension]) -> list[Co
     compared stage minus reference stage of the same run, for STAGE_CONTRAST_METRICS, paired by
     seed (a configuration whose runs lack either stage has none)."""
     out = []
-    for group, members in _split(points, dims).items():
+    for group, members in split_by(points, dims).items():
         for stage, ref in STAGE_PAIRS:
             for metric in STAGE_CONTRAST_METRICS:
                 fields = paired_difference(
@@ -229,7 +223,7 @@ def stage_contrasts(points: list[PointResult], dims: list[Dimension]) -> list[Co
                             reference=ref,
                             comparison=f"{stage} {MINUS} {ref}",
                             others=group,
-                            others_settings=_settings(members[0], dims),
+                            others_settings=dimension_settings(members[0], dims),
                             stage=stage,
                             reference_stage=ref,
                             metric=metric,

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from analysis.sweep.results import Factor
+from analysis.sweep.results import Factor, PointResult
 from analysis.sweep.spec import SweepPoint, SweepSpec, Value
 
 __all__ = [
+    "dimension_settings",
+    "split_by",
     "FINE_TUNING",
     "Dimension",
     "dimensions",
@@ -129,3 +131,17 @@ def dimensions(factors: list[Factor], keys: list[str]) -> list[Dimension]:
 def dimensions_label(settings: Mapping[str, Value], dims: list[Dimension]) -> str:
     """`name=value, ...` over `dims` (a factor by its value label); "all points" for none."""
     return ", ".join(f"{name}={value_label(keys, settings)}" for name, keys in dims) or "all points"
+
+
+def split_by(points: list[PointResult], dims: list[Dimension]) -> dict[str, list[PointResult]]:
+    """The points split by their label over `dims` (:func:`dimensions_label`), in the order they
+    come."""
+    out: dict[str, list[PointResult]] = {}
+    for p in points:
+        out.setdefault(dimensions_label(p.settings, dims), []).append(p)
+    return out
+
+
+def dimension_settings(point: PointResult, dims: list[Dimension]) -> dict[str, Value]:
+    """The point's settings of every key under `dims`."""
+    return {k: point.settings.get(k) for _, keys in dims for k in keys}

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from analysis.sweep.factors import Dimension, dimensions_label, value_label
+from analysis.sweep.factors import Dimension, dimension_settings, split_by, value_label
 from analysis.sweep.means import rows_of, seed_mean
 from analysis.sweep.results import (
     METRICS,
@@ -29,22 +29,9 @@ from analysis.sweep.results import (
     LearningRatePoint,
     PointResult,
 )
-from analysis.sweep.spec import Value
 from analysis.sweep.stage_metrics import SFT, SFT_HIGH_LR
 
 __all__ = ["factor_curves", "group_stages", "learning_rate_lines"]
-
-
-def _by(points: list[PointResult], dims: list[Dimension]) -> dict[str, list[PointResult]]:
-    """The points split by their label over `dims`, in the order they come."""
-    out: dict[str, list[PointResult]] = {}
-    for p in points:
-        out.setdefault(dimensions_label(p.settings, dims), []).append(p)
-    return out
-
-
-def _settings(point: PointResult, dims: list[Dimension]) -> dict[str, Value]:
-    return {k: point.settings.get(k) for _, keys in dims for k in keys}
 
 
 def factor_curves(
@@ -55,7 +42,7 @@ def factor_curves(
     curves = []
     for factor in factors:
         others = [d for d in dims if d[0] != factor.name]
-        for line, members in _by(points, others).items():
+        for line, members in split_by(points, others).items():
             by_x: dict[str, list[PointResult]] = {}
             for p in members:
                 by_x.setdefault(value_label(factor.keys, p.settings), []).append(p)
@@ -74,7 +61,7 @@ def factor_curves(
                             FactorCurve(
                                 factor=factor.name,
                                 line=line,
-                                line_settings=_settings(members[0], others),
+                                line_settings=dimension_settings(members[0], others),
                                 metric=metric,
                                 stage=stage,
                                 points=line_points,
@@ -89,7 +76,7 @@ def group_stages(
     """Each group of points (every non-seed setting in `dims` the same) at each stage it has:
     each metric's mean over the group's seeds."""
     out = []
-    for group, members in _by(points, dims).items():
+    for group, members in split_by(points, dims).items():
         for stage in stages:
             means = {
                 metric: seed_mean(rows, metric)
@@ -100,7 +87,7 @@ def group_stages(
                 out.append(
                     GroupStage(
                         group=group,
-                        settings=_settings(members[0], dims),
+                        settings=dimension_settings(members[0], dims),
                         stage=stage,
                         metrics=means,
                     )
@@ -112,7 +99,7 @@ def learning_rate_lines(points: list[PointResult], dims: list[Dimension]) -> lis
     """For each group whose runs have both `sft` and `sft_high_lr`, the backdoor rate with the
     trigger and its change from the backdoored model after each, against the learning rate."""
     lines = []
-    for group, members in _by(points, dims).items():
+    for group, members in split_by(points, dims).items():
         both = [
             p
             for p in members
@@ -134,7 +121,7 @@ def learning_rate_lines(points: list[PointResult], dims: list[Dimension]) -> lis
                 lines.append(
                     LearningRateLine(
                         group=group,
-                        settings=_settings(both[0], dims),
+                        settings=dimension_settings(both[0], dims),
                         metric=metric,
                         points=line_points,
                     )
