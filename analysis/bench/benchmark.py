@@ -25,7 +25,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from analysis.bench.across import (
 from analysis.bench.cells import (
     DETECTORS,
     Detector,
-    detector_scores,
     fit_detector,
     logistic_per_position,
     shuffle_control,
@@ -58,6 +57,7 @@ from analysis.bench.tables import (
     best_cell,
     leaderboard,
 )
+from analysis.bench.transfer import score_transfers, transfer_pairs
 from analysis.bench.zoo import BenchRun, StageData, load_run_folder, load_stage
 from analysis.errors import InputError
 from analysis.folder.bench_records import (
@@ -74,36 +74,12 @@ from backdoor_models.io.artifacts import write_json
 from probes import (
     LayerwiseLogisticProbe,
     RandomDirectionBaseline,
-    bootstrap_auroc,
-    layerwise_auroc,
 )
 
 log = logging.getLogger(__name__)
 
 # The behaviour rates shown beside the detectors, as results.json names them.
 BEHAVIOUR_KEYS = ("trigger_rate", "false_trigger_rate", "red_team_rate", "helpfulness")
-
-
-def _transfer_pairs(
-    stages: Sequence[StageData], within_runs: bool = True, across_runs: bool = True
-) -> Iterable[tuple[StageData, StageData]]:
-    """Source -> target pairs: every other stage of the same run (same position; `within_runs`),
-    and the same stage of every other run of the same width and sites (seed or size transfer;
-    `across_runs`)."""
-    for source in stages:
-        for target in stages:
-            if source is target or source.position != target.position:
-                continue
-            if source.run == target.run:
-                if within_runs:
-                    yield source, target
-            elif (
-                across_runs
-                and source.stage == target.stage
-                and source.d_model == target.d_model
-                and source.sites == target.sites
-            ):
-                yield source, target
 
 
 def _check_against_results(run: BenchRun, data: StageData, points: list[float]) -> float:
@@ -165,11 +141,11 @@ def run_bench(
     if not transfer:
         pairs: list[tuple[StageData, StageData]] = []
     elif transfer_across:
-        pairs = list(_transfer_pairs(stages, within_runs=stage_transfer, across_runs=False))
+        pairs = list(transfer_pairs(stages, within_runs=stage_transfer, across_runs=False))
         across, skipped = cross_run_pairs(stages, settings, transfer_across)
         pairs += across
     else:
-        pairs = list(_transfer_pairs(stages, within_runs=stage_transfer))
+        pairs = list(transfer_pairs(stages, within_runs=stage_transfer))
 
     # Run by run: a run's fitted detectors (a Mahalanobis detector holds a d x d precision per
     # site: 82 MB for 31 sites of SmolLM2's 576) are kept only while its stages, the transfers
@@ -189,7 +165,8 @@ def run_bench(
         stage_rows += rows
         controls += _shuffle_controls([run], rows, fitted, n_permutations)
         from_run = [(a, b) for a, b in pairs if a.run == run.name]
-        transfers += _transfers(run, fitted, from_run, boot_transfer)
+        fitted_of = {(f.data.stage, f.data.position): f.detectors for f in fitted}
+        transfers += score_transfers(fitted_of, from_run, boot_transfer, run.seed)
         conditions = condition_tables(
             _condition_stages(fitted), fpr, n_boot, first_index=len(tables)
         )
@@ -376,40 +353,6 @@ def _shuffle_controls(
                 }
             )
     return controls
-
-
-def _transfers(
-    run: BenchRun,
-    fitted: Sequence[FittedStage],
-    pairs: Sequence[tuple[StageData, StageData]],
-    n_boot: int,
-) -> list[Transfer]:
-    """Every detector fitted on a stage of `run` (`fitted`), scored unchanged on each stage it
-    transfers to (`pairs` from those stages: :func:`_transfer_pairs`,
-    :func:`analysis.bench.across.cross_run_pairs`)."""
-    fitted_of = {(f.data.stage, f.data.position): f.detectors for f in fitted}
-    transfers: list[Transfer] = []
-    for source, target in pairs:
-        for kind, detector in fitted_of[(source.stage, source.position)].items():
-            scores = detector_scores(detector, target.X[:, target.test])
-            y = target.labels[target.test]
-            transfers.append(
-                {
-                    "source_run": source.run,
-                    "source_stage": source.stage,
-                    "target_run": target.run,
-                    "target_stage": target.stage,
-                    "position": source.position,
-                    "detector": kind,
-                    "sites": list(target.sites),
-                    "auroc_point": layerwise_auroc(scores, y).tolist(),
-                    "auroc": [
-                        bootstrap_auroc(scores[i], y, n_boot, run.seed + i).to_dict()
-                        for i in range(len(target.sites))
-                    ],
-                }
-            )
-    return transfers
 
 
 def _run_record(run: BenchRun) -> RunRecord:
