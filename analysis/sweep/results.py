@@ -83,29 +83,6 @@ class SeedValue(_Model):
     value: float
 
 
-class CurvePoint(_Model):
-    """One size of one line: the mean over seeds and its 95% interval (see `method`)."""
-
-    size: str  # the preset (or base) label
-    n_params: int
-    value: float | None
-    low: float | None
-    high: float | None
-    n_seeds: int
-    method: str
-    seeds: list[SeedValue]
-
-
-class Curve(_Model):
-    """One metric at one stage for one group, points sorted by parameter count."""
-
-    group: str
-    group_settings: dict[str, Value]
-    metric: str
-    stage: str
-    points: list[CurvePoint]
-
-
 class SeedMean(_Model):
     """The mean over seeds of one metric with its 95% interval (see `method`), and each seed's
     value."""
@@ -116,6 +93,23 @@ class SeedMean(_Model):
     n_seeds: int
     method: str
     seeds: list[SeedValue]
+
+
+class CurvePoint(SeedMean):
+    """One size of one line: the mean over seeds and its 95% interval (see `method`)."""
+
+    size: str  # the preset (or base) label
+    n_params: int
+
+
+class Curve(_Model):
+    """One metric at one stage for one group, points sorted by parameter count."""
+
+    group: str
+    group_settings: dict[str, Value]
+    metric: str
+    stage: str
+    points: list[CurvePoint]
 
 
 class Factor(_Model):
