@@ -34,6 +34,7 @@ from analysis.cli_commands import (
     cmd_compare,
     cmd_patch,
     cmd_presets,
+    cmd_record,
     cmd_report,
     cmd_run,
     cmd_sweep,
@@ -294,6 +295,19 @@ def _add_sweep(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
     swp.set_defaults(func=cmd_sweep)
 
 
+def _add_record(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
+    """`record`: a sweep's results without checkpoints or activations."""
+    rec = sub.add_parser(
+        "record",
+        parents=common,
+        help="copy a sweep's finished results (no checkpoints, no activations) into a small "
+        "folder for version control; copied back into a sweep folder, its runs are skipped",
+    )
+    rec.add_argument("sweep_dir", help="a sweep folder (or a record of one)")
+    rec.add_argument("destination", help="the record (created or updated), or a sweep folder")
+    rec.set_defaults(func=cmd_record)
+
+
 def _add_presets(sub: Subcommands, common: list[argparse.ArgumentParser]) -> None:
     """`presets`: list the model-size presets."""
     pre = sub.add_parser("presets", parents=common, help="list the model-size presets")
@@ -308,6 +322,7 @@ _SUBCOMMANDS = (
     _add_patch,
     _add_compare,
     _add_sweep,
+    _add_record,
     _add_presets,
 )
 

@@ -168,11 +168,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"  {name}: {seconds / 60:.1f} min")
     for name, error in outcome.failed.items():
         print(f"  FAILED {name}: {error}")
+    from analysis.folder.layout import RunLayout
     from analysis.sweep.aggregate import report_sweep
     from analysis.sweep.runner import SweepLayout, run_finished
 
     layout = SweepLayout(Path(args.sweep_dir))
     finished = [layout.run(p.name) for p in points if run_finished(layout.run(p.name))]
+    recorded = [run for run in finished if RunLayout(run).is_record()]
+    if recorded and not args.no_bench:
+        print(
+            f"bench: {len(recorded)} recorded runs (results only) left out: "
+            + ", ".join(run.name for run in recorded)
+        )
+    finished = [run for run in finished if run not in recorded]
     if finished and not args.no_bench:
         from analysis.bench.benchmark import run_bench
 
@@ -192,6 +200,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"results: {layout.results}\nstatus: {layout.status}"
     )
     return 1 if outcome.failed else 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """`record`: a sweep's finished results, without checkpoints or activations, copied."""
+    from analysis.sweep.record import record_sweep
+
+    record = record_sweep(args.sweep_dir, args.destination)
+    print(
+        f"{record.destination}: {len(record.runs)} finished runs recorded "
+        f"({record.bytes / 1e6:.1f} MB written)"
+    )
+    if record.unfinished:
+        print(f"  not finished, left out: {', '.join(record.unfinished)}")
+    if record.kept_as_run:
+        print(f"  the run itself is there, left as it is: {', '.join(record.kept_as_run)}")
+    return 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

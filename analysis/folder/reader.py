@@ -61,6 +61,7 @@ class RunFolder:
         """The run folder at `path`; its checkpoints will load on `device`."""
         layout = RunLayout(Path(path))
         cfg = layout.read_config()
+        layout.refuse_record("an analysis that reads a run's models or activations")
         organism = organism_for(cfg)
         stages = layout.finished_stages(cfg)
         if not stages:

@@ -57,6 +57,7 @@ def prepare_run_dir(layout: RunLayout, cfg: RunConfig, resume: bool) -> RunConfi
             raise MissingRunError(
                 f"Cannot resume {run_dir}: it has no {layout.config.name}. Start a new run instead."
             )
+        layout.refuse_record("resuming")
         return layout.read_config()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunExistsError(
