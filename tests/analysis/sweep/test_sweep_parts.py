@@ -23,11 +23,11 @@ def test_the_zoo_files_factors_are_fine_tuning_and_training_length() -> None:
     points = expand(spec)
     factors = find_factors(spec, points, free_keys=[], has_size=False)
     assert [f.name for f in factors] == ["fine-tuning", "backdoor training steps"]
-    assert factors[0].values == ["LoRA r4", "LoRA r16", "LoRA r64", "full"]
+    assert factors[0].values == ["LoRA r4", "LoRA r16", "full"]
     assert factors[1].values == ["80", "320"]
     dims = dimensions(factors, ["backdoor.mechanism", "model.finetune"])
     assert [name for name, _ in dims] == [*(f.name for f in factors), "backdoor.mechanism"]
-    label = dimensions_label(points[3].settings, dims)
+    label = dimensions_label(points[2].settings, dims)
     assert label == ("fine-tuning=full, backdoor training steps=80, backdoor.mechanism=normal")
 
 

@@ -1,7 +1,7 @@
 """A zoo sweep built without training, for the tests of factors (the aggregate and the report).
 
-The points are those of the pretrained zoo (sweeps/pretrained.yaml): LoRA rank 4, 16 and 64 and
-full fine-tuning for the normal mechanism, rank 16 and full at 4x the training length, CoT and
+The points are those of the pretrained zoo as first sized (sweeps/pretrained.yaml): LoRA rank
+4, 16 and 64 and full fine-tuning for the normal mechanism, rank 16 and full at 4x the training length, CoT and
 distilled at rank 16 and full; each crossed with seed 0, 1, 2. Every run folder holds the
 results.json of a real run (`tests/analysis/data/small_run_results.json`) with a `sft_high_lr`
 stage (a copy of sft, recording 10x sft.lr) and what a pretrained base's run has besides (the
