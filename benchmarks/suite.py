@@ -34,6 +34,8 @@ ratio of medians. ``ratio`` is always toolkit speed / reference speed (higher is
 7. pretrained generation: new tokens/s of ``HFEngine.generate`` vs transformers' ``generate``
    (greedy, same left-padded chat prompts, no early stop), fp32 and bf16 autocast; the fraction
    of prompts with identical new tokens is recorded.
+   The bf16 rows are "not measured" (with the reason) on a CPU without native bf16, where
+   ``model.autocast=auto`` runs fp32; ``--bf16`` measures them anyway.
    Rows 6-7 run on each ``--base``: ``tiny`` (tests/tiny_hf.py's random 2-layer Llama, the
    default), ``smollm2-135m`` or a Hugging Face folder.
 
@@ -55,7 +57,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +65,13 @@ import torch
 
 from benchmarks.hot_paths import bench_caching, bench_generation, bench_training
 from benchmarks.pretrained_paths import (
+    BF16_PEAK_N_WITHOUT_BF16,
     PRECISION_LABEL,
     TINY_BASE,
     bench_hf_generation,
     bench_lora_training,
+    bf16_rows_skipped,
+    not_measured_rows,
 )
 from benchmarks.probe_bench import bench_probe_grid, bench_probes, bench_synthetic_grid
 from benchmarks.settings import SETTINGS, STAGES_NOT_MEASURED, result_row
@@ -171,6 +176,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a pretrained base for the LoRA training and HF generation rows: tiny (default), "
         "smollm2-135m or a Hugging Face folder; repeat for several",
     )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="measure the bf16 rows even on a CPU without native bf16 (slow: emulated matmuls)",
+    )
     return parser.parse_args(argv)
 
 
@@ -186,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--device cuda was asked for but CUDA is not available; use --device cpu.")
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     s = SETTINGS[mode]
+    bf16_skipped = None if args.bf16 else bf16_rows_skipped(device)
+    if bf16_skipped is not None:
+        s = replace(
+            s, pretrained_precisions=tuple(p for p in s.pretrained_precisions if p != "bf16")
+        )
+    bf16_n = s.matmul_n if bf16_skipped is None else min(s.matmul_n, BF16_PEAK_N_WITHOUT_BF16)
     bases = args.base or [TINY_BASE]
     start = time.perf_counter()
 
@@ -201,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         peak = matmul_peak_gflops(s.matmul_n, s.matmul_repeats, device)
         peaks = {
             "fp32": peak,
-            "bf16": matmul_peak_gflops(s.matmul_n, s.matmul_repeats, device, torch.bfloat16),
+            "bf16": matmul_peak_gflops(bf16_n, s.matmul_repeats, device, torch.bfloat16),
         }
         for name in s.train_presets:
             _log(f"training step: {name} ...")
@@ -218,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(bench_lora_training(base, Path(tmp), device, s, peaks))
             _log(f"pretrained generation: {base} ...")
             rows.extend(bench_hf_generation(base, Path(tmp), device, s))
+            if bf16_skipped is not None:
+                rows.extend(not_measured_rows(rows[-1]["base"], "bf16", bf16_skipped))
     for shape in s.probe_shapes:
         _log(f"probes: {shape} ...")
         rows.append(bench_probes(s, shape))
@@ -240,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak_gflops_bf16": peaks["bf16"],
         "bases": bases,
         "matmul_size": s.matmul_n,
+        "matmul_size_bf16": bf16_n,
+        "bf16_rows": bf16_skipped or "measured",
         "settings": asdict(s),
         "rows": rows,
         "stages": stages,
@@ -255,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"fp32 matmul peak ({s.matmul_n}x{s.matmul_n} torch.mm, best of {s.matmul_repeats}, max over the run): "
-        f"{result['matmul_peak_gflops']:.1f} GFLOP/s; bf16: {peaks['bf16']:.1f} GFLOP/s"
+        f"{result['matmul_peak_gflops']:.1f} GFLOP/s; bf16 ({bf16_n}x{bf16_n}): "
+        f"{peaks['bf16']:.1f} GFLOP/s"
     )
+    if bf16_skipped is not None:
+        print(f"bf16 rows: {bf16_skipped}")
     print()
     print(format_table(rows))
     print()
@@ -267,13 +290,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"(6N + attention; 6N only: {r['achieved_gflops_6n']:.1f}), "
                 f"{100 * r['fraction_of_matmul_peak']:.0f}% of the matmul peak"
             )
-        elif r["name"] == "pretrained training":
+        elif r["name"] == "pretrained training" and r["ratio"] is not None:
             print(
                 f"pretrained training {r['base']} {PRECISION_LABEL[r['precision']]}: {r['achieved_gflops']:.1f} "
-                f"GFLOP/s, {100 * r['fraction_of_fp32_peak']:.0f}% of the fp32 matmul peak, "
-                f"{100 * r['fraction_of_bf16_peak']:.0f}% of the bf16 peak"
+                f"GFLOP/s, {100 * r['fraction_of_fp32_peak']:.0f}% of the fp32 matmul peak"
+                + (
+                    f", {100 * r['fraction_of_bf16_peak']:.0f}% of the bf16 peak"
+                    if r["precision"] == "bf16"
+                    else ""
+                )
             )
-        elif r["name"] == "pretrained generation":
+        elif r["name"] == "pretrained generation" and r["ratio"] is not None:
             print(
                 f"pretrained generation {r['base']} {PRECISION_LABEL[r['precision']]}: greedy tokens equal to "
                 f"transformers' generate for {100 * r['greedy_equal_fraction']:.0f}% of prompts "

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+
+from benchmarks.pretrained_paths import bf16_rows_skipped
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {"name", "config", "toolkit_value", "reference_value", "unit", "ratio", "goal", "met"}
@@ -42,12 +45,18 @@ PRETRAINED_GENERATION_KEYS = {
 }
 
 
-def check_pretrained_rows(rows: list[dict[str, Any]], base: str) -> None:
-    """One training and one generation row per precision, with their fields (not timings)."""
+def check_pretrained_rows(rows: list[dict[str, Any]], base: str, bf16_measured: bool) -> None:
+    """One training and one generation row per precision, with their fields (not timings); the
+    bf16 rows say why where they were not measured."""
     training = [r for r in rows if r["name"] == "pretrained training" and r["base"] == base]
     generation = [r for r in rows if r["name"] == "pretrained generation" and r["base"] == base]
     assert [r["precision"] for r in training] == ["none", "bf16"]
     assert [r["precision"] for r in generation] == ["none", "bf16"]
+    if not bf16_measured:
+        for row in (training.pop(), generation.pop()):
+            assert row["ratio"] is None and row["met"] is None and row["toolkit_value"] is None
+            assert row["config"].startswith(f"{base}, bf16 autocast: not measured")
+            assert "no native bf16" in row["config"] and "--bf16" in row["config"]
     for row in training + generation:
         assert set(row) >= ROW_KEYS, row
         assert row["toolkit_value"] > 0 and row["reference_value"] > 0 and row["ratio"] > 0
@@ -92,10 +101,13 @@ def test_quick_mode_writes_every_field(tmp_path: Path) -> None:
         "pretrained generation",
     }
     assert result["bases"] == ["tiny"] and result["matmul_peak_gflops_bf16"] > 0
-    check_pretrained_rows(result["rows"], "tiny-hf")
+    bf16_measured = bf16_rows_skipped(torch.device("cpu")) is None
+    assert (result["bf16_rows"] == "measured") == bf16_measured
+    assert result["matmul_size_bf16"] == (2048 if bf16_measured else 512)
+    check_pretrained_rows(result["rows"], "tiny-hf", bf16_measured)
     for row in result["rows"]:
         assert set(row) >= ROW_KEYS, row
-        if not row["config"].startswith(("not measured", "real grid: not measured")):
+        if "not measured" not in row["config"]:
             assert row["toolkit_value"] > 0 and row["reference_value"] > 0
             assert row["ratio"] > 0 and row["goal"] > 0 and isinstance(row["met"], bool)
     generation = [row for row in result["rows"] if row["name"] == "generation"]
@@ -123,8 +135,6 @@ def test_stages_are_read_from_a_run_dir(tmp_path: Path) -> None:
 
 
 def test_synthetic_grid_row_records_both_sides_threads() -> None:
-    import torch
-
     from benchmarks.probe_bench import bench_synthetic_grid
     from benchmarks.settings import SETTINGS
 
@@ -151,8 +161,6 @@ def test_real_probe_grid_needs_a_run_dir() -> None:
 
 def test_pretrained_rows_on_the_tiny_base(tmp_path: Path) -> None:
     """The LoRA training and HF generation rows of the suite, at the smoke sizes (a few seconds)."""
-    import torch
-
     from benchmarks.pretrained_paths import bench_hf_generation, bench_lora_training
     from benchmarks.settings import SETTINGS
 
@@ -161,5 +169,29 @@ def test_pretrained_rows_on_the_tiny_base(tmp_path: Path) -> None:
     rows = bench_lora_training("tiny", tmp_path, device, s, peaks)
     rows += bench_hf_generation("tiny", tmp_path, device, s)
     assert peaks["fp32"] > 0 and peaks["bf16"] > 0  # measured beside the training rows
-    check_pretrained_rows(rows, "tiny-hf")
+    check_pretrained_rows(rows, "tiny-hf", bf16_measured=True)
     assert all(f"{s.pretrained_gen_prompts} prompts" in r["config"] for r in rows[2:])
+
+
+def test_bf16_rows_are_measured_where_bf16_is_native_and_skipped_with_the_reason_elsewhere() -> (
+    None
+):
+    cpu = torch.device("cpu")
+    assert bf16_rows_skipped(cpu, units=["amx_bf16"]) is None
+    assert bf16_rows_skipped(cpu, units=["avx512_bf16"]) is None
+    reason = bf16_rows_skipped(cpu, units=[])
+    assert reason is not None and reason.startswith("not measured") and "--bf16" in reason
+    assert bf16_rows_skipped(torch.device("cuda"), units=[]) is None  # a GPU: measured
+
+
+def test_without_bf16_the_lora_rows_measure_only_the_fp32_peak(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from benchmarks.pretrained_paths import bench_lora_training
+    from benchmarks.settings import SETTINGS
+
+    s = replace(SETTINGS["smoke"], pretrained_precisions=("none",))
+    peaks = {"fp32": 0.0, "bf16": 1.0}  # the suite's one small bf16 peak
+    rows = bench_lora_training("tiny", tmp_path, torch.device("cpu"), s, peaks)
+    assert [r["precision"] for r in rows] == ["none"]
+    assert peaks["fp32"] > 0 and peaks["bf16"] == 1.0  # the bf16 peak was not re-measured
