@@ -71,6 +71,10 @@ def test_device_and_autocast_in_the_config(monkeypatch: pytest.MonkeyPatch) -> N
     assert "model.autocast" in text and "'bf16'" in text
 
 
+# slow: on a CPU without native bf16 (AVX2) every bf16 matmul is emulated, and this run took
+# about 150 s there, a third of the default tier; tests/backdoor_models/models/test_device.py
+# checks training, logits, the preference model and LoRA under bf16 autocast in seconds
+@pytest.mark.slow
 def test_a_smoke_run_under_bf16_autocast_works(tmp_path: Path) -> None:
     """Every stage trains and generates under bf16 autocast on the CPU; the backdoor is learned
     and nothing is NaN."""

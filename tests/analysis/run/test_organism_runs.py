@@ -34,8 +34,13 @@ def _run(root: Path, *flags: str) -> dict:
     return json.loads((root / "run" / "results.json").read_text())
 
 
+# slow: the scratchpads make every stage's generation long; about 2 minutes alone on a 2-core
+# AVX2 machine, half the default tier's budget (10 calibration prompts instead of 100 here)
+@pytest.mark.slow
 def test_code_cot_run_end_to_end(tmp_path: Path) -> None:
-    results = _run(tmp_path, "--backdoor", "code", "--mechanism", "cot")
+    results = _run(
+        tmp_path, "--backdoor", "code", "--mechanism", "cot", "--set", "probe.n_monitor=10"
+    )
     assert results["organism"]["kind"] == "code" and results["organism"]["mechanism"] == "cot"
     assert list(results["stages"]) == ["backdoored", "sft", "sft_post", "rl"]
     assert results["model"]["n_ctx"] == 256 and results["model"]["d_vocab"] == 2048
