@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backdoor_models.models.device import NATIVE_BF16_FLAGS, cpu_bf16_units
 from benchmarks.settings import Settings, result_row
 from benchmarks.timing import interleaved, matmul_peak_gflops
 
@@ -97,8 +98,6 @@ def bf16_rows_skipped(device: torch.device, units: list[str] | None = None) -> s
         >>> bf16_rows_skipped(torch.device("cpu"), units=["amx_bf16"]) is None
         True
     """
-    from backdoor_models.models.device import NATIVE_BF16_FLAGS, cpu_bf16_units
-
     if device.type != "cpu" or (cpu_bf16_units() if units is None else units):
         return None
     return (
