@@ -5,6 +5,8 @@ skipped; what needs a run's models refuses a recorded run, saying so."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,19 @@ def test_recording_into_the_sweep_itself_is_refused(sweep: Path, tmp_path: Path)
         record_sweep(sweep, sweep / "record")
     with pytest.raises(InputError, match="not a sweep folder"):
         record_sweep(tmp_path, tmp_path / "rec")
+
+
+def test_gitignore_keeps_a_records_runs_and_ignores_run_folders() -> None:
+    """A record under records/ is committed with its runs' results (`runs/` once hid them)."""
+    repo = Path(__file__).resolve().parents[3]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout: .gitignore cannot be asked")
+
+    def ignored(path: str) -> bool:
+        check = subprocess.run(["git", "check-ignore", "-q", path], cwd=repo, check=False)
+        assert check.returncode in (0, 1), f"git check-ignore failed on {path}"
+        return check.returncode == 0
+
+    assert not ignored("records/pretrained/runs/seed=0,model.lora_rank=4/results.json")
+    assert ignored("runs/default/results.json")
+    assert ignored("records/pretrained/sweep.html")
