@@ -2,7 +2,7 @@
 
 `--dist loadfile` sends each test file to one worker, so a file's module fixtures are built once.
 `SharedRunScheduling` also sends every file that uses the shared tiny run (`tiny_run` in
-tests/conftest.py, the costliest fixture: about 80 s) to the same worker, so the run is built
+tests/conftest.py, the costliest fixture: 60-80 s) to the same worker, so the run is built
 once and not once per worker. The controller sees node ids, not fixtures, so a file counts as
 using the run when its source names `tiny_run`.
 
