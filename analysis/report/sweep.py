@@ -10,7 +10,8 @@ that did not finish. A link to `bench/bench.html` when the sweep has a benchmark
 
 Beyond size (`analysis.report.sweep_factors`): persistence against each factor of the sweep, the
 SFT learning-rate figure and a table of each configuration's means; then the paired contrasts
-over seeds (`analysis.report.sweep_contrasts`). A sweep in which no size varies and that has
+over seeds (`analysis.report.sweep_contrasts`), and the sweep file's published claims with their
+verdicts (`analysis.report.sweep_claims`). A sweep in which no size varies and that has
 factors draws those instead of the curves over size.
 
 Example::
@@ -29,6 +30,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report import kit
+from analysis.report.sweep_claims import claim_parts
 from analysis.report.sweep_contrasts import contrast_parts
 from analysis.report.sweep_factors import factor_parts
 from analysis.report.sweep_kit import METRIC_LABELS, PCT, Y_RANGE, bar, fmt
@@ -268,6 +270,7 @@ def render_sweep_report(results: Mapping[str, Any], figures: kit.Figures | None 
         parts.extend(_size_parts(results, figures))
     parts.extend(factor_parts(results, figures))  # after the size figures: PNGs keep their order
     parts.extend(contrast_parts(results))  # only for a sweep with factors
+    parts.extend(claim_parts(results))  # only for a sweep file with claims
     bench_rows = mean_rows(results, _BENCH_COLUMNS)
     if bench_rows:
         parts.append("<h2>Detectors over the zoo, seeds pooled</h2>")

@@ -24,6 +24,9 @@ backdoor rate after SFT at its usual and at its high learning rate (`sft`, `sft_
 Paired contrasts (`analysis.sweep.contrasts`): each value of each factor minus its reference, per
 seed and then averaged (same seed, same other settings), and `sft_high_lr` minus `sft` per run.
 
+Claims (`analysis.sweep.claims`): each of the sweep file's published claims beside the contrasts
+or configuration means it is about, with a verdict per estimate from its interval.
+
 Example:
     >>> results = aggregate_sweep("sweeps/scale")                 # doctest: +SKIP
     >>> write_sweep_results(results, "sweeps/scale")              # doctest: +SKIP
@@ -37,6 +40,7 @@ from analysis.errors import InputError, MissingRunError
 from analysis.folder.layout import BACKDOORED, CLEAN_CONTROL, RunLayout
 from analysis.folder.results import ResultsFormatError, RunResults
 from analysis.report.sweep import write_sweep_report
+from analysis.sweep.claims import check_claims
 from analysis.sweep.contrasts import dimension_values, setting_contrasts, stage_contrasts
 from analysis.sweep.factors import dimensions, find_factors, setting_text, settings_label
 from analysis.sweep.means import rows_of, seed_interval, seed_mean
@@ -187,6 +191,11 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
     bench = layout.bench / "bench.json"
     values = dimension_values(dims, spec_points)
     contrasted = [s for s in stages if s != CLEAN_CONTROL]  # backdoored and the safety stages
+    contrasts = [
+        *setting_contrasts(points, dims, values, spec.references, contrasted),
+        *stage_contrasts(points, dims),
+    ]
+    groups = group_stages(points, dims, stages)
     return SweepResults(
         sweep_dir=str(layout.root),
         n_points=len(spec_points),
@@ -205,12 +214,10 @@ def aggregate_sweep(sweep_dir: str | Path) -> SweepResults:
         bench_report=f"{layout.bench.name}/bench.html" if bench.is_file() else None,
         factors=factors,
         factor_curves=factor_curves(points, factors, dims, stages),
-        groups=group_stages(points, dims, stages),
+        groups=groups,
         learning_rate=learning_rate_lines(points, dims),
-        contrasts=[
-            *setting_contrasts(points, dims, values, spec.references, contrasted),
-            *stage_contrasts(points, dims),
-        ],
+        contrasts=contrasts,
+        claims=check_claims(spec.claims, contrasts, groups),
     )
 
 

@@ -208,6 +208,39 @@ class Contrast(_Model):
     unpaired: list[str] = []  # seeds that only one side has: left out
 
 
+Verdict = Literal["agrees", "disagrees", "cannot tell"]
+VERDICTS: tuple[Verdict, ...] = ("agrees", "disagrees", "cannot tell")
+
+
+class ClaimRow(_Model):
+    """One estimate a claim is checked against: a paired contrast, or a configuration's mean."""
+
+    configuration: str  # the contrast's other settings, or the group's settings, as text
+    stage: str
+    value: float | None
+    low: float | None
+    high: float | None
+    n_seeds: int
+    method: str
+    verdict: Verdict
+
+
+class ClaimCheck(_Model):
+    """A sweep file's claim (`ClaimSpec`'s fields) and the sweep's estimates beside it."""
+
+    source: str
+    claim: str
+    metric: str
+    stages: list[str]
+    comparison: str | None
+    expect: Literal["above", "below", "about"]
+    value: float
+    tolerance: float | None
+    rows: list[ClaimRow]
+    counts: dict[str, int]  # each verdict's number of rows, in VERDICTS' order
+    note: str | None = None  # why it has no rows, when it has none
+
+
 class SweepResults(_Model):
     """What `sweep.json` holds."""
 
@@ -232,3 +265,4 @@ class SweepResults(_Model):
     learning_rate: list[LearningRateLine] = []  # PERSISTENCE_METRICS after sft and sft_high_lr
     # each value of each factor against its reference, paired by seed; sft_high_lr minus sft
     contrasts: list[Contrast] = []
+    claims: list[ClaimCheck] = []  # the sweep file's claims, each beside its estimates

@@ -17,6 +17,9 @@ factors:                             # optional: the aggregate's x axes (analysi
 references: {fine-tuning: LoRA r16}  # optional: a factor's reference in the paired contrasts
 bench:                               # optional: what the benchmark over the finished runs does
   transfer_across: [model.finetune, model.lora_rank]   # (BenchSpec; run_bench's options)
+claims:                              # optional: published claims the report checks (ClaimSpec)
+  - {source: Redwood (2026), claim: full fine-tuning is more robust than LoRA,
+     comparison: full − LoRA r16, metric: trigger_rate, stages: [sft, rl], expect: above}
 ```
 
 Each point's folder is named by its settings (`model.preset=tiny,seed=0,...`). Every point's
@@ -36,16 +39,24 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from analysis.config import RunConfig, load_config
 from analysis.config.errors import ConfigError
 
 __all__ = [
     "BenchSpec",
+    "ClaimSpec",
     "Resources",
     "SweepPoint",
     "SweepSpec",
@@ -99,6 +110,43 @@ class BenchSpec(BaseModel):
         return keys
 
 
+class ClaimSpec(BaseModel):
+    """A published claim that the sweep's report sets beside its own numbers
+    (`analysis.sweep.claims`), with a verdict per estimate: agrees, disagrees or cannot tell.
+
+    With `comparison`, the estimates are the paired contrasts of that name in sweep.json ("full
+    − LoRA r16", "sft_high_lr − sft"; " - " is read as " − "); without it, each configuration's
+    own mean over seeds. `expect` says where the claim puts the estimate: `above` or `below`
+    `value`, or `about` it (within ± `tolerance`, which `about` needs).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str = Field(description="who claims it, e.g. 'Redwood Research (May 2026)'")
+    claim: str = Field(description="the claim in words")
+    metric: str = Field(description="a metric of sweep.json, e.g. trigger_rate")
+    stages: list[str] = Field(min_length=1, description="the stages it is checked at")
+    comparison: str | None = Field(
+        default=None, description="a paired contrast's name; null: each configuration's mean"
+    )
+    expect: Literal["above", "below", "about"]
+    value: float = Field(default=0.0, description="what the estimate is set against")
+    tolerance: float | None = Field(default=None, gt=0, description="`about`'s half-width")
+
+    @field_validator("comparison")
+    @classmethod
+    def _minus(cls, comparison: str | None) -> str | None:
+        return None if comparison is None else comparison.replace(" - ", " − ")
+
+    @model_validator(mode="after")
+    def _tolerance(self) -> ClaimSpec:
+        if (self.expect == "about") != (self.tolerance is not None):
+            raise ValueError(
+                "`expect: about` needs a `tolerance` (the half-width of 'about'), and only "
+                "`about` takes one"
+            )
+        return self
+
+
 class SweepSpec(BaseModel):
     """What a sweep file holds (see the module docstring)."""
 
@@ -119,6 +167,9 @@ class SweepSpec(BaseModel):
         default_factory=dict,
         description="a declared factor's reference value in the paired contrasts (name -> its "
         "value as sweep.html labels it, e.g. fine-tuning: LoRA r16); default: its first value",
+    )
+    claims: list[ClaimSpec] = Field(
+        default_factory=list, description="published claims the report checks (ClaimSpec)"
     )
 
 
