@@ -82,22 +82,28 @@ def test_a_sweep_file_with_a_wrong_claim_is_refused_naming_it(tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> SweepResults:
+    """The changed zoo with the zoo file's factors and references and a claim, aggregated."""
     root = tmp_path_factory.mktemp("zoo") / "zoo"
     pretrained = load_sweep(PRETRAINED)
     spec = SPEC.model_copy(
-        update={"factors": pretrained.factors, "references": pretrained.references}
+        update={
+            "factors": pretrained.factors,
+            "references": pretrained.references,
+            "claims": [_claim(comparison="full − LoRA r4", stages=["sft"], expect="above")],
+        }
     )
     build_changed_zoo(root, spec)
-    return root
+    return aggregate_sweep(root)
 
 
-def _checks(zoo: Path, claims: list[ClaimSpec]) -> tuple[SweepResults, list[ClaimCheck]]:
-    results = aggregate_sweep(zoo)
-    return results, check_claims(claims, results.contrasts, results.groups)
+def _checks(zoo: SweepResults, claims: list[ClaimSpec]) -> tuple[SweepResults, list[ClaimCheck]]:
+    return zoo, check_claims(claims, zoo.contrasts, zoo.groups)
 
 
-def test_a_comparison_claim_is_checked_against_each_of_its_paired_contrasts(zoo: Path) -> None:
+def test_a_comparison_claim_is_checked_against_each_of_its_paired_contrasts(
+    zoo: SweepResults,
+) -> None:
     claim = _claim(comparison="full − LoRA r16", stages=["sft", "rl"], expect="above")
     results, (check,) = _checks(zoo, [claim])
     contrasts = [
@@ -127,7 +133,7 @@ def test_a_comparison_claim_is_checked_against_each_of_its_paired_contrasts(zoo:
 
 
 def test_a_stage_claim_agrees_where_the_high_lr_removed_more_and_disagrees_where_it_did_not(
-    zoo: Path,
+    zoo: SweepResults,
 ) -> None:
     claim = _claim(comparison="sft_high_lr − sft", stages=["sft_high_lr"], expect="below")
     _, (check,) = _checks(zoo, [claim])
@@ -140,7 +146,9 @@ def test_a_stage_claim_agrees_where_the_high_lr_removed_more_and_disagrees_where
     assert r4.value == pytest.approx(0.01) and r4.verdict == "disagrees"
 
 
-def test_a_claim_without_a_comparison_is_checked_against_each_configuration(zoo: Path) -> None:
+def test_a_claim_without_a_comparison_is_checked_against_each_configuration(
+    zoo: SweepResults,
+) -> None:
     claim = _claim(stages=["sft"], expect="below", value=0.1)
     results, (check,) = _checks(zoo, [claim])
     groups = [g for g in results.groups if g.stage == "sft" and "trigger_rate" in g.metrics]
@@ -158,7 +166,7 @@ def test_a_claim_without_a_comparison_is_checked_against_each_configuration(zoo:
 
 
 def test_a_claim_the_sweep_has_no_estimate_for_says_so_and_a_wrong_metric_is_refused(
-    zoo: Path,
+    zoo: SweepResults,
 ) -> None:
     missing = _claim(comparison="LoRA r8 − LoRA r16", expect="below")
     _, (check,) = _checks(zoo, [missing])
@@ -174,7 +182,9 @@ def test_a_claim_the_sweep_has_no_estimate_for_says_so_and_a_wrong_metric_is_ref
         )
 
 
-def test_every_claim_of_the_zoo_file_finds_its_estimates_in_a_zoo_shaped_sweep(zoo: Path) -> None:
+def test_every_claim_of_the_zoo_file_finds_its_estimates_in_a_zoo_shaped_sweep(
+    zoo: SweepResults,
+) -> None:
     claims = load_sweep(PRETRAINED).claims
     assert len(claims) >= 5
     _, checks = _checks(zoo, list(claims))
@@ -183,9 +193,8 @@ def test_every_claim_of_the_zoo_file_finds_its_estimates_in_a_zoo_shaped_sweep(z
         assert {r.stage for r in check.rows} == set(check.stages)
 
 
-def test_the_aggregate_writes_the_sweep_files_claims(tmp_path: Path) -> None:
-    root = tmp_path / "zoo"
-    claim = _claim(comparison="full − LoRA r4", stages=["sft"], expect="above")
-    build_changed_zoo(root, SPEC.model_copy(update={"claims": [claim]}))
-    (check,) = aggregate_sweep(root).claims
-    assert check.claim == "c" and check.rows and check.rows[0].verdict == "agrees"
+def test_the_aggregate_checks_the_sweep_files_claims(zoo: SweepResults) -> None:
+    (check,) = zoo.claims
+    assert check.claim == "c" and check.comparison == "full − LoRA r4"
+    # the reference named by the zoo file is LoRA r16: r4 is compared against it, not the reverse
+    assert check.rows == [] and check.note is not None and "'LoRA r4 − LoRA r16'" in check.note
