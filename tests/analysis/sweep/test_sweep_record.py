@@ -20,7 +20,7 @@ from analysis.folder.reader import RunFolder
 from analysis.run.experiment import run_experiment
 from analysis.sweep.aggregate import report_sweep
 from analysis.sweep.runner import read_status, run_sweep
-from analysis.sweep.spec import SweepSpec
+from analysis.sweep.spec import SweepSpec, load_sweep
 
 RUN = [
     *SMOKE_OVERRIDES,
@@ -149,3 +149,12 @@ def test_gitignore_keeps_a_records_runs_and_ignores_run_folders() -> None:
     assert not ignored("records/pretrained/runs/seed=0,model.lora_rank=4/results.json")
     assert ignored("runs/default/results.json")
     assert ignored("records/pretrained/sweep.html")
+
+
+def test_the_zoo_record_is_of_the_repos_zoo_file() -> None:
+    """records/pretrained ran sweeps/pretrained.yaml: the same points, settings and claims (the
+    report reads the claims from the record's sweep.yaml)."""
+    root = Path(__file__).resolve().parents[3]
+    record = load_sweep(root / "records" / "pretrained" / "sweep.yaml")
+    assert record == load_sweep(root / "sweeps" / "pretrained.yaml")
+    assert record.claims
