@@ -212,7 +212,13 @@ def learning_rate_figure(results: Mapping[str, Any]) -> go.Figure | None:
         at = (1, col, col == 1)
         _add_line(fig, line["points"], xs, line["group"], color, at, line["metric"] in PCT)
         fig.update_yaxes(range=Y_RANGE.get(line["metric"], [-0.02, 1.02]), row=1, col=col)
-    fig.update_xaxes(type="log", title_text="SFT learning rate (sft, then sft_high_lr)")
+    rates = sorted({p["lr"] for line in lines for p in line["points"]})
+    fig.update_xaxes(
+        type="log",
+        title_text="SFT learning rate (sft, then sft_high_lr)",
+        tickvals=rates,  # the learning rates run, not the log axis's minor ticks
+        ticktext=[f"{lr:g}" for lr in rates],
+    )
     if "trigger_rate_change" in metrics:
         fig.add_hline(y=0, line_dash="dot", line_color="gray", row=1, col=len(metrics))
     title = "Against the SFT learning rate: the backdoor after sft and sft_high_lr"

@@ -77,6 +77,10 @@ def test_the_learning_rate_figure_puts_sft_and_sft_high_lr_at_their_rates(zoo) -
     low, high = full[0].x
     assert low == pytest.approx(SFT_LR["full"], rel=0.2)
     assert high == pytest.approx(10 * SFT_LR["full"], rel=0.2)
+    # the ticks are the learning rates the runs used, written as numbers
+    rates = sorted({lr for lr in SFT_LR.values()} | {10 * lr for lr in SFT_LR.values()})
+    assert list(fig.layout.xaxis.tickvals) == pytest.approx(rates)
+    assert list(fig.layout.xaxis.ticktext) == [f"{lr:g}" for lr in rates]
     assert learning_rate_figure({**results, "learning_rate": []}) is None
 
 
