@@ -36,6 +36,7 @@ from analysis.sweep.results import (
     ClaimRow,
     Contrast,
     GroupStage,
+    SeedMean,
     Verdict,
 )
 from analysis.sweep.spec import ClaimSpec
@@ -78,38 +79,37 @@ def _check_metric(index: int, claim: ClaimSpec) -> None:
         )
 
 
+def _row(
+    claim: ClaimSpec, configuration: str, stage: str, estimate: Contrast | SeedMean
+) -> ClaimRow:
+    """One estimate (a contrast's mean difference, or a configuration's mean) and its verdict."""
+    value = estimate.difference if isinstance(estimate, Contrast) else estimate.value
+    return ClaimRow(
+        configuration=configuration,
+        stage=stage,
+        value=value,
+        low=estimate.low,
+        high=estimate.high,
+        n_seeds=estimate.n_seeds,
+        method=estimate.method,
+        verdict=verdict(estimate.low, estimate.high, estimate.n_seeds, claim),
+    )
+
+
 def claim_rows(
     claim: ClaimSpec, contrasts: Sequence[Contrast], groups: Sequence[GroupStage]
 ) -> list[ClaimRow]:
     """The estimates `claim` is checked against, each with its verdict, in sweep.json's order."""
     if claim.comparison is not None:
         return [
-            ClaimRow(
-                configuration=c.others,
-                stage=c.stage,
-                value=c.difference,
-                low=c.low,
-                high=c.high,
-                n_seeds=c.n_seeds,
-                method=c.method,
-                verdict=verdict(c.low, c.high, c.n_seeds, claim),
-            )
+            _row(claim, c.others, c.stage, c)
             for c in contrasts
             if c.comparison == claim.comparison
             and c.metric == claim.metric
             and c.stage in claim.stages
         ]
     return [
-        ClaimRow(
-            configuration=g.group,
-            stage=g.stage,
-            value=mean.value,
-            low=mean.low,
-            high=mean.high,
-            n_seeds=mean.n_seeds,
-            method=mean.method,
-            verdict=verdict(mean.low, mean.high, mean.n_seeds, claim),
-        )
+        _row(claim, g.group, g.stage, mean)
         for g in groups
         if g.stage in claim.stages and (mean := g.metrics.get(claim.metric)) is not None
     ]
