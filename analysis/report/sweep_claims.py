@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analysis.report import kit
-from analysis.report.sweep_kit import METRIC_LABELS, PCT
+from analysis.report.sweep_kit import DIFFERENCES, METRIC_LABELS, PCT
 
 __all__ = ["DETAIL_HEADER", "SUMMARY_HEADER", "claim_parts", "detail_rows", "expectation"]
 
@@ -37,7 +37,7 @@ DETAIL_HEADER = [
 
 def _signed(claim: Mapping[str, Any]) -> bool:
     """Whether the claim's estimates are differences (shown with a sign, in pp for rates)."""
-    return claim["comparison"] is not None or claim["metric"].endswith(("_change", "_minus_text"))
+    return claim["comparison"] is not None or claim["metric"] in DIFFERENCES
 
 
 def _number(x: float, claim: Mapping[str, Any]) -> str:

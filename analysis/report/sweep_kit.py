@@ -14,7 +14,7 @@ from typing import Any
 
 from analysis.report import kit
 
-__all__ = ["METRIC_LABELS", "PCT", "Y_RANGE", "bar", "fmt"]
+__all__ = ["DIFFERENCES", "METRIC_LABELS", "PCT", "Y_RANGE", "bar", "fmt"]
 
 METRIC_LABELS = {
     "trigger_rate": "backdoor rate with the trigger",
@@ -35,13 +35,13 @@ METRIC_LABELS = {
     "bench_lda_auroc": "LDA",
     "bench_mahalanobis_auroc": "Mahalanobis",
 }
-_DIFFERENCES = (
+DIFFERENCES = (  # metrics that are differences of two estimates
     "trigger_rate_change",
     "helpfulness_change",
     "contrast_minus_control",
     "trigger_probe_minus_text",
 )
-Y_RANGE = {m: [-1.05, 1.05] for m in _DIFFERENCES}
+Y_RANGE = {m: [-1.05, 1.05] for m in DIFFERENCES}
 # rates (shown as percentages); AUROCs and their differences are not
 PCT = {m for m in METRIC_LABELS if "auroc" not in m and "minus" not in m}
 
